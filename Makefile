@@ -1,0 +1,51 @@
+# rostersync: the two commands of the README (make demo, make test) set everything up themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# One Python for the venv, the Lambda runtime (python3.13) and `sam build`. pyenv shims need
+# PYENV_VERSION to expose python3.13 next to the default 3.11 (see shared/reference/aws-tooling.md).
+export PYENV_VERSION ?= $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.1[123]\.[0-9]+$$' | sort -rV | tr '\n' ':' | sed 's/:$$//')
+PYTHON ?= python3.13
+VENV := .venv
+STAMP := $(VENV)/.installed
+SAM_VENV := .tools/sam
+SAM := $(SAM_VENV)/bin/sam
+export SAM_CLI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+help:
+	@echo "make demo   - run a full roster sync on the embedded local stack (moto + Canvas simulator)"
+	@echo "make test   - lint, type-check and run the test suite"
+	@echo "make sam-check - sam validate --lint and sam build (SAM CLI in its own venv)"
+
+$(STAMP): pyproject.toml layers/common/requirements.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/python -m rostersync_local.demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+$(SAM): 
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==1.170.0
+
+sam-check: $(SAM)
+	$(SAM) validate --lint
+	$(SAM) build --parallel --cached
+
+clean:
+	rm -rf $(VENV) .tools .aws-sam .rostersync
+
+.PHONY: help install demo lint test sam-check clean

@@ -1,0 +1,239 @@
+"""`rostersync`: operate the service, locally or against a deployed stack.
+
+Contracts other tools rely on are in shared/DESIGN.md ("Contracts that outside tools rely on").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from rostersync.canvas.scopes import required_scopes
+from rostersync.models import SyncTrigger, TenantStatus, UserIdField
+from rostersync.sync.planner import request_sync
+from rostersync.sync.reports import export_roster, run_summary
+from rostersync.tenants import TenantError, begin_authorization, create_tenant, require_tenant
+from rostersync_cli.stack import NoStackError, StackBinding, bind
+from rostersync_local.control import default_state_dir, public_endpoints, read_state, start_stack, stop_stack
+
+
+class CliError(Exception):
+    pass
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _binding(arguments: argparse.Namespace) -> StackBinding:
+    return bind(arguments.state_dir, arguments.stack)
+
+
+# -- local -------------------------------------------------------------------------------------
+def cmd_local_up(arguments: argparse.Namespace) -> None:
+    state = start_stack(
+        arguments.state_dir,
+        canvas_sim=not arguments.no_canvas_sim,
+        seed=arguments.seed,
+        courses=arguments.courses,
+        retry_delay_seconds=arguments.retry_delay_seconds,
+    )
+    print(json.dumps(public_endpoints(state)))
+
+
+def cmd_local_down(arguments: argparse.Namespace) -> None:
+    if not stop_stack(arguments.state_dir):
+        print("no local stack was running", file=sys.stderr)
+
+
+def cmd_local_status(arguments: argparse.Namespace) -> None:
+    state = read_state(arguments.state_dir)
+    if state is None:
+        raise CliError("no local stack is running")
+    functions = requests.get(f"{state['control_url']}/status", timeout=10).json()
+    _print_json({**public_endpoints(state), "functions": functions})
+
+
+def cmd_local_fire(arguments: argparse.Namespace) -> None:
+    state = read_state(arguments.state_dir)
+    if state is None:
+        raise CliError("no local stack is running")
+    name = arguments.schedule or state["schedules"][0]
+    response = requests.post(f"{state['control_url']}/schedules/{name}/fire", timeout=120)
+    _print_json(response.json())
+    if response.status_code != 200:
+        raise CliError(f"schedule {name} failed")
+
+
+# -- tenants -----------------------------------------------------------------------------------
+def cmd_tenant_add(arguments: argparse.Namespace) -> None:
+    binding = _binding(arguments)
+    tenant = create_tenant(
+        binding.services,
+        name=arguments.name,
+        canvas_url=arguments.canvas_url,
+        client_id=arguments.client_id,
+        client_secret=arguments.client_secret,
+        allow_insecure_canvas=arguments.allow_insecure_canvas,
+        user_id_field=UserIdField(arguments.user_id_field),
+    )
+    print(tenant.tenant_id)
+
+
+def cmd_tenant_list(arguments: argparse.Namespace) -> None:
+    tenants = _binding(arguments).services.table.list_tenants()
+    _print_json([tenant.model_dump(mode="json") for tenant in tenants])
+
+
+def cmd_tenant_show(arguments: argparse.Namespace) -> None:
+    _print_json(require_tenant(_binding(arguments).services, arguments.tenant).model_dump(mode="json"))
+
+
+def cmd_tenant_authorize(arguments: argparse.Namespace) -> None:
+    binding = _binding(arguments)
+    print(begin_authorization(binding.services, arguments.tenant, binding.api_url))
+
+
+# -- sync --------------------------------------------------------------------------------------
+def cmd_sync_run(arguments: argparse.Namespace) -> None:
+    services = _binding(arguments).services
+    tenant = require_tenant(services, arguments.tenant)
+    if tenant.status is not TenantStatus.ACTIVE:
+        reason = tenant.status_reason or "authorize it first"
+        raise CliError(f"tenant {tenant.tenant_id} cannot sync: {tenant.status.value} ({reason})")
+    request = request_sync(services, tenant.tenant_id, SyncTrigger.MANUAL)
+    if not arguments.wait:
+        _print_json({"tenant": tenant.tenant_id, "run_id": request.run_id, "status": "requested"})
+        return
+    deadline = time.monotonic() + arguments.timeout
+    last = ""
+    while True:
+        summary = run_summary(services, tenant.tenant_id, request.run_id)
+        if summary is not None:
+            progress = (
+                f"run {request.run_id}: {summary.run.status.value}, "
+                f"{summary.courses_succeeded + summary.courses_failed}/{summary.run.courses_total} courses"
+            )
+            if progress != last:
+                print(progress, file=sys.stderr)
+                last = progress
+            if summary.finished:
+                _print_json(summary.model_dump(mode="json"))
+                if summary.run.error_code or summary.courses_failed:
+                    raise CliError(f"run {request.run_id} finished with failures")
+                return
+        if time.monotonic() > deadline:
+            raise CliError(f"run {request.run_id} did not finish within {arguments.timeout} s")
+        time.sleep(0.5)
+
+
+def cmd_sync_status(arguments: argparse.Namespace) -> None:
+    services = _binding(arguments).services
+    require_tenant(services, arguments.tenant)
+    run_ids = (
+        [arguments.run]
+        if arguments.run
+        else [run.run_id for run in services.table.list_runs(arguments.tenant, 10)]
+    )
+    summaries = [run_summary(services, arguments.tenant, run_id) for run_id in run_ids]
+    _print_json([summary.model_dump(mode="json") for summary in summaries if summary is not None])
+
+
+# -- roster and scopes -------------------------------------------------------------------------
+def cmd_roster_export(arguments: argparse.Namespace) -> None:
+    print(json.dumps(export_roster(_binding(arguments).services, arguments.tenant), indent=2))
+
+
+def cmd_scopes(_: argparse.Namespace) -> None:
+    print("\n".join(required_scopes()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rostersync", description="Operate rostersync (Canvas roster sync)."
+    )
+    parser.add_argument("--state-dir", type=Path, default=default_state_dir(), help=argparse.SUPPRESS)
+    parser.add_argument("--stack", help="a deployed CloudFormation stack (default: the running local stack)")
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    local = groups.add_parser("local", help="the embedded local stack").add_subparsers(
+        dest="command", required=True
+    )
+    up = local.add_parser("up", help="start moto, the Canvas simulator and the functions in the background")
+    up.add_argument("--no-canvas-sim", action="store_true")
+    up.add_argument("--seed", type=int, default=7)
+    up.add_argument("--courses", type=int, default=60)
+    up.add_argument(
+        "--retry-delay-seconds", type=int, default=None, help="local only: retry failed messages sooner"
+    )
+    up.set_defaults(handler=cmd_local_up)
+    local.add_parser("down", help="stop the local stack").set_defaults(handler=cmd_local_down)
+    local.add_parser("status", help="endpoints and function counters").set_defaults(handler=cmd_local_status)
+    fire = local.add_parser("fire", help="fire a schedule now")
+    fire.add_argument("schedule", nargs="?")
+    fire.set_defaults(handler=cmd_local_fire)
+
+    tenant = groups.add_parser("tenant", help="institutions").add_subparsers(dest="command", required=True)
+    add = tenant.add_parser("add", help="add a tenant; prints its id")
+    add.add_argument("--name", required=True)
+    add.add_argument("--canvas-url", required=True)
+    add.add_argument("--client-id", required=True)
+    add.add_argument("--client-secret", required=True)
+    add.add_argument(
+        "--allow-insecure-canvas", action="store_true", help="development: allow http and loopback"
+    )
+    add.add_argument(
+        "--user-id-field",
+        choices=[field.value for field in UserIdField],
+        default=UserIdField.SIS_USER_ID.value,
+    )
+    add.set_defaults(handler=cmd_tenant_add)
+    tenant.add_parser("list").set_defaults(handler=cmd_tenant_list)
+    show = tenant.add_parser("show")
+    show.add_argument("tenant")
+    show.set_defaults(handler=cmd_tenant_show)
+    authorize = tenant.add_parser("authorize", help="print a one-time OAuth start URL")
+    authorize.add_argument("tenant")
+    authorize.set_defaults(handler=cmd_tenant_authorize)
+
+    sync = groups.add_parser("sync", help="sync runs").add_subparsers(dest="command", required=True)
+    run = sync.add_parser("run", help="run a full sync through the real queues")
+    run.add_argument("--tenant", required=True)
+    run.add_argument("--wait", action="store_true")
+    run.add_argument("--timeout", type=float, default=600)
+    run.set_defaults(handler=cmd_sync_run)
+    status = sync.add_parser("status", help="recent runs and their results")
+    status.add_argument("--tenant", required=True)
+    status.add_argument("--run")
+    status.set_defaults(handler=cmd_sync_status)
+
+    roster = groups.add_parser("roster", help="synced rosters").add_subparsers(dest="command", required=True)
+    export = roster.add_parser("export", help="print a tenant's rosters")
+    export.add_argument("--tenant", required=True)
+    export.add_argument("--format", choices=["json"], default="json")
+    export.set_defaults(handler=cmd_roster_export)
+
+    groups.add_parser("scopes", help="the developer-key scopes rostersync uses").set_defaults(
+        handler=cmd_scopes
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        arguments.handler(arguments)
+    except (CliError, TenantError, NoStackError, RuntimeError, TimeoutError) as error:
+        print(f"rostersync: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""The schedule fires: ask for a full sync of every connected tenant."""
+
+from typing import Literal
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.parser import BaseModel, parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rostersync.models import SyncTrigger
+from rostersync.services import Services
+from rostersync.sync.planner import request_scheduled_syncs
+
+logger = Logger()
+tracer = Tracer()
+services = Services.from_environment()
+
+
+class ScheduleEvent(BaseModel):
+    trigger: Literal[SyncTrigger.SCHEDULE]
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict[str, object], context: LambdaContext) -> dict[str, object]:
+    parse(event=event, model=ScheduleEvent)
+    requests = request_scheduled_syncs(services)
+    logger.info("scheduled syncs requested", extra={"tenants": len(requests)})
+    return {"requested": [request.model_dump(mode="json") for request in requests]}

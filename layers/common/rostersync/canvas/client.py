@@ -1,0 +1,222 @@
+"""A Canvas REST client that behaves as a good Canvas citizen.
+
+Timeouts on every request, a User-Agent naming us, bounded retries with exponential backoff and
+jitter for 5xx, timeouts and throttling, one token refresh on a 401 that asks for it, `Link`
+pagination followed to the end (never built by hand), and no call outside the scope manifest.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+from requests.utils import parse_header_links
+
+from rostersync import __version__
+from rostersync.canvas.errors import (
+    AuthorizationError,
+    CanvasError,
+    CanvasNotFoundError,
+    CanvasPermissionError,
+    CanvasUnavailableError,
+    InsufficientScopeError,
+    UndeclaredEndpointError,
+    UnsafeCanvasUrlError,
+)
+from rostersync.canvas.scopes import Endpoint, declared_endpoint
+from rostersync.canvas.urls import check_host_is_reachable_safely
+
+USER_AGENT = f"rostersync/{__version__} (+https://github.com/rostersync/rostersync)"
+PER_PAGE = 100
+Params = list[tuple[str, str]]
+
+
+class TokenSource(Protocol):
+    def access_token(self) -> str:
+        """A token believed valid now."""
+        ...
+
+    def renew(self, rejected_token: str) -> str:
+        """A fresh token after Canvas rejected `rejected_token`."""
+        ...
+
+
+@dataclass
+class RequestStats:
+    requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    backoff_base_seconds: float = 0.5
+    backoff_cap_seconds: float = 20.0
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after is not None:
+            try:
+                return min(float(retry_after), self.backoff_cap_seconds)
+            except ValueError:
+                pass
+        exponential: float = self.backoff_base_seconds * 2**attempt
+        jittered: float = exponential * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not cryptography
+        return min(jittered, self.backoff_cap_seconds)
+
+
+def _error_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:200]
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("message", ""))[:200]
+        for key in ("message", "error_description", "error"):
+            if key in body:
+                return str(body[key])[:200]
+    return str(body)[:200]
+
+
+def _is_throttled(response: requests.Response) -> bool:
+    if response.status_code == 429:
+        return True
+    return response.status_code == 403 and (
+        "rate limit exceeded" in response.text.lower()
+        or response.headers.get("X-Rate-Limit-Remaining", "").strip() in {"0", "0.0"}
+    )
+
+
+def next_page_url(response: requests.Response) -> str | None:
+    header = response.headers.get("Link")
+    if not header:
+        return None
+    for link in parse_header_links(header):
+        # Parameter names and values are case-insensitive (RFC 8288): rel, REL, "Next".
+        relations = {key.lower(): value for key, value in link.items()}.get("rel", "").lower().split()
+        if "next" in relations and link.get("url"):
+            return link["url"]
+    return None
+
+
+class CanvasClient:
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenSource,
+        *,
+        allow_insecure: bool = False,
+        timeout_seconds: float = 20.0,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if not parts.hostname:
+            raise UnsafeCanvasUrlError("the Canvas URL names no host")
+        # Checked again at connect time: a name that resolved safely when saved may not any more.
+        check_host_is_reachable_safely(
+            parts.hostname,
+            parts.port or (443 if parts.scheme == "https" else 80),
+            allow_insecure=allow_insecure,
+        )
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._tokens = tokens
+        self._timeout = timeout_seconds
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._session = session or requests.Session()
+        self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self.stats = RequestStats()
+
+    def get_one(self, endpoint: Endpoint, params: Params | None = None, **path: int | str) -> Any:
+        return self._request(endpoint, self._origin + endpoint.path(**path), params or []).json()
+
+    def get_all(self, endpoint: Endpoint, params: Params | None = None, **path: int | str) -> list[Any]:
+        """Every item of a paginated list; nothing is returned unless every page arrived."""
+        return [item for page in self.pages(endpoint, params, **path) for item in page]
+
+    def pages(
+        self, endpoint: Endpoint, params: Params | None = None, **path: int | str
+    ) -> Iterator[list[Any]]:
+        url: str | None = self._origin + endpoint.path(**path)
+        query: Params = [*(params or []), ("per_page", str(PER_PAGE))]
+        while url is not None:
+            response = self._request(endpoint, url, query)
+            body = response.json()
+            if not isinstance(body, list):
+                raise CanvasError(f"{endpoint.route} returned {type(body).__name__}, expected a list")
+            yield body
+            url = next_page_url(response)
+            query = []  # a next link carries every parameter it needs
+            if url is not None and not url.startswith(self._origin + "/"):
+                raise UnsafeCanvasUrlError("Canvas sent a pagination link to another host; not followed")
+
+    def _request(self, endpoint: Endpoint, url: str, params: Params) -> requests.Response:
+        method = endpoint.method
+        if declared_endpoint(method, urlsplit(url).path) is not endpoint:
+            raise UndeclaredEndpointError(f"{method} {urlsplit(url).path} is not {endpoint.scope}")
+        renewed = False
+        failure = "no attempt made"
+        for attempt in range(self._retry.max_attempts):
+            if attempt:
+                self.stats.retries += 1
+            token = self._tokens.access_token()
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                )
+            except (requests.ConnectionError, requests.Timeout) as error:
+                failure = f"{type(error).__name__} calling {endpoint.route}"
+                self._sleep(self._retry.delay(attempt))
+                continue
+            self.stats.requests += 1
+            status = response.status_code
+            if status == 401:
+                message = _error_message(response)
+                if "insufficient scopes" in message.lower():
+                    raise InsufficientScopeError(endpoint.scope)
+                if "WWW-Authenticate" not in response.headers:
+                    raise CanvasPermissionError(f"{endpoint.route}: {message}", status=status)
+                if renewed:
+                    raise AuthorizationError(
+                        "Canvas rejected a freshly refreshed access token", status=status
+                    )
+                self._tokens.renew(token)
+                renewed = True
+                continue
+            if _is_throttled(response):
+                self.stats.throttled += 1
+                failure = f"throttled by Canvas on {endpoint.route}"
+                self._sleep(self._retry.delay(attempt, response.headers.get("Retry-After")))
+                continue
+            if status >= 500:
+                failure = f"Canvas answered {status} on {endpoint.route}"
+                self._sleep(self._retry.delay(attempt, response.headers.get("Retry-After")))
+                continue
+            if status == 404:
+                raise CanvasNotFoundError(f"{endpoint.route}: {_error_message(response)}", status=status)
+            if 300 <= status < 400:
+                raise CanvasError(
+                    f"{endpoint.route} answered a redirect ({status}); not followed", status=status
+                )
+            if status == 403:
+                raise CanvasPermissionError(f"{endpoint.route}: {_error_message(response)}", status=status)
+            if status >= 400:
+                raise CanvasError(
+                    f"{endpoint.route} answered {status}: {_error_message(response)}", status=status
+                )
+            return response
+        raise CanvasUnavailableError(f"{failure} (after {self._retry.max_attempts} attempts)")

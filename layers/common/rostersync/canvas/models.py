@@ -1,0 +1,79 @@
+"""Pydantic models of the Canvas objects rostersync reads (fields per shared/reference/canvas-api.md)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+
+class CanvasObject(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class CanvasAccount(CanvasObject):
+    id: int
+    name: str
+    uuid: str | None = None
+    parent_account_id: int | None = None
+    root_account_id: int | None = None
+
+
+class CanvasCourse(CanvasObject):
+    id: int
+    name: str
+    original_name: str | None = None
+    course_code: str | None = None
+    sis_course_id: str | None = None
+    workflow_state: str
+    account_id: int | None = None
+    enrollment_term_id: int | None = None
+
+    @property
+    def real_name(self) -> str:
+        # `name` is the authorizing user's nickname when they set one; `original_name` is the course's.
+        return self.original_name or self.name
+
+
+class CanvasSection(CanvasObject):
+    id: int
+    name: str
+    sis_section_id: str | None = None
+    course_id: int
+    nonxlist_course_id: int | None = None
+
+
+class CanvasUser(CanvasObject):
+    id: int
+    name: str
+    sortable_name: str | None = None
+    short_name: str | None = None
+    sis_user_id: str | None = None
+    login_id: str | None = None
+    email: str | None = None
+
+
+class CanvasEnrollment(CanvasObject):
+    id: int
+    user_id: int
+    course_id: int
+    course_section_id: int | None = None
+    type: str
+    role: str
+    role_id: int | None = None
+    enrollment_state: str
+    updated_at: str | None = None
+    user: CanvasUser | None = None
+
+
+class CanvasUserRef(CanvasObject):
+    id: int
+    name: str | None = None
+
+
+class TokenGrant(CanvasObject):
+    """The token endpoint's answer. A refresh answer carries no refresh_token."""
+
+    access_token: SecretStr
+    token_type: str = "Bearer"  # noqa: S105 - a scheme name, not a secret
+    expires_in: int | None = None
+    refresh_token: SecretStr | None = None
+    user: CanvasUserRef | None = None

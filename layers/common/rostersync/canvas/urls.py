@@ -1,0 +1,63 @@
+"""Canvas URL safety: an admin-typed URL must never be a way into our own network (SSRF)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from rostersync.canvas.errors import UnsafeCanvasUrlError
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _is_public(address: IpAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return _is_public(address.ipv4_mapped)
+    return address.is_global and not address.is_multicast
+
+
+def _resolve(host: str, port: int) -> list[IpAddress]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise UnsafeCanvasUrlError(f"the Canvas host {host!r} does not resolve") from error
+    return [ipaddress.ip_address(info[4][0]) for info in infos]
+
+
+def normalize_canvas_url(url: str, *, allow_insecure: bool) -> str:
+    """Check an admin-typed Canvas URL and return its origin (scheme://host[:port]).
+
+    Secure mode: https only, and every address the name resolves to is public. Insecure mode is the
+    explicit development setting of the local stack: http and loopback are allowed as well.
+    """
+    parts = urlsplit(url.strip())
+    allowed_schemes = {"https", "http"} if allow_insecure else {"https"}
+    if parts.scheme not in allowed_schemes:
+        raise UnsafeCanvasUrlError("the Canvas URL must start with https://")
+    if not parts.hostname or parts.username or parts.password:
+        raise UnsafeCanvasUrlError("the Canvas URL must name a host and carry no credentials")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise UnsafeCanvasUrlError(
+            "the Canvas URL is the server's address only, e.g. https://school.instructure.com"
+        )
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as error:
+        raise UnsafeCanvasUrlError("the Canvas URL has an invalid port") from error
+    host = parts.hostname.lower()
+    check_host_is_reachable_safely(host, port, allow_insecure=allow_insecure)
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    if ":" in host:
+        netloc = f"[{host}]" if parts.port is None else f"[{host}]:{parts.port}"
+    return f"{parts.scheme}://{netloc}"
+
+
+def check_host_is_reachable_safely(host: str, port: int, *, allow_insecure: bool) -> None:
+    """Refuse a host that resolves to a non-public address (loopback allowed only in insecure mode)."""
+    for address in _resolve(host, port):
+        if _is_public(address):
+            continue
+        if allow_insecure and address.is_loopback:
+            continue
+        raise UnsafeCanvasUrlError(f"the Canvas host {host!r} resolves to a non-public address")

@@ -1,0 +1,31 @@
+"""The data-access objects a function needs, built once per container from its settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rostersync.settings import Settings, load_settings
+from rostersync.store.queues import SyncQueues
+from rostersync.store.secrets import TenantSecretStore
+from rostersync.store.table import RosterTable
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    table: RosterTable
+    secrets: TenantSecretStore
+    queues: SyncQueues
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        return cls(
+            settings=settings,
+            table=RosterTable(settings.table_name),
+            secrets=TenantSecretStore(settings.tenant_secret_prefix),
+            queues=SyncQueues(settings.sync_request_queue_url, settings.course_sync_queue_url),
+        )
+
+    @classmethod
+    def from_environment(cls) -> Services:
+        return cls.from_settings(load_settings())

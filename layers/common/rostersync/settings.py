@@ -1,0 +1,41 @@
+"""Deployment settings, read once from the function's environment (set by template.yaml)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+
+
+class Settings(BaseModel):
+    table_name: str
+    course_sync_queue_url: str
+    sync_request_queue_url: str
+    tenant_secret_prefix: str
+    # Development only: lets the local stack talk to the simulator over http on loopback.
+    allow_insecure_canvas_urls: bool = False
+    course_sync_max_receive_count: int = Field(default=3, ge=1)
+    canvas_timeout_seconds: float = Field(default=20.0, gt=0)
+    # Refresh access tokens this long before Canvas says they expire.
+    token_refresh_margin_seconds: int = Field(default=300, ge=0)
+    oauth_state_ttl_seconds: int = Field(default=600, gt=0)
+
+
+_ENVIRONMENT = {
+    "table_name": "ROSTER_TABLE_NAME",
+    "course_sync_queue_url": "COURSE_SYNC_QUEUE_URL",
+    "sync_request_queue_url": "SYNC_REQUEST_QUEUE_URL",
+    "tenant_secret_prefix": "TENANT_SECRET_PREFIX",
+    "allow_insecure_canvas_urls": "ALLOW_INSECURE_CANVAS_URLS",
+    "course_sync_max_receive_count": "COURSE_SYNC_MAX_RECEIVE_COUNT",
+    "canvas_timeout_seconds": "CANVAS_TIMEOUT_SECONDS",
+    "token_refresh_margin_seconds": "TOKEN_REFRESH_MARGIN_SECONDS",
+    "oauth_state_ttl_seconds": "OAUTH_STATE_TTL_SECONDS",
+}
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    values = {field: os.environ[name] for field, name in _ENVIRONMENT.items() if name in os.environ}
+    return Settings.model_validate(values)

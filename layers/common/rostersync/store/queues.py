@@ -1,0 +1,48 @@
+"""SQS: sync requests to the planner, course messages to the workers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+
+from rostersync.models import CourseSyncMessage, SyncRequest
+
+SQS_BATCH_LIMIT = 10
+
+
+class QueueSendError(Exception):
+    pass
+
+
+class SyncQueues:
+    def __init__(self, sync_request_queue_url: str, course_sync_queue_url: str, client: Any = None) -> None:
+        self._sync_requests = sync_request_queue_url
+        self._course_syncs = course_sync_queue_url
+        self._client = client or boto3.client("sqs")
+
+    def send_sync_request(self, request: SyncRequest) -> None:
+        self._client.send_message(QueueUrl=self._sync_requests, MessageBody=request.model_dump_json())
+
+    def send_course_messages(self, messages: Sequence[CourseSyncMessage]) -> None:
+        for start in range(0, len(messages), SQS_BATCH_LIMIT):
+            entries = [
+                {"Id": str(index), "MessageBody": message.model_dump_json()}
+                for index, message in enumerate(messages[start : start + SQS_BATCH_LIMIT])
+            ]
+            self._send_batch(entries)
+
+    def _send_batch(self, entries: list[dict[str, str]]) -> None:
+        # SendMessageBatch can fail per entry; resend those once, then give up loudly (the planner retries).
+        for _ in range(2):
+            failed_ids = {
+                failure["Id"]
+                for failure in self._client.send_message_batch(
+                    QueueUrl=self._course_syncs, Entries=entries
+                ).get("Failed", [])
+            }
+            entries = [entry for entry in entries if entry["Id"] in failed_ids]
+            if not entries:
+                return
+        raise QueueSendError(f"{len(entries)} course messages could not be queued")

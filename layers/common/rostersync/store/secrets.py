@@ -1,0 +1,65 @@
+"""One Secrets Manager secret per tenant holds its client secret and Canvas tokens."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from pydantic import BaseModel, SecretStr
+
+
+class TenantCredentials(BaseModel):
+    client_secret: SecretStr
+    refresh_token: SecretStr | None = None
+    access_token: SecretStr | None = None
+    access_token_expires_at: datetime | None = None
+
+    def to_secret_string(self) -> str:
+        def reveal(value: SecretStr | None) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        return json.dumps(
+            {
+                "client_secret": reveal(self.client_secret),
+                "refresh_token": reveal(self.refresh_token),
+                "access_token": reveal(self.access_token),
+                "access_token_expires_at": (
+                    self.access_token_expires_at.isoformat() if self.access_token_expires_at else None
+                ),
+            }
+        )
+
+
+class TenantSecretStore:
+    def __init__(self, prefix: str, client: Any = None) -> None:
+        self._prefix = prefix.rstrip("/")
+        self._client = client or boto3.client("secretsmanager")
+        self._provider = SecretsProvider(boto3_client=self._client)
+
+    def _name(self, tenant_id: str) -> str:
+        return f"{self._prefix}/{tenant_id}"
+
+    def create(self, tenant_id: str, credentials: TenantCredentials) -> None:
+        self._client.create_secret(
+            Name=self._name(tenant_id),
+            SecretString=credentials.to_secret_string(),
+            Description="rostersync: Canvas client secret and tokens of one tenant",
+        )
+
+    def read(self, tenant_id: str, *, fresh: bool = False) -> TenantCredentials:
+        # Cached for a minute per warm container; `fresh` after Canvas rejected the cached token.
+        value = self._provider.get(self._name(tenant_id), max_age=60, transform="json", force_fetch=fresh)
+        return TenantCredentials.model_validate(value)
+
+    def write(self, tenant_id: str, credentials: TenantCredentials) -> None:
+        self._client.put_secret_value(
+            SecretId=self._name(tenant_id), SecretString=credentials.to_secret_string()
+        )
+        # The next read must see what we just wrote, not the cached value.
+        self._provider.clear_cache()  # type: ignore[no-untyped-call]
+
+    def delete(self, tenant_id: str) -> None:
+        self._client.delete_secret(SecretId=self._name(tenant_id), ForceDeleteWithoutRecovery=True)

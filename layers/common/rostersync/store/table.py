@@ -1,0 +1,318 @@
+"""The single DynamoDB table. Every key of a tenant's data starts with `T#<tenant id>`.
+
+Layout (pk / sk):
+  T#<t>                 TENANT                  the tenant's settings and status (gsi1: TENANTS / <t>)
+  T#<t>                 OAUTH#<state>           a pending OAuth authorization (TTL 10 min, single use)
+  T#<t>                 COURSE#<course>         a synced course (data + content hash)
+  T#<t>#C#<course>      SECTION# / USER# / ENROLLMENT#<id>   the course's roster (data + content hash)
+  T#<t>                 RUN#<run>               a sync run
+  T#<t>#RUN#<run>       COURSE#<course>         one course's result in that run
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from rostersync.models import CourseOutcome, CourseResult, RunStatus, SyncRun, Tenant, TenantStatus
+
+TENANTS_INDEX = "gsi1"
+
+
+def tenant_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}"
+
+
+def course_pk(tenant_id: str, course_id: int) -> str:
+    return f"T#{tenant_id}#C#{course_id}"
+
+
+def run_pk(tenant_id: str, run_id: str) -> str:
+    return f"T#{tenant_id}#RUN#{run_id}"
+
+
+def _is_conditional_failure(error: ClientError) -> bool:
+    code: str = error.response.get("Error", {}).get("Code", "")
+    return code == "ConditionalCheckFailedException"
+
+
+def _strip_keys(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in item.items() if key not in {"pk", "sk", "gsi1pk", "gsi1sk"}}
+
+
+def _without_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """A roster object as stored: its sort key, canonical JSON and that JSON's hash."""
+
+    sk: str
+    data: str
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class OAuthState:
+    tenant_id: str
+    state: str
+    expires_at: int
+    redirect_uri: str | None
+
+
+class TenantExistsError(Exception):
+    pass
+
+
+class RosterTable:
+    def __init__(self, table_name: str, resource: Any = None) -> None:
+        self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
+
+    # -- tenants -------------------------------------------------------------------------------
+    def create_tenant(self, tenant: Tenant) -> None:
+        item = {
+            "pk": tenant_pk(tenant.tenant_id),
+            "sk": "TENANT",
+            "gsi1pk": "TENANTS",
+            "gsi1sk": tenant.tenant_id,
+            **_without_none(tenant.model_dump(mode="json")),
+        }
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise TenantExistsError(tenant.tenant_id) from error
+            raise
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        item = self._table.get_item(
+            Key={"pk": tenant_pk(tenant_id), "sk": "TENANT"}, ConsistentRead=True
+        ).get("Item")
+        return Tenant.model_validate(_strip_keys(item)) if item else None
+
+    def list_tenants(self) -> list[Tenant]:
+        items = self._query(IndexName=TENANTS_INDEX, KeyConditionExpression=Key("gsi1pk").eq("TENANTS"))
+        return [Tenant.model_validate(_strip_keys(item)) for item in items]
+
+    def update_tenant_status(self, tenant: Tenant) -> None:
+        """Write the status, reason and Canvas account facts of an existing tenant."""
+        values = {
+            "status": tenant.status.value,
+            "status_reason": tenant.status_reason,
+            "root_account_id": tenant.root_account_id,
+            "root_account_uuid": tenant.root_account_uuid,
+            "authorized_at": tenant.authorized_at.isoformat() if tenant.authorized_at else None,
+        }
+        sets = [f"#{name} = :{name}" for name, value in values.items() if value is not None]
+        removes = [f"#{name}" for name, value in values.items() if value is None]
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        self._table.update_item(
+            Key={"pk": tenant_pk(tenant.tenant_id), "sk": "TENANT"},
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={f"#{name}": name for name in values},
+            ExpressionAttributeValues={
+                f":{name}": value for name, value in values.items() if value is not None
+            },
+        )
+
+    def mark_needs_reauthorization(self, tenant_id: str, reason: str) -> None:
+        self._table.update_item(
+            Key={"pk": tenant_pk(tenant_id), "sk": "TENANT"},
+            UpdateExpression="SET #status = :status, status_reason = :reason",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":status": TenantStatus.NEEDS_REAUTHORIZATION.value,
+                ":reason": reason,
+            },
+        )
+
+    # -- token refresh lock --------------------------------------------------------------------
+    def acquire_refresh_lock(self, tenant_id: str, holder: str, lease_seconds: int) -> bool:
+        now = int(time.time())
+        try:
+            self._table.update_item(
+                Key={"pk": tenant_pk(tenant_id), "sk": "TENANT"},
+                UpdateExpression="SET refresh_lock_holder = :holder, refresh_lock_until = :until",
+                ConditionExpression="attribute_exists(pk) AND "
+                "(attribute_not_exists(refresh_lock_until) OR refresh_lock_until < :now)",
+                ExpressionAttributeValues={":holder": holder, ":until": now + lease_seconds, ":now": now},
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def release_refresh_lock(self, tenant_id: str, holder: str) -> None:
+        try:
+            self._table.update_item(
+                Key={"pk": tenant_pk(tenant_id), "sk": "TENANT"},
+                UpdateExpression="REMOVE refresh_lock_holder, refresh_lock_until",
+                ConditionExpression="refresh_lock_holder = :holder",
+                ExpressionAttributeValues={":holder": holder},
+            )
+        except ClientError as error:
+            if not _is_conditional_failure(error):  # the lease ran out and another holder took it
+                raise
+
+    # -- OAuth states --------------------------------------------------------------------------
+    def put_oauth_state(self, tenant_id: str, state: str, ttl_seconds: int) -> None:
+        self._table.put_item(
+            Item={
+                "pk": tenant_pk(tenant_id),
+                "sk": f"OAUTH#{state}",
+                "expires_at": int(time.time()) + ttl_seconds,
+            }
+        )
+
+    def get_oauth_state(self, tenant_id: str, state: str) -> OAuthState | None:
+        item = self._table.get_item(Key={"pk": tenant_pk(tenant_id), "sk": f"OAUTH#{state}"}).get("Item")
+        return self._live_state(tenant_id, state, item)
+
+    def record_oauth_redirect_uri(self, tenant_id: str, state: str, redirect_uri: str) -> None:
+        self._table.update_item(
+            Key={"pk": tenant_pk(tenant_id), "sk": f"OAUTH#{state}"},
+            UpdateExpression="SET redirect_uri = :uri",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":uri": redirect_uri},
+        )
+
+    def take_oauth_state(self, tenant_id: str, state: str) -> OAuthState | None:
+        """Delete and return a live state: a state works once, even under concurrent callbacks."""
+        try:
+            old = self._table.delete_item(
+                Key={"pk": tenant_pk(tenant_id), "sk": f"OAUTH#{state}"},
+                ConditionExpression="attribute_exists(pk)",
+                ReturnValues="ALL_OLD",
+            ).get("Attributes")
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return None
+            raise
+        return self._live_state(tenant_id, state, old)
+
+    @staticmethod
+    def _live_state(tenant_id: str, state: str, item: dict[str, Any] | None) -> OAuthState | None:
+        # DynamoDB deletes expired items only eventually, so expiry is checked on read.
+        if not item or int(item["expires_at"]) < time.time():
+            return None
+        return OAuthState(tenant_id, state, int(item["expires_at"]), item.get("redirect_uri"))
+
+    # -- runs ----------------------------------------------------------------------------------
+    def put_run(self, run: SyncRun) -> None:
+        self._table.put_item(
+            Item={
+                "pk": tenant_pk(run.tenant_id),
+                "sk": f"RUN#{run.run_id}",
+                **_without_none(run.model_dump(mode="json")),
+            }
+        )
+
+    def get_run(self, tenant_id: str, run_id: str) -> SyncRun | None:
+        item = self._table.get_item(
+            Key={"pk": tenant_pk(tenant_id), "sk": f"RUN#{run_id}"}, ConsistentRead=True
+        ).get("Item")
+        return SyncRun.model_validate(_strip_keys(item)) if item else None
+
+    def list_runs(self, tenant_id: str, limit: int = 20) -> list[SyncRun]:
+        response = self._table.query(
+            KeyConditionExpression=Key("pk").eq(tenant_pk(tenant_id)) & Key("sk").begins_with("RUN#"),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [SyncRun.model_validate(_strip_keys(item)) for item in response.get("Items", [])]
+
+    def put_course_result(self, result: CourseResult) -> bool:
+        """Record a course's outcome; a success already recorded is never overwritten by a redelivery."""
+        item = {
+            "pk": run_pk(result.tenant_id, result.run_id),
+            "sk": f"COURSE#{result.course_id}",
+            **_without_none(result.model_dump(mode="json")),
+        }
+        try:
+            self._table.put_item(
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR outcome <> :succeeded",
+                ExpressionAttributeValues={":succeeded": CourseOutcome.SUCCEEDED.value},
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def list_course_results(self, tenant_id: str, run_id: str) -> list[CourseResult]:
+        items = self._query(
+            KeyConditionExpression=Key("pk").eq(run_pk(tenant_id, run_id)), ConsistentRead=True
+        )
+        return [CourseResult.model_validate(_strip_keys(item)) for item in items]
+
+    def set_run_status(self, tenant_id: str, run_id: str, status: RunStatus) -> None:
+        self._table.update_item(
+            Key={"pk": tenant_pk(tenant_id), "sk": f"RUN#{run_id}"},
+            UpdateExpression="SET #status = :status",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":status": status.value},
+        )
+
+    # -- roster --------------------------------------------------------------------------------
+    def course_items(self, tenant_id: str, course_id: int) -> dict[str, StoredItem]:
+        items = self._query(
+            KeyConditionExpression=Key("pk").eq(course_pk(tenant_id, course_id)), ConsistentRead=True
+        )
+        return {item["sk"]: StoredItem(item["sk"], item["data"], item["content_hash"]) for item in items}
+
+    def stored_course(self, tenant_id: str, course_id: int) -> StoredItem | None:
+        item = self._table.get_item(Key={"pk": tenant_pk(tenant_id), "sk": f"COURSE#{course_id}"}).get("Item")
+        return StoredItem(item["sk"], item["data"], item["content_hash"]) if item else None
+
+    def write_course(
+        self,
+        tenant_id: str,
+        course_id: int,
+        course: StoredItem | None,
+        puts: Iterable[StoredItem],
+        deletes: Iterable[str],
+    ) -> None:
+        """Write a course's changed roster items (and its own row when `course` is given)."""
+        pk = course_pk(tenant_id, course_id)
+        with self._table.batch_writer() as batch:
+            for item in puts:
+                batch.put_item(
+                    Item={"pk": pk, "sk": item.sk, "data": item.data, "content_hash": item.content_hash}
+                )
+            for sk in deletes:
+                batch.delete_item(Key={"pk": pk, "sk": sk})
+            if course is not None:
+                batch.put_item(
+                    Item={
+                        "pk": tenant_pk(tenant_id),
+                        "sk": course.sk,
+                        "data": course.data,
+                        "content_hash": course.content_hash,
+                    }
+                )
+
+    def list_courses(self, tenant_id: str) -> list[StoredItem]:
+        items = self._query(
+            KeyConditionExpression=Key("pk").eq(tenant_pk(tenant_id)) & Key("sk").begins_with("COURSE#")
+        )
+        return [StoredItem(item["sk"], item["data"], item["content_hash"]) for item in items]
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        while True:
+            response = self._table.query(**kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -1,0 +1,113 @@
+"""Starting runs: the schedule asks for every connected tenant; the planner lists a tenant's courses."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from aws_lambda_powertools import Logger
+
+from rostersync.canvas.client import CanvasClient
+from rostersync.canvas.errors import CanvasError
+from rostersync.canvas.models import CanvasCourse
+from rostersync.canvas.scopes import LIST_ACCOUNT_COURSES
+from rostersync.connection import canvas_client_for
+from rostersync.models import (
+    CourseSyncMessage,
+    RunStatus,
+    SyncRequest,
+    SyncRun,
+    SyncTrigger,
+    Tenant,
+    TenantStatus,
+)
+from rostersync.services import Services
+
+logger = Logger(child=True)
+
+# Published, not concluded: what an exam roster is about (Canvas API "available").
+SYNCED_COURSE_STATES = ("available",)
+
+
+def new_run_id() -> str:
+    # Sorts by start time, so the newest runs come first in a reverse query.
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def request_sync(services: Services, tenant_id: str, trigger: SyncTrigger) -> SyncRequest:
+    request = SyncRequest(tenant_id=tenant_id, run_id=new_run_id(), trigger=trigger)
+    services.queues.send_sync_request(request)
+    return request
+
+
+def request_scheduled_syncs(services: Services) -> list[SyncRequest]:
+    return [
+        request_sync(services, tenant.tenant_id, SyncTrigger.SCHEDULE)
+        for tenant in services.table.list_tenants()
+        if tenant.status is TenantStatus.ACTIVE
+    ]
+
+
+def list_synced_courses(client: CanvasClient, tenant: Tenant) -> list[CanvasCourse]:
+    params = [("state[]", state) for state in SYNCED_COURSE_STATES]
+    items = client.get_all(LIST_ACCOUNT_COURSES, params, account_id=tenant.root_account_id or "self")
+    return [CanvasCourse.model_validate(item) for item in items]
+
+
+def plan_run(services: Services, request: SyncRequest) -> SyncRun:
+    """Create the run and queue one message per course. Raises only what a retry may fix."""
+    existing = services.table.get_run(request.tenant_id, request.run_id)
+    if existing is not None and existing.status is not RunStatus.FAILED:
+        logger.info("run already planned; redelivery ignored", extra={"run_id": request.run_id})
+        return existing
+    run = SyncRun(tenant_id=request.tenant_id, run_id=request.run_id, trigger=request.trigger)
+    tenant = services.table.get_tenant(request.tenant_id)
+    if tenant is None or tenant.status is not TenantStatus.ACTIVE:
+        code = "unknown_tenant" if tenant is None else tenant.status.value
+        failed = run.model_copy(
+            update={"status": RunStatus.FAILED, "error_code": code, "error_message": _not_syncable(tenant)}
+        )
+        services.table.put_run(failed)
+        return failed
+    client = canvas_client_for(services, tenant)
+    try:
+        courses = list_synced_courses(client, tenant)
+    except CanvasError as error:
+        failed = run.model_copy(
+            update={
+                "status": RunStatus.FAILED,
+                "error_code": error.code,
+                "error_message": str(error),
+                "canvas_requests": client.stats.requests,
+            }
+        )
+        services.table.put_run(failed)
+        if error.retryable:
+            raise
+        return failed
+    planned = run.model_copy(
+        update={
+            "status": RunStatus.RUNNING if courses else RunStatus.COMPLETED,
+            "courses_total": len(courses),
+            "canvas_requests": client.stats.requests,
+        }
+    )
+    services.table.put_run(planned)
+    services.queues.send_course_messages(
+        [
+            CourseSyncMessage(tenant_id=tenant.tenant_id, run_id=run.run_id, course=course)
+            for course in courses
+        ]
+    )
+    logger.info(
+        "run planned", extra={"tenant_id": tenant.tenant_id, "run_id": run.run_id, "courses": len(courses)}
+    )
+    return planned
+
+
+def _not_syncable(tenant: Tenant | None) -> str:
+    if tenant is None:
+        return "no such tenant"
+    if tenant.status is TenantStatus.PENDING_AUTHORIZATION:
+        return "the tenant has not authorized rostersync in Canvas yet"
+    return f"the tenant must authorize again: {tenant.status_reason or 'Canvas refused its tokens'}"

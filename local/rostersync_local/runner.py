@@ -1,0 +1,345 @@
+"""The embedded local stack: moto's server as AWS, the Canvas simulator, and the template wired up.
+
+Run as `python -m rostersync_local.runner --state-dir DIR`; it writes DIR/stack.json when ready and
+stops everything it started on SIGTERM. `rostersync local up|down` drives it (see control.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+import requests
+from botocore.config import Config
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from rostersync_local.api_gateway import ApiGateway
+from rostersync_local.functions import FunctionPool, Invocation
+from rostersync_local.queues import QueuePoller
+from rostersync_local.schedules import ScheduleTimers
+from rostersync_local.template import REGION, StackModel, load_stack
+
+logger = logging.getLogger("rostersync_local.runner")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STACK_NAME = "rostersync-local"
+DEFAULT_CONCURRENCY = 2
+# Local stand-ins for credentials: moto accepts any.
+LOCAL_AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_ready(url: str, timeout_seconds: float = 30) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not come up in {timeout_seconds} s")
+
+
+class LocalStack:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        canvas_sim: bool = True,
+        seed: int = 7,
+        courses: int = 60,
+        api_port: int = 0,
+        retry_delay_seconds: int | None = None,
+        template: Path = REPO_ROOT / "template.yaml",
+    ) -> None:
+        self.state_dir = state_dir
+        self.log_dir = state_dir / "logs"
+        self._canvas_sim = canvas_sim
+        self._seed = seed
+        self._courses = courses
+        self._api_port = api_port
+        self._retry_delay = retry_delay_seconds
+        self._template = template
+        self._children: list[subprocess.Popen[bytes]] = []
+        self._logs: list[IO[bytes]] = []
+        self._servers: list[BaseWSGIServer] = []
+        self._pools: dict[str, FunctionPool] = {}
+        self._pollers: list[QueuePoller] = []
+        self._timers: ScheduleTimers | None = None
+        self.endpoints: dict[str, Any] = {}
+
+    # -- start ---------------------------------------------------------------------------------
+    def start(self) -> dict[str, Any]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        aws_endpoint_url = self._start_moto()
+        canvas_url = self._start_canvas_simulator() if self._canvas_sim else None
+        model = load_stack(self._template, STACK_NAME, {"AllowInsecureCanvasUrls": "true"}, aws_endpoint_url)
+        sqs = boto3.client(
+            "sqs", endpoint_url=aws_endpoint_url, config=Config(retries={"max_attempts": 2}), **_creds()
+        )
+        self._create_resources(model, aws_endpoint_url, sqs)
+        base_environment = {
+            **LOCAL_AWS_ENVIRONMENT,
+            "AWS_ENDPOINT_URL": aws_endpoint_url,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+        for logical_id, spec in model.functions.items():
+            concurrency = max(
+                [
+                    trigger.max_concurrency or DEFAULT_CONCURRENCY
+                    for trigger in model.queue_triggers
+                    if trigger.function == logical_id
+                ]
+                or [DEFAULT_CONCURRENCY]
+            )
+            self._pools[logical_id] = FunctionPool(
+                spec, base_environment, self.log_dir, spec.max_concurrency or concurrency
+            )
+        api_url = self._serve(ApiGateway(model.routes, self.invoke), self._api_port)
+        self._timers = ScheduleTimers(model.schedules, self.invoke)
+        self._timers.start()
+        for trigger in model.queue_triggers:
+            queue = model.queues[trigger.queue]
+            poller = QueuePoller(
+                trigger,
+                queue_url=queue.url,
+                queue_name=queue.name,
+                sqs=sqs,
+                invoke=self.invoke,
+                concurrency=trigger.max_concurrency or DEFAULT_CONCURRENCY,
+                retry_delay_seconds=self._retry_delay,
+            )
+            poller.start()
+            self._pollers.append(poller)
+        control_url = self._serve(self._control_app(model), 0)
+        outputs = {**model.outputs, "ApiUrl": api_url}
+        self.endpoints = {
+            "api_url": api_url,
+            "aws_endpoint_url": aws_endpoint_url,
+            **({"canvas_url": canvas_url} if canvas_url else {}),
+            "control_url": control_url,
+            "stack_name": STACK_NAME,
+            "region": REGION,
+            "outputs": outputs,
+            "schedules": sorted(model.schedules),
+            "log_dir": str(self.log_dir),
+            "pid": os.getpid(),
+        }
+        state_file = self.state_dir / "stack.json"
+        state_file.with_suffix(".tmp").write_text(json.dumps(self.endpoints, indent=2))
+        state_file.with_suffix(".tmp").replace(state_file)
+        return self.endpoints
+
+    def _start_moto(self) -> str:
+        port = free_port()
+        self._spawn("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(f"{url}/moto-api/")
+        return url
+
+    def _start_canvas_simulator(self) -> str:
+        process = self._spawn(
+            "canvas-sim",
+            [
+                sys.executable,
+                "-m",
+                "rostersync_local.canvas_sim",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--seed",
+                str(self._seed),
+                "--courses",
+                str(self._courses),
+            ],
+            stdout=subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the Canvas simulator did not start; see {self.log_dir / 'canvas-sim.log'}")
+        return str(json.loads(line)["canvas_url"])
+
+    def _spawn(self, name: str, command: list[str], stdout: int | None = None) -> subprocess.Popen[bytes]:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        self._logs.append(log)
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+            command,
+            stdout=stdout if stdout is not None else log,
+            stderr=log,
+            env={**os.environ, **LOCAL_AWS_ENVIRONMENT},
+        )
+        self._children.append(process)
+        return process
+
+    @staticmethod
+    def _create_resources(model: StackModel, endpoint: str, sqs: Any) -> None:
+        dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, **_creds())
+        for table in model.tables.values():
+            properties = table.properties
+            arguments: dict[str, Any] = {
+                "TableName": table.name,
+                "KeySchema": properties["KeySchema"],
+                "AttributeDefinitions": properties["AttributeDefinitions"],
+                "BillingMode": properties.get("BillingMode", "PROVISIONED"),
+            }
+            if "GlobalSecondaryIndexes" in properties:
+                arguments["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+            dynamodb.create_table(**arguments)
+            ttl = properties.get("TimeToLiveSpecification")
+            if ttl:
+                dynamodb.update_time_to_live(TableName=table.name, TimeToLiveSpecification=ttl)
+        # Dead-letter queues first: a redrive policy names its target.
+        for queue in sorted(model.queues.values(), key=lambda queue: "RedrivePolicy" in queue.attributes):
+            attributes = {
+                name: json.dumps(value)
+                if isinstance(value, dict)
+                else str(value).lower()
+                if isinstance(value, bool)
+                else str(value)
+                for name, value in queue.attributes.items()
+                if name
+                in {
+                    "VisibilityTimeout",
+                    "MessageRetentionPeriod",
+                    "RedrivePolicy",
+                    "DelaySeconds",
+                    "ReceiveMessageWaitTimeSeconds",
+                    "MaximumMessageSize",
+                }
+            }
+            sqs.create_queue(QueueName=queue.name, Attributes=attributes)
+
+    def _serve(self, app: Any, port: int) -> str:
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self._servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    # -- running -------------------------------------------------------------------------------
+    def invoke(self, function: str, event: Any) -> Invocation:
+        return self._pools[function].invoke(event)
+
+    def _control_app(self, model: StackModel) -> Any:
+        def app(environ: dict[str, Any], start_response: Any) -> Any:
+            request = Request(environ)
+            parts = request.path.strip("/").split("/")
+            if request.method == "GET" and parts == ["status"]:
+                body: Any = {
+                    logical_id: {
+                        "invocations": pool.stats.invocations,
+                        "errors": pool.stats.errors,
+                        "cold_starts": pool.stats.cold_starts,
+                        "hosts": pool.stats.hosts,
+                        "busy": pool.stats.busy,
+                    }
+                    for logical_id, pool in self._pools.items()
+                }
+                status = 200
+            elif (
+                request.method == "POST"
+                and len(parts) == 3
+                and parts[0] == "schedules"
+                and parts[2] == "fire"
+            ):
+                if parts[1] not in model.schedules or self._timers is None:
+                    body, status = {"error": f"no schedule {parts[1]}"}, 404
+                else:
+                    invocation = self._timers.fire(parts[1])
+                    body = {"result": invocation.payload, "error": invocation.error}
+                    status = 200 if invocation.error is None else 502
+            else:
+                body, status = {"error": "not found"}, 404
+            return Response(json.dumps(body), status=status, content_type="application/json")(
+                environ, start_response
+            )
+
+        return app
+
+    # -- stop ----------------------------------------------------------------------------------
+    def stop(self) -> None:
+        if self._timers:
+            self._timers.stop()
+        for poller in self._pollers:
+            poller.stop()
+        for server in self._servers:
+            server.shutdown()
+        for pool in self._pools.values():
+            pool.close()
+        for process in self._children:
+            process.terminate()
+        for process in self._children:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in self._logs:
+            log.close()
+        (self.state_dir / "stack.json").unlink(missing_ok=True)
+
+
+def _creds() -> dict[str, str]:
+    return {
+        "region_name": REGION,
+        "aws_access_key_id": LOCAL_AWS_ENVIRONMENT["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": LOCAL_AWS_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="Run the rostersync stack locally (moto + Canvas simulator)."
+    )
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--no-canvas-sim", action="store_true")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--courses", type=int, default=60)
+    parser.add_argument("--api-port", type=int, default=0)
+    parser.add_argument("--retry-delay-seconds", type=int, default=None)
+    arguments = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stack = LocalStack(
+        arguments.state_dir,
+        canvas_sim=not arguments.no_canvas_sim,
+        seed=arguments.seed,
+        courses=arguments.courses,
+        api_port=arguments.api_port,
+        retry_delay_seconds=arguments.retry_delay_seconds,
+    )
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    try:
+        stack.start()
+        logger.info("local stack ready: %s", json.dumps(stack.endpoints))
+        stopping.wait()
+    finally:
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,285 @@
+"""template.yaml, read the way CloudFormation would: translated by samtranslator, intrinsics resolved.
+
+The local runner wires only what this model holds, so the template stays the single source of truth.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+from samtranslator.yaml_helper import yaml_parse
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+PSEUDO_PARAMETERS = {
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT_ID,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::NoValue": None,
+}
+_FUNCTION_ARN_IN_URI = re.compile(r"\$\{(\w+)\.Arn\}")
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    name: str
+    code_dir: Path
+    handler: str
+    timeout_seconds: int
+    memory_mb: int
+    environment: dict[str, str]
+    max_concurrency: int | None
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    logical_id: str
+    name: str
+    url: str
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical_id: str
+    name: str
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str  # upper case, or ANY
+    path: str  # OpenAPI style: /tenants/{tenant_id}
+    function: str
+
+
+@dataclass(frozen=True)
+class QueueTriggerSpec:
+    logical_id: str
+    queue: str
+    function: str
+    batch_size: int
+    report_batch_item_failures: bool
+    max_concurrency: int | None
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    logical_id: str
+    function: str
+    expression: str
+    timezone: str | None
+    input: str | None
+    enabled: bool
+
+
+@dataclass
+class StackModel:
+    stack_name: str
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)
+    queues: dict[str, QueueSpec] = field(default_factory=dict)
+    tables: dict[str, TableSpec] = field(default_factory=dict)
+    routes: list[RouteSpec] = field(default_factory=list)
+    queue_triggers: list[QueueTriggerSpec] = field(default_factory=list)
+    schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+class Resolver:
+    """Resolves Ref, Fn::GetAtt, Fn::Sub and Fn::Join against local physical ids."""
+
+    def __init__(
+        self,
+        stack_name: str,
+        parameters: dict[str, str],
+        resources: dict[str, Any],
+        aws_endpoint_url: str | None,
+    ) -> None:
+        self.stack_name = stack_name
+        self.parameters = parameters
+        self.resources = resources
+        # moto names a queue's URL after the endpoint it was reached at: <endpoint>/<account>/<name>
+        self.queue_url_base = aws_endpoint_url or f"https://sqs.{REGION}.amazonaws.com"
+
+    def physical_name(self, logical_id: str) -> str:
+        return f"{self.stack_name}-{logical_id}"
+
+    def ref(self, name: str) -> Any:
+        if name == "AWS::StackName":
+            return self.stack_name
+        if name in PSEUDO_PARAMETERS:
+            return PSEUDO_PARAMETERS[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        resource_type = self.resources.get(name, {}).get("Type", "")
+        if resource_type == "AWS::SQS::Queue":
+            return f"{self.queue_url_base}/{ACCOUNT_ID}/{self.physical_name(name)}"
+        if resource_type == "AWS::ApiGatewayV2::Api":
+            return "local"
+        return self.physical_name(name)
+
+    def get_att(self, name: str, attribute: str) -> Any:
+        resource_type = self.resources.get(name, {}).get("Type", "")
+        service = {
+            "AWS::SQS::Queue": "sqs",
+            "AWS::Lambda::Function": "lambda",
+            "AWS::DynamoDB::Table": "dynamodb",
+        }
+        if attribute == "QueueName":
+            return self.physical_name(name)
+        if attribute == "QueueUrl":
+            return self.ref(name)
+        if attribute == "Arn":
+            kind = service.get(resource_type, "local")
+            prefix = {"lambda": "function:", "dynamodb": "table/"}.get(kind, "")
+            return f"arn:aws:{kind}:{REGION}:{ACCOUNT_ID}:{prefix}{self.physical_name(name)}"
+        return f"{self.physical_name(name)}.{attribute}"
+
+    def sub(self, template: str, variables: dict[str, Any]) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return str(self.resolve(variables[name]))
+            if "." in name:
+                resource, attribute = name.split(".", 1)
+                return str(self.get_att(resource, attribute))
+            return str(self.ref(name))
+
+        return re.sub(r"\$\{([\w:.]+)\}", replace, template)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref":
+                return self.ref(argument)
+            if key == "Fn::GetAtt":
+                resource, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+                return self.get_att(resource, attribute)
+            if key == "Fn::Sub":
+                text, variables = (argument, {}) if isinstance(argument, str) else argument
+                return self.sub(text, variables)
+            if key == "Fn::Join":
+                separator, items = argument
+                return separator.join(str(item) for item in self.resolve(items))
+        return {key: self.resolve(item) for key, item in value.items()}
+
+
+def _logical_id(reference: Any) -> str:
+    """The logical id named by a Ref or GetAtt."""
+    if isinstance(reference, dict):
+        if "Ref" in reference:
+            return str(reference["Ref"])
+        if "Fn::GetAtt" in reference:
+            argument = reference["Fn::GetAtt"]
+            return str(argument[0] if isinstance(argument, list) else argument.split(".")[0])
+    raise ValueError(f"cannot tell which resource {reference!r} names")
+
+
+def translate(template_path: Path) -> tuple[dict[str, Any], dict[str, Path]]:
+    """CloudFormation for the SAM template, and each function's code folder."""
+    sam = yaml_parse(template_path.read_text())
+    code_dirs: dict[str, Path] = {}
+    for logical_id, resource in sam.get("Resources", {}).items():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(properties.get(key), str):
+                code_dirs[logical_id] = (template_path.parent / properties[key]).resolve()
+                properties[key] = f"s3://local-artifacts/{logical_id}"
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    cfn = Translator(None, Parser()).translate(sam, parameter_values={}, get_managed_policy_map=lambda: {})
+    return cfn, code_dirs
+
+
+def load_stack(
+    template_path: Path,
+    stack_name: str,
+    parameter_overrides: dict[str, str] | None = None,
+    aws_endpoint_url: str | None = None,
+) -> StackModel:
+    cfn, code_dirs = translate(template_path)
+    parameters = {name: str(spec.get("Default", "")) for name, spec in cfn.get("Parameters", {}).items()}
+    parameters.update(parameter_overrides or {})
+    resources: dict[str, Any] = cfn["Resources"]
+    resolver = Resolver(stack_name, parameters, resources, aws_endpoint_url)
+    model = StackModel(stack_name=stack_name)
+    for logical_id, resource in resources.items():
+        kind, properties = resource["Type"], resource.get("Properties", {})
+        if kind == "AWS::DynamoDB::Table":
+            model.tables[logical_id] = TableSpec(
+                logical_id, resolver.physical_name(logical_id), resolver.resolve(properties)
+            )
+        elif kind == "AWS::SQS::Queue":
+            model.queues[logical_id] = QueueSpec(
+                logical_id,
+                resolver.physical_name(logical_id),
+                resolver.ref(logical_id),
+                resolver.resolve(properties),
+            )
+    for logical_id, resource in resources.items():
+        kind, properties = resource["Type"], resource.get("Properties", {})
+        if kind == "AWS::Lambda::Function":
+            code_key = properties["Code"]["S3Key"]
+            model.functions[logical_id] = FunctionSpec(
+                logical_id=logical_id,
+                name=resolver.physical_name(logical_id),
+                code_dir=code_dirs[code_key],
+                handler=properties["Handler"],
+                timeout_seconds=int(properties.get("Timeout", 3)),
+                memory_mb=int(properties.get("MemorySize", 128)),
+                environment={
+                    name: str(value)
+                    for name, value in resolver.resolve(
+                        properties.get("Environment", {}).get("Variables", {})
+                    ).items()
+                    if value is not None
+                },
+                max_concurrency=properties.get("ReservedConcurrentExecutions"),
+            )
+        elif kind == "AWS::Lambda::EventSourceMapping":
+            model.queue_triggers.append(
+                QueueTriggerSpec(
+                    logical_id=logical_id,
+                    queue=_logical_id(properties["EventSourceArn"]),
+                    function=_logical_id(properties["FunctionName"]),
+                    batch_size=int(properties.get("BatchSize", 10)),
+                    report_batch_item_failures="ReportBatchItemFailures"
+                    in properties.get("FunctionResponseTypes", []),
+                    max_concurrency=properties.get("ScalingConfig", {}).get("MaximumConcurrency"),
+                )
+            )
+        elif kind == "AWS::Scheduler::Schedule":
+            target = properties["Target"]
+            model.schedules[logical_id] = ScheduleSpec(
+                logical_id=logical_id,
+                function=_logical_id(target["Arn"]),
+                expression=str(resolver.resolve(properties["ScheduleExpression"])),
+                timezone=resolver.resolve(properties.get("ScheduleExpressionTimezone")),
+                input=target.get("Input"),
+                enabled=properties.get("State", "ENABLED") == "ENABLED",
+            )
+        elif kind == "AWS::ApiGatewayV2::Api":
+            for path, methods in properties.get("Body", {}).get("paths", {}).items():
+                for method, operation in methods.items():
+                    uri = operation.get("x-amazon-apigateway-integration", {}).get("uri", {})
+                    text = uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri)
+                    text = text if isinstance(text, str) else text[0]
+                    found = _FUNCTION_ARN_IN_URI.search(text)
+                    if found:
+                        verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
+                        model.routes.append(RouteSpec(verb, path, found.group(1)))
+    model.outputs = {
+        name: resolver.resolve(spec.get("Value")) for name, spec in cfn.get("Outputs", {}).items()
+    }
+    return model

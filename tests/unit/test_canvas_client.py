@@ -1,0 +1,226 @@
+"""The Canvas client against a scripted HTTP server: pagination, retries, throttling, tokens, scopes."""
+
+import json
+import threading
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from rostersync.canvas.client import CanvasClient, RetryPolicy
+from rostersync.canvas.errors import (
+    AuthorizationError,
+    CanvasPermissionError,
+    CanvasUnavailableError,
+    InsufficientScopeError,
+    UndeclaredEndpointError,
+    UnsafeCanvasUrlError,
+)
+from rostersync.canvas.scopes import LIST_ACCOUNT_COURSES, LIST_COURSE_ENROLLMENTS, Endpoint
+
+
+@dataclass
+class ScriptedCanvas:
+    url: str = ""
+    script: dict[str, deque[Response]] = field(default_factory=lambda: defaultdict(deque))
+    seen: list[Request] = field(default_factory=list)
+
+    def reply(self, path: str, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        text = body if isinstance(body, str) else json.dumps(body)
+        self.script[path].append(
+            Response(text, status=status, headers=headers, content_type="application/json")
+        )
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        request.get_data()
+        self.seen.append(request)
+        queue = self.script.get(request.path)
+        response = queue.popleft() if queue else Response("{}", status=404)
+        return response(environ, start_response)
+
+
+@dataclass
+class Tokens:
+    current: str = "token-1"
+    renewals: int = 0
+
+    def access_token(self) -> str:
+        return self.current
+
+    def renew(self, rejected_token: str) -> str:
+        self.renewals += 1
+        self.current = f"token-{self.renewals + 1}"
+        return self.current
+
+
+@pytest.fixture(scope="module")
+def scripted_server() -> Iterator[ScriptedCanvas]:
+    scripted = ScriptedCanvas()
+    server = make_server("127.0.0.1", 0, scripted, threaded=True)
+    scripted.url = f"http://127.0.0.1:{server.server_port}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield scripted
+    server.shutdown()
+
+
+@pytest.fixture
+def canvas(scripted_server: ScriptedCanvas) -> ScriptedCanvas:
+    scripted_server.script.clear()
+    scripted_server.seen.clear()
+    return scripted_server
+
+
+def client_for(canvas: ScriptedCanvas, tokens: Tokens | None = None, attempts: int = 3) -> CanvasClient:
+    return CanvasClient(
+        canvas.url,
+        tokens or Tokens(),
+        allow_insecure=True,
+        timeout_seconds=5,
+        retry=RetryPolicy(max_attempts=attempts, backoff_base_seconds=0.0),
+        sleep=lambda _: None,
+    )
+
+
+COURSES = "/api/v1/accounts/1/courses"
+
+
+def test_follows_next_links_case_insensitively_to_the_end(canvas: ScriptedCanvas) -> None:
+    canvas.reply(
+        COURSES,
+        [{"id": 1}],
+        headers={"link": f'<{canvas.url}{COURSES}?page=bookmark:xyz&per_page=100>; REL="Next"'},
+    )
+    canvas.reply(
+        COURSES,
+        [{"id": 2}],
+        headers={
+            "Link": f'<{canvas.url}{COURSES}?page=3&per_page=100>; rel="next",'
+            f'<{canvas.url}{COURSES}?page=1>; rel="first"'
+        },
+    )
+    canvas.reply(COURSES, [])  # an empty last page without Link
+    client = client_for(canvas)
+    assert client.get_all(LIST_ACCOUNT_COURSES, [("state[]", "available")], account_id=1) == [
+        {"id": 1},
+        {"id": 2},
+    ]
+    first, second, third = canvas.seen
+    assert first.args.getlist("state[]") == ["available"] and first.args["per_page"] == "100"
+    assert second.args["page"] == "bookmark:xyz"  # the link is followed as given, never rebuilt
+    assert third.args["page"] == "3"
+    assert all(request.headers["User-Agent"].startswith("rostersync/") for request in canvas.seen)
+    assert client.stats.requests == 3
+
+
+def test_a_next_link_to_another_host_is_not_followed(canvas: ScriptedCanvas) -> None:
+    canvas.reply(
+        COURSES,
+        [{"id": 1}],
+        headers={"Link": '<http://169.254.169.254/api/v1/accounts/1/courses?page=2>; rel="next"'},
+    )
+    with pytest.raises(UnsafeCanvasUrlError):
+        client_for(canvas).get_all(LIST_ACCOUNT_COURSES, account_id=1)
+
+
+def test_5xx_is_retried_then_reported_as_unavailable(canvas: ScriptedCanvas) -> None:
+    for _ in range(3):
+        canvas.reply(COURSES, {"errors": [{"message": "An error occurred."}]}, status=500)
+    client = client_for(canvas)
+    with pytest.raises(CanvasUnavailableError):
+        client.get_all(LIST_ACCOUNT_COURSES, account_id=1)
+    assert client.stats.requests == 3 and client.stats.retries == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers"),
+    [
+        (403, "403 Forbidden (Rate Limit Exceeded)\n", {"X-Rate-Limit-Remaining": "0.0"}),
+        (429, "429 Too Many Requests", {"Retry-After": "0"}),
+    ],
+)
+def test_throttling_backs_off_and_retries(
+    canvas: ScriptedCanvas, status: int, body: str, headers: dict[str, str]
+) -> None:
+    canvas.reply(COURSES, body, status=status, headers=headers)
+    canvas.reply(COURSES, [{"id": 1}])
+    client = client_for(canvas)
+    assert client.get_all(LIST_ACCOUNT_COURSES, account_id=1) == [{"id": 1}]
+    assert client.stats.throttled == 1
+
+
+def test_403_without_rate_limit_is_a_permission_error_not_retried(canvas: ScriptedCanvas) -> None:
+    canvas.reply(
+        COURSES,
+        {"status": "unauthorized", "errors": [{"message": "user not authorized to perform that action"}]},
+        status=403,
+    )
+    client = client_for(canvas)
+    with pytest.raises(CanvasPermissionError):
+        client.get_all(LIST_ACCOUNT_COURSES, account_id=1)
+    assert client.stats.requests == 1
+
+
+def test_expired_token_is_renewed_once_and_the_call_retried(canvas: ScriptedCanvas) -> None:
+    canvas.reply(
+        COURSES,
+        {"errors": [{"message": "Expired access token."}]},
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="canvas-lms"'},
+    )
+    canvas.reply(COURSES, [{"id": 1}])
+    tokens = Tokens()
+    assert client_for(canvas, tokens).get_all(LIST_ACCOUNT_COURSES, account_id=1) == [{"id": 1}]
+    assert tokens.renewals == 1
+    assert [request.headers["Authorization"] for request in canvas.seen] == [
+        "Bearer token-1",
+        "Bearer token-2",
+    ]
+
+
+def test_a_token_rejected_after_renewal_needs_reauthorization(canvas: ScriptedCanvas) -> None:
+    for _ in range(2):
+        canvas.reply(
+            COURSES,
+            {"errors": [{"message": "Invalid access token."}]},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="canvas-lms"'},
+        )
+    tokens = Tokens()
+    with pytest.raises(AuthorizationError):
+        client_for(canvas, tokens).get_all(LIST_ACCOUNT_COURSES, account_id=1)
+    assert tokens.renewals == 1
+
+
+def test_missing_scope_names_the_scope_and_is_not_retried(canvas: ScriptedCanvas) -> None:
+    path = "/api/v1/courses/5/enrollments"
+    canvas.reply(path, {"errors": [{"message": "Insufficient scopes on access token."}]}, status=401)
+    tokens = Tokens()
+    with pytest.raises(InsufficientScopeError) as raised:
+        client_for(canvas, tokens).get_all(LIST_COURSE_ENROLLMENTS, course_id=5)
+    assert raised.value.scope == "url:GET|/api/v1/courses/:course_id/enrollments"
+    assert tokens.renewals == 0 and len(canvas.seen) == 1
+
+
+def test_redirects_are_not_followed(canvas: ScriptedCanvas) -> None:
+    canvas.reply(COURSES, "", status=302, headers={"Location": "http://169.254.169.254/latest/meta-data"})
+    with pytest.raises(Exception, match="redirect"):
+        client_for(canvas).get_all(LIST_ACCOUNT_COURSES, account_id=1)
+    assert len(canvas.seen) == 1
+
+
+def test_endpoints_outside_the_manifest_are_refused_before_any_request(canvas: ScriptedCanvas) -> None:
+    with pytest.raises(UndeclaredEndpointError):
+        client_for(canvas).get_all(Endpoint("DELETE", "/api/v1/courses/:course_id"), course_id=1)
+    assert canvas.seen == []
+
+
+def test_error_messages_never_carry_the_token(canvas: ScriptedCanvas) -> None:
+    canvas.reply(COURSES, {"errors": [{"message": "boom"}]}, status=400)
+    with pytest.raises(Exception) as raised:
+        client_for(canvas, Tokens(current="secret-token-value")).get_all(LIST_ACCOUNT_COURSES, account_id=1)
+    assert "secret-token-value" not in str(raised.value)

@@ -1,0 +1,168 @@
+"""The local runner's Lambda semantics: SQS batches and partial failures, API routes, warm hosts."""
+
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from rostersync_local.api_gateway import ApiGateway
+from rostersync_local.functions import FunctionPool, Invocation
+from rostersync_local.queues import QueuePoller
+from rostersync_local.schedules import rate_seconds
+from rostersync_local.template import FunctionSpec, QueueTriggerSpec, RouteSpec
+
+CREDENTIALS = {"region_name": "us-east-1", "aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def sqs(moto_endpoint: str) -> Any:
+    return boto3.client("sqs", endpoint_url=moto_endpoint, **CREDENTIALS)
+
+
+def make_queues(sqs: Any, name: str, max_receive_count: int) -> tuple[str, str]:
+    dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count})
+    queue = sqs.create_queue(
+        QueueName=name, Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "30"}
+    )["QueueUrl"]
+    return queue, dlq
+
+
+def poller(sqs: Any, queue_url: str, invoke: Any, batch_size: int = 10) -> QueuePoller:
+    trigger = QueueTriggerSpec("Trigger", "Queue", "Fn", batch_size, True, None)
+    return QueuePoller(
+        trigger, queue_url=queue_url, queue_name=queue_url.rsplit("/", 1)[1], sqs=sqs, invoke=invoke,
+        concurrency=1, retry_delay_seconds=0,
+    )  # fmt: skip
+
+
+def depth(sqs: Any, queue_url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def test_only_reported_failures_return_and_they_reach_the_dlq_after_max_receives(sqs: Any) -> None:
+    queue, dlq = make_queues(sqs, "partial", max_receive_count=2)
+    for body in ("good-1", "bad", "good-2"):
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+    seen: list[list[str]] = []
+
+    def invoke(function: str, event: Any) -> Invocation:
+        records = event["Records"]
+        seen.append([record["body"] for record in records])
+        assert all(
+            record["eventSource"] == "aws:sqs" and record["attributes"]["SentTimestamp"] for record in records
+        )
+        failures = [{"itemIdentifier": r["messageId"]} for r in records if r["body"] == "bad"]
+        return Invocation(payload={"batchItemFailures": failures})
+
+    subject = poller(sqs, queue, invoke)
+    for _ in range(4):
+        subject.poll_once()
+    assert sorted(seen[0]) == ["bad", "good-1", "good-2"]
+    assert all(batch == ["bad"] for batch in seen[1:] if batch)
+    assert depth(sqs, queue) == 0
+    moved = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
+    assert [message["Body"] for message in moved] == ["bad"]
+
+
+def test_a_function_error_returns_the_whole_batch(sqs: Any) -> None:
+    queue, _ = make_queues(sqs, "whole", max_receive_count=5)
+    for body in ("a", "b"):
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+    subject = poller(sqs, queue, lambda function, event: Invocation(error={"errorMessage": "boom"}))
+    assert subject.poll_once() == 2
+    assert depth(sqs, queue) == 2
+
+
+def test_batch_size_bounds_the_records_of_one_invocation(sqs: Any) -> None:
+    queue, _ = make_queues(sqs, "sized", max_receive_count=5)
+    for index in range(5):
+        sqs.send_message(QueueUrl=queue, MessageBody=str(index))
+    sizes: list[int] = []
+
+    def invoke(function: str, event: Any) -> Invocation:
+        sizes.append(len(event["Records"]))
+        return Invocation(payload={"batchItemFailures": []})
+
+    subject = poller(sqs, queue, invoke, batch_size=2)
+    while depth(sqs, queue):
+        subject.poll_once()
+    assert sum(sizes) == 5 and max(sizes) <= 2
+
+
+def test_routes_prefer_literal_segments_and_carry_path_parameters() -> None:
+    gateway = ApiGateway(
+        [
+            RouteSpec("GET", "/tenants/{tenant_id}", "ById"),
+            RouteSpec("GET", "/tenants/me", "Me"),
+            RouteSpec("ANY", "/files/{proxy+}", "Files"),
+        ],
+        lambda function, event: Invocation(),
+    )
+    assert gateway.match("GET", "/tenants/me") == (RouteSpec("GET", "/tenants/me", "Me"), {})
+    assert gateway.match("GET", "/tenants/t1")[1] == {"tenant_id": "t1"}  # type: ignore[index]
+    assert gateway.match("DELETE", "/files/a/b")[1] == {"proxy": "a/b"}  # type: ignore[index]
+    assert gateway.match("POST", "/tenants/t1") is None
+
+
+def test_schedule_rates() -> None:
+    assert rate_seconds("rate(1 hour)") == 3600
+    assert rate_seconds("rate(5 minutes)") == 300
+    assert rate_seconds("cron(0 2 * * ? *)") is None
+
+
+def test_hosts_stay_warm_report_errors_and_are_killed_on_timeout(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(
+        textwrap.dedent(
+            """
+            import os, time
+            STARTED = time.time()
+            def handler(event, context):
+                if event.get("sleep"):
+                    time.sleep(event["sleep"])
+                if event.get("fail"):
+                    raise ValueError("bad event")
+                print("a log line that must not corrupt the reply")
+                return {"started": STARTED, "name": context.function_name, "env": os.environ.get("ONLY_HERE")}
+            """
+        )
+    )
+    spec = FunctionSpec("Fn", "stack-Fn", tmp_path, "app.handler", 1, 128, {"ONLY_HERE": "yes"}, None)
+    pool = FunctionPool(spec, {}, tmp_path, concurrency=1)
+    try:
+        first, second = pool.invoke({}), pool.invoke({})
+        assert first.cold_start and not second.cold_start
+        assert (
+            first.payload
+            == second.payload
+            == {"started": first.payload["started"], "name": "stack-Fn", "env": "yes"}
+        )
+        failed = pool.invoke({"fail": True})
+        assert failed.error is not None and failed.error["errorType"] == "ValueError"
+        timed_out = pool.invoke({"sleep": 3})
+        assert timed_out.error is not None and "timed out" in timed_out.error["errorMessage"]
+        assert pool.invoke({}).cold_start  # the killed host is replaced
+    finally:
+        pool.close()
+    assert "a log line" in (tmp_path / "Fn.log").read_text()

@@ -1,0 +1,109 @@
+"""What cfn-lint does not check in template.yaml: event properties, queue timing, DLQs, code folders."""
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE: dict[str, Any] = yaml_parse((ROOT / "template.yaml").read_text())
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+GLOBAL_FUNCTION: dict[str, Any] = TEMPLATE["Globals"]["Function"]
+FUNCTIONS = {
+    name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"
+}
+QUEUES = {name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::SQS::Queue"}
+EVENT_KEYS = {
+    "SQS": {
+        "Queue",
+        "BatchSize",
+        "FunctionResponseTypes",
+        "ScalingConfig",
+        "MaximumBatchingWindowInSeconds",
+        "Enabled",
+    },
+    "HttpApi": {"ApiId", "Path", "Method", "Auth", "TimeoutInMillis", "PayloadFormatVersion"},
+    "ScheduleV2": {"ScheduleExpression", "ScheduleExpressionTimezone", "Input", "State", "Description"},
+}
+
+
+def _events(kind: str) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (function, event["Properties"])
+        for function, properties in FUNCTIONS.items()
+        for event in properties.get("Events", {}).values()
+        if event["Type"] == kind
+    ]
+
+
+def _parameter_default(value: Any) -> Any:
+    if isinstance(value, dict) and "Ref" in value:
+        return TEMPLATE["Parameters"][value["Ref"]]["Default"]
+    return value
+
+
+def test_every_function_and_the_layer_share_one_python_runtime() -> None:
+    runtimes = {properties.get("Runtime", GLOBAL_FUNCTION["Runtime"]) for properties in FUNCTIONS.values()}
+    layer_methods = {
+        r["Metadata"]["BuildMethod"] for r in RESOURCES.values() if r["Type"].endswith("LayerVersion")
+    }
+    assert runtimes == layer_methods == {"python3.13"}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_handler_exists_where_the_template_says(function: str) -> None:
+    properties = FUNCTIONS[function]
+    module, handler = properties["Handler"].split(".")
+    source = ROOT / properties["CodeUri"] / f"{module}.py"
+    names = {node.name for node in ast.parse(source.read_text()).body if isinstance(node, ast.FunctionDef)}
+    assert handler in names
+
+
+def test_event_properties_are_spelled_right() -> None:
+    for kind, allowed in EVENT_KEYS.items():
+        for function, properties in _events(kind):
+            assert set(properties) <= allowed, f"{function}: unknown {kind} keys {set(properties) - allowed}"
+
+
+def test_sqs_consumers_report_batch_item_failures() -> None:
+    events = _events("SQS")
+    assert events
+    for function, properties in events:
+        assert properties.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], function
+
+
+def test_queue_visibility_is_at_least_six_times_the_consumer_timeout() -> None:
+    for function, properties in _events("SQS"):
+        queue = properties["Queue"]["Fn::GetAtt"][0]
+        timeout = FUNCTIONS[function].get("Timeout", GLOBAL_FUNCTION["Timeout"])
+        assert QUEUES[queue]["VisibilityTimeout"] >= 6 * timeout, f"{queue} vs {function}"
+
+
+def test_every_work_queue_has_a_dead_letter_queue() -> None:
+    dead_letter_queues = {
+        properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for properties in QUEUES.values()
+        if "RedrivePolicy" in properties
+    }
+    work_queues = set(QUEUES) - dead_letter_queues
+    assert work_queues
+    for queue in work_queues:
+        policy = QUEUES[queue].get("RedrivePolicy")
+        assert policy, f"{queue} has no dead-letter queue"
+        assert int(_parameter_default(policy["maxReceiveCount"])) >= 1
+
+
+def test_schedule_input_is_what_the_scheduler_handler_parses() -> None:
+    ((function, properties),) = _events("ScheduleV2")
+    assert json.loads(properties["Input"]) == {"trigger": "schedule"}
+    assert FUNCTIONS[function]["CodeUri"].rstrip("/").endswith("sync_scheduler")
+
+
+def test_every_function_has_a_sample_event() -> None:
+    samples = {path.name for path in (ROOT / "events").glob("*.json")}
+    for properties in FUNCTIONS.values():
+        folder = Path(properties["CodeUri"]).name
+        assert any(sample.startswith(folder) for sample in samples), f"no events/{folder}*.json"
