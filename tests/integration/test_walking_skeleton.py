@@ -1,0 +1,170 @@
+"""The whole flow over HTTP: CLI -> OAuth through the simulator -> schedule/queues -> DynamoDB -> export."""
+
+import json
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from rostersync.canvas.scopes import declared_endpoint
+from rostersync_local.truth import differences, expected_export
+from tests.integration.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def email_tenant(stack: Stack) -> str:
+    return stack.connect_tenant("--user-id-field", "email")
+
+
+def test_connecting_records_the_root_account_and_keeps_tokens_out_of_dynamodb(
+    stack: Stack, email_tenant: str
+) -> None:
+    tenant = json.loads(stack.cli_ok("tenant", "show", email_tenant))
+    truth = stack.canvas("GET", "/_sim/ground_truth")
+    assert tenant["status"] == "active"
+    assert (tenant["root_account_id"], tenant["root_account_uuid"]) == (
+        truth["root_account"]["id"],
+        truth["root_account"]["uuid"],
+    )
+    secret = json.loads(
+        stack.aws("secretsmanager").get_secret_value(
+            SecretId=f"{stack.outputs['TenantSecretPrefix']}/{email_tenant}"
+        )["SecretString"]
+    )
+    assert secret["access_token"] and secret["refresh_token"] and secret["client_secret"]
+    items = stack.aws("dynamodb").scan(TableName=stack.outputs["RosterTableName"])["Items"]
+    dumped = json.dumps(items)
+    assert all(secret[name] not in dumped for name in ("access_token", "refresh_token", "client_secret"))
+
+
+def test_full_sync_exports_the_canvas_ground_truth(stack: Stack, email_tenant: str) -> None:
+    before = stack.canvas("GET", "/_sim/stats")["by_route"]
+    summary = json.loads(stack.cli_ok("sync", "run", "--tenant", email_tenant, "--wait"))
+    assert summary["run"]["status"] == "completed" and summary["courses_failed"] == 0
+    truth = stack.canvas("GET", "/_sim/ground_truth")
+    expected = expected_export(truth, with_email=True)
+    export = stack.export(email_tenant)
+    assert export["tenant"] == email_tenant
+    assert len(export["courses"]) == len(expected) > 0
+    assert differences(export, expected) == []
+    # The export holds inactive and completed enrollments too, marked inactive.
+    states = {(e["state"], e["active"]) for course in export["courses"] for e in course["enrollments"]}
+    assert ("active", True) in states and ("inactive", False) in states
+    after = stack.canvas("GET", "/_sim/stats")["by_route"]
+    enrollment_pages = after.get("GET /api/v1/courses/:course_id/enrollments", 0) - before.get(
+        "GET /api/v1/courses/:course_id/enrollments", 0
+    )
+    assert enrollment_pages >= len(expected)
+
+
+def test_resync_of_an_unchanged_canvas_writes_nothing(stack: Stack, email_tenant: str) -> None:
+    stack.cli_ok("sync", "run", "--tenant", email_tenant, "--wait")
+    summary = json.loads(stack.cli_ok("sync", "run", "--tenant", email_tenant, "--wait"))
+    assert (
+        summary["changes"]["created"] == summary["changes"]["updated"] == summary["changes"]["dropped"] == 0
+    )
+    assert summary["changes"]["unchanged"] > 0
+
+
+def test_a_tenant_without_emails_skips_the_users_listing(stack: Stack) -> None:
+    tenant_id = stack.connect_tenant("--user-id-field", "sis_user_id")
+    users_route = "GET /api/v1/courses/:course_id/users"
+    before = stack.canvas("GET", "/_sim/stats")["by_route"].get(users_route, 0)
+    stack.cli_ok("sync", "run", "--tenant", tenant_id, "--wait")
+    assert stack.canvas("GET", "/_sim/stats")["by_route"].get(users_route, 0) == before
+    expected = expected_export(stack.canvas("GET", "/_sim/ground_truth"), with_email=False)
+    assert differences(stack.export(tenant_id), expected) == []
+
+
+def test_the_scheduled_sync_covers_every_connected_tenant(stack: Stack, email_tenant: str) -> None:
+    fired = json.loads(stack.cli_ok("local", "fire"))
+    requested = {request["tenant_id"] for request in fired["result"]["requested"]}
+    assert email_tenant in requested
+    pending = stack.add_tenant(name="Not yet authorized")
+    assert pending not in {
+        r["tenant_id"] for r in json.loads(stack.cli_ok("local", "fire"))["result"]["requested"]
+    }
+
+
+def test_every_canvas_call_made_is_in_the_scope_manifest(stack: Stack, email_tenant: str) -> None:
+    routes = stack.canvas("GET", "/_sim/stats")["by_route"]
+    api_routes = [route for route in routes if " /api/" in route]
+    assert api_routes
+    for route in api_routes:
+        method, path = route.split(" ", 1)
+        concrete = "/".join("1" if part.startswith(":") else part for part in path.split("/"))
+        assert declared_endpoint(method, concrete) is not None, route
+
+
+def test_no_secret_reaches_a_log_line(stack: Stack, email_tenant: str) -> None:
+    secret = json.loads(
+        stack.aws("secretsmanager").get_secret_value(
+            SecretId=f"{stack.outputs['TenantSecretPrefix']}/{email_tenant}"
+        )["SecretString"]
+    )
+    logs = "".join(path.read_text(errors="replace") for path in Path(stack.state_dir, "logs").glob("*.log"))
+    assert "CourseSyncWorkerFunction" in {path.stem for path in Path(stack.state_dir, "logs").glob("*.log")}
+    for name in ("access_token", "refresh_token", "client_secret"):
+        assert secret[name] not in logs, name
+
+
+# -- bad input -------------------------------------------------------------------------------------
+def test_unknown_tenant_is_a_clear_cli_error(stack: Stack) -> None:
+    completed = stack.cli("sync", "run", "--tenant", "tnope", "--wait")
+    assert completed.returncode == 1 and "unknown tenant 'tnope'" in completed.stderr
+
+
+def test_a_tenant_that_never_authorized_cannot_sync(stack: Stack) -> None:
+    tenant_id = stack.add_tenant(name="Pending")
+    completed = stack.cli("sync", "run", "--tenant", tenant_id)
+    assert completed.returncode == 1 and "pending_authorization" in completed.stderr
+
+
+@pytest.mark.parametrize("query", ["", "?code=abc", "?code=abc&state=tnope.forged", "?state=no-dot"])
+def test_callbacks_without_a_live_state_are_refused(stack: Stack, query: str) -> None:
+    response = requests.get(f"{stack.api_url}/oauth/callback{query}", timeout=30)
+    assert response.status_code == 400
+    assert "start again" in response.text
+
+
+def test_a_declined_authorization_changes_nothing_and_its_link_is_spent(stack: Stack) -> None:
+    tenant_id = stack.add_tenant(name="Declines")
+    start = requests.get(stack.cli_ok("tenant", "authorize", tenant_id), allow_redirects=False, timeout=30)
+    assert start.status_code == 302 and start.headers["Location"].startswith(
+        f"{stack.canvas_url}/login/oauth2/auth?"
+    )
+    state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
+    callback = f"{stack.api_url}/oauth/callback"
+    declined = requests.get(callback, params={"error": "access_denied", "state": state}, timeout=30)
+    assert declined.status_code == 400 and "declined" in declined.text
+    assert json.loads(stack.cli_ok("tenant", "show", tenant_id))["status"] == "pending_authorization"
+    replayed = requests.get(callback, params={"code": "x", "state": state}, timeout=30)
+    assert replayed.status_code == 400 and "already used" in replayed.text
+
+
+def test_a_course_canvas_keeps_failing_is_recorded_and_its_roster_left_as_it_was(stack: Stack) -> None:
+    tenant_id = stack.connect_tenant()
+    stack.cli_ok("sync", "run", "--tenant", tenant_id, "--wait")
+    before = {course["canvas_id"]: course for course in stack.export(tenant_id)["courses"]}
+    victim = min(before)
+    stack.canvas(
+        "POST",
+        "/_sim/faults",
+        json={"status": 500, "path_regex": f"/api/v1/courses/{victim}/enrollments", "count": 1000},
+    )
+    try:
+        completed = stack.cli("sync", "run", "--tenant", tenant_id, "--wait")
+    finally:
+        stack.canvas("DELETE", "/_sim/faults")
+    assert completed.returncode == 1 and "finished with failures" in completed.stderr
+    summary = json.loads(completed.stdout)
+    assert summary["courses_failed"] == 1 and summary["courses_succeeded"] == len(before) - 1
+    status = json.loads(
+        stack.cli_ok("sync", "status", "--tenant", tenant_id, "--run", summary["run"]["run_id"])
+    )
+    assert status[0]["run"]["status"] == "completed"
+    after = {course["canvas_id"]: course for course in stack.export(tenant_id)["courses"]}
+    assert after[victim] == before[victim]
