@@ -72,6 +72,11 @@ def cmd_local_fire(arguments: argparse.Namespace) -> None:
 
 
 # -- tenants -----------------------------------------------------------------------------------
+def _secret_argument(value: str) -> str:
+    # "-" reads it from stdin, so it never shows in the process list or shell history.
+    return sys.stdin.readline().strip() if value == "-" else value
+
+
 def cmd_tenant_add(arguments: argparse.Namespace) -> None:
     binding = _binding(arguments)
     tenant = create_tenant(
@@ -79,7 +84,7 @@ def cmd_tenant_add(arguments: argparse.Namespace) -> None:
         name=arguments.name,
         canvas_url=arguments.canvas_url,
         client_id=arguments.client_id,
-        client_secret=arguments.client_secret,
+        client_secret=_secret_argument(arguments.client_secret),
         allow_insecure_canvas=arguments.allow_insecure_canvas,
         user_id_field=UserIdField(arguments.user_id_field),
     )
@@ -184,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True)
     add.add_argument("--canvas-url", required=True)
     add.add_argument("--client-id", required=True)
-    add.add_argument("--client-secret", required=True)
+    add.add_argument("--client-secret", required=True, help="the key's secret, or - to read it from stdin")
     add.add_argument(
         "--allow-insecure-canvas", action="store_true", help="development: allow http and loopback"
     )

@@ -24,9 +24,10 @@ class Stack:
     aws_endpoint_url: str
     outputs: dict[str, str]
 
-    def cli(self, *arguments: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, *arguments: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "rostersync_cli.main", *arguments],
+            input=stdin,
             capture_output=True,
             text=True,
             env={**os.environ, "ROSTERSYNC_STATE_DIR": str(self.state_dir)},
@@ -34,8 +35,8 @@ class Stack:
             timeout=300,
         )
 
-    def cli_ok(self, *arguments: str) -> str:
-        completed = self.cli(*arguments)
+    def cli_ok(self, *arguments: str, stdin: str | None = None) -> str:
+        completed = self.cli(*arguments, stdin=stdin)
         assert completed.returncode == 0, completed.stderr
         return completed.stdout.strip()
 
@@ -65,8 +66,8 @@ class Stack:
         key = self.developer_key()
         return self.cli_ok(
             "tenant", "add", "--name", name, "--canvas-url", self.canvas_url,
-            "--client-id", key["client_id"], "--client-secret", key["client_secret"],
-            "--allow-insecure-canvas", *extra,
+            "--client-id", key["client_id"], "--client-secret", "-",
+            "--allow-insecure-canvas", *extra, stdin=key["client_secret"] + "\n",
         )  # fmt: skip
 
     def connect_tenant(self, *extra: str) -> str:

@@ -60,6 +60,3 @@ class TenantSecretStore:
         )
         # The next read must see what we just wrote, not the cached value.
         self._provider.clear_cache()  # type: ignore[no-untyped-call]
-
-    def delete(self, tenant_id: str) -> None:
-        self._client.delete_secret(SecretId=self._name(tenant_id), ForceDeleteWithoutRecovery=True)
