@@ -98,7 +98,7 @@ class LocalStack:
         sqs = boto3.client(
             "sqs", endpoint_url=aws_endpoint_url, config=Config(retries={"max_attempts": 2}), **_creds()
         )
-        self._create_resources(model, aws_endpoint_url, sqs)
+        create_resources(model, aws_endpoint_url)
         base_environment = {
             **LOCAL_AWS_ENVIRONMENT,
             "AWS_ENDPOINT_URL": aws_endpoint_url,
@@ -195,44 +195,6 @@ class LocalStack:
         self._children.append(process)
         return process
 
-    @staticmethod
-    def _create_resources(model: StackModel, endpoint: str, sqs: Any) -> None:
-        dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, **_creds())
-        for table in model.tables.values():
-            properties = table.properties
-            arguments: dict[str, Any] = {
-                "TableName": table.name,
-                "KeySchema": properties["KeySchema"],
-                "AttributeDefinitions": properties["AttributeDefinitions"],
-                "BillingMode": properties.get("BillingMode", "PROVISIONED"),
-            }
-            if "GlobalSecondaryIndexes" in properties:
-                arguments["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
-            dynamodb.create_table(**arguments)
-            ttl = properties.get("TimeToLiveSpecification")
-            if ttl:
-                dynamodb.update_time_to_live(TableName=table.name, TimeToLiveSpecification=ttl)
-        # Dead-letter queues first: a redrive policy names its target.
-        for queue in sorted(model.queues.values(), key=lambda queue: "RedrivePolicy" in queue.attributes):
-            attributes = {
-                name: json.dumps(value)
-                if isinstance(value, dict)
-                else str(value).lower()
-                if isinstance(value, bool)
-                else str(value)
-                for name, value in queue.attributes.items()
-                if name
-                in {
-                    "VisibilityTimeout",
-                    "MessageRetentionPeriod",
-                    "RedrivePolicy",
-                    "DelaySeconds",
-                    "ReceiveMessageWaitTimeSeconds",
-                    "MaximumMessageSize",
-                }
-            }
-            sqs.create_queue(QueueName=queue.name, Attributes=attributes)
-
     def _serve(self, app: Any, port: int) -> str:
         server = make_server("127.0.0.1", port, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -299,6 +261,46 @@ class LocalStack:
         for log in self._logs:
             log.close()
         (self.state_dir / "stack.json").unlink(missing_ok=True)
+
+
+def create_resources(model: StackModel, endpoint: str) -> None:
+    """The template's tables and queues (with their redrive policies), created in moto."""
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, **_creds())
+    sqs = boto3.client("sqs", endpoint_url=endpoint, **_creds())
+    for table in model.tables.values():
+        properties = table.properties
+        arguments: dict[str, Any] = {
+            "TableName": table.name,
+            "KeySchema": properties["KeySchema"],
+            "AttributeDefinitions": properties["AttributeDefinitions"],
+            "BillingMode": properties.get("BillingMode", "PROVISIONED"),
+        }
+        if "GlobalSecondaryIndexes" in properties:
+            arguments["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+        dynamodb.create_table(**arguments)
+        ttl = properties.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(TableName=table.name, TimeToLiveSpecification=ttl)
+    # Dead-letter queues first: a redrive policy names its target.
+    for queue in sorted(model.queues.values(), key=lambda queue: "RedrivePolicy" in queue.attributes):
+        attributes = {
+            name: json.dumps(value)
+            if isinstance(value, dict)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+            for name, value in queue.attributes.items()
+            if name
+            in {
+                "VisibilityTimeout",
+                "MessageRetentionPeriod",
+                "RedrivePolicy",
+                "DelaySeconds",
+                "ReceiveMessageWaitTimeSeconds",
+                "MaximumMessageSize",
+            }
+        }
+        sqs.create_queue(QueueName=queue.name, Attributes=attributes)
 
 
 def _creds() -> dict[str, str]:

@@ -13,7 +13,22 @@ import boto3
 import pytest
 import requests
 
+from rostersync.canvas.scopes import declared_endpoint
 from rostersync_local.control import start_stack, stop_stack
+
+
+def calls_outside_the_manifest(canvas_url: str) -> list[str]:
+    """Every Canvas API route the simulator served that no declared scope covers (least privilege)."""
+    routes = requests.get(f"{canvas_url}/_sim/stats", timeout=30).json()["by_route"]
+    outside = []
+    for route in routes:
+        method, _, path = route.partition(" ")
+        if path.startswith("/login/oauth2/"):
+            continue
+        concrete = "/".join("1" if part.startswith(":") else part for part in path.split("/"))
+        if declared_endpoint(method, concrete) is None:
+            outside.append(route)
+    return outside
 
 
 @dataclass(frozen=True)
@@ -95,5 +110,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             aws_endpoint_url=state["aws_endpoint_url"],
             outputs=state["outputs"],
         )
+        # Checked over every request the whole session made, not a sample.
+        assert calls_outside_the_manifest(state["canvas_url"]) == []
     finally:
         stop_stack(state_dir)

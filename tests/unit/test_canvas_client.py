@@ -75,14 +75,21 @@ def canvas(scripted_server: ScriptedCanvas) -> ScriptedCanvas:
     return scripted_server
 
 
-def client_for(canvas: ScriptedCanvas, tokens: Tokens | None = None, attempts: int = 3) -> CanvasClient:
+def client_for(
+    canvas: ScriptedCanvas,
+    tokens: Tokens | None = None,
+    attempts: int = 3,
+    sleeps: list[float] | None = None,
+    **policy: Any,
+) -> CanvasClient:
+    recorded = sleeps if sleeps is not None else []
     return CanvasClient(
         canvas.url,
         tokens or Tokens(),
         allow_insecure=True,
         timeout_seconds=5,
-        retry=RetryPolicy(max_attempts=attempts, backoff_base_seconds=0.0),
-        sleep=lambda _: None,
+        retry=RetryPolicy(max_attempts=attempts, backoff_base_seconds=0.0, **policy),
+        sleep=recorded.append,
     )
 
 
@@ -224,3 +231,45 @@ def test_error_messages_never_carry_the_token(canvas: ScriptedCanvas) -> None:
     with pytest.raises(Exception) as raised:
         client_for(canvas, Tokens(current="secret-token-value")).get_all(LIST_ACCOUNT_COURSES, account_id=1)
     assert "secret-token-value" not in str(raised.value)
+
+
+def test_retry_after_is_honoured(canvas: ScriptedCanvas) -> None:
+    canvas.reply(COURSES, "429 Too Many Requests", status=429, headers={"Retry-After": "7"})
+    canvas.reply(COURSES, [])
+    sleeps: list[float] = []
+    client_for(canvas, sleeps=sleeps).get_all(LIST_ACCOUNT_COURSES, account_id=1)
+    assert sleeps == [7.0]
+
+
+def test_throttling_that_never_ends_gives_up_after_its_budget(canvas: ScriptedCanvas) -> None:
+    for _ in range(4):
+        canvas.reply(COURSES, "403 Forbidden (Rate Limit Exceeded)\n", status=403)
+    client = client_for(canvas, max_throttle_retries=3, throttle_backoff_base_seconds=0.0)
+    with pytest.raises(CanvasUnavailableError, match="throttled"):
+        client.get_all(LIST_ACCOUNT_COURSES, account_id=1)
+    assert client.stats.throttled == 4 and client.stats.requests == 4
+
+
+def test_low_rate_limit_remaining_slows_the_next_call_down(canvas: ScriptedCanvas) -> None:
+    next_link = f'<{canvas.url}{COURSES}?page=2>; rel="next"'
+    canvas.reply(COURSES, [{"id": 1}], headers={"Link": next_link, "X-Rate-Limit-Remaining": "600.0"})
+    canvas.reply(COURSES, [{"id": 2}], headers={"X-Rate-Limit-Remaining": "30.0"})
+    sleeps: list[float] = []
+    client = client_for(canvas, sleeps=sleeps)
+    client.get_all(LIST_ACCOUNT_COURSES, account_id=1)
+    assert client.stats.paced == 1
+    assert sleeps == [pytest.approx(2.0 * (1 - 30 / 150))]
+
+
+def test_an_unreachable_canvas_is_unavailable_after_the_retries(canvas: ScriptedCanvas) -> None:
+    client = CanvasClient(
+        "http://127.0.0.1:9",  # nothing listens on the discard port
+        Tokens(),
+        allow_insecure=True,
+        timeout_seconds=1,
+        retry=RetryPolicy(max_attempts=2, backoff_base_seconds=0.0),
+        sleep=lambda _: None,
+    )
+    with pytest.raises(CanvasUnavailableError, match="ConnectionError"):
+        client.get_all(LIST_ACCOUNT_COURSES, account_id=1)
+    assert client.stats.retries == 1

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 from rostersync.canvas.client import CanvasClient
+from rostersync.canvas.errors import CanvasUnavailableError
 from rostersync.canvas.oauth import OAuthClient
 from rostersync.canvas.tokens import TenantTokenSource
 from rostersync.models import Tenant
@@ -39,3 +46,42 @@ def canvas_client_for(services: Services, tenant: Tenant) -> CanvasClient:
         allow_insecure=insecure_canvas_allowed(services, tenant),
         timeout_seconds=services.settings.canvas_timeout_seconds,
     )
+
+
+@contextmanager
+def canvas_slot(
+    services: Services,
+    tenant_id: str,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[int]:
+    """Hold one of the tenant's Canvas concurrency slots while talking to its Canvas."""
+    settings = services.settings
+    holder = uuid.uuid4().hex
+    slots = list(range(settings.canvas_concurrency_per_tenant))
+    deadline = clock() + settings.canvas_slot_wait_seconds
+    while True:
+        random.shuffle(slots)  # spread the conditional writes over the slots
+        taken = next(
+            (
+                slot
+                for slot in slots
+                if services.table.acquire_canvas_slot(
+                    tenant_id, slot, holder, settings.canvas_slot_lease_seconds
+                )
+            ),
+            None,
+        )
+        if taken is not None:
+            break
+        if clock() > deadline:
+            raise CanvasUnavailableError(
+                f"all {len(slots)} Canvas slots of tenant {tenant_id} stayed busy for "
+                f"{settings.canvas_slot_wait_seconds:.0f} s"
+            )
+        sleep(0.2 + random.random() * 0.3)  # noqa: S311 - jitter, not cryptography
+    try:
+        yield taken
+    finally:
+        services.table.release_canvas_slot(tenant_id, taken, holder)

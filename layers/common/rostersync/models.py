@@ -112,6 +112,8 @@ class CourseResult(BaseModel):
     attempt: int = 1
     changes: ChangeCounts = Field(default_factory=ChangeCounts)
     canvas_requests: int = 0
+    canvas_throttled: int = 0
+    canvas_retries: int = 0
     error_code: str | None = None
     error_message: str | None = None
     finished_at: datetime = Field(default_factory=utc_now)
@@ -130,6 +132,8 @@ class RunSummary(BaseModel):
     courses_pending: int
     changes: ChangeCounts
     canvas_requests: int
+    canvas_throttled: int
+    canvas_retries: int
 
     @property
     def finished(self) -> bool:

@@ -20,6 +20,11 @@ class Settings(BaseModel):
     # Refresh access tokens this long before Canvas says they expire.
     token_refresh_margin_seconds: int = Field(default=300, ge=0)
     oauth_state_ttl_seconds: int = Field(default=600, gt=0)
+    # At most this many workers call one tenant's Canvas at once (a leased slot each), so a large
+    # tenant neither trips its own rate limit nor takes every worker from the others.
+    canvas_concurrency_per_tenant: int = Field(default=3, ge=1)
+    canvas_slot_wait_seconds: float = Field(default=60.0, ge=0)
+    canvas_slot_lease_seconds: int = Field(default=150, gt=0)
 
 
 _ENVIRONMENT = {
@@ -32,6 +37,9 @@ _ENVIRONMENT = {
     "canvas_timeout_seconds": "CANVAS_TIMEOUT_SECONDS",
     "token_refresh_margin_seconds": "TOKEN_REFRESH_MARGIN_SECONDS",
     "oauth_state_ttl_seconds": "OAUTH_STATE_TTL_SECONDS",
+    "canvas_concurrency_per_tenant": "CANVAS_CONCURRENCY_PER_TENANT",
+    "canvas_slot_wait_seconds": "CANVAS_SLOT_WAIT_SECONDS",
+    "canvas_slot_lease_seconds": "CANVAS_SLOT_LEASE_SECONDS",
 }
 
 

@@ -51,23 +51,38 @@ class RequestStats:
     requests: int = 0
     throttled: int = 0
     retries: int = 0
+    paced: int = 0  # pauses taken because X-Rate-Limit-Remaining ran low
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How hard to try. Throttling has its own, larger budget: waiting is what cures it."""
+
     max_attempts: int = 4
     backoff_base_seconds: float = 0.5
     backoff_cap_seconds: float = 20.0
+    max_throttle_retries: int = 8
+    throttle_backoff_base_seconds: float = 1.0
+    # Canvas's bucket holds 600 by default; below this much headroom we pause before the next call.
+    slow_down_below_remaining: float = 150.0
+    max_pace_pause_seconds: float = 2.0
 
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+    def delay(self, retry: int, retry_after: str | None = None, *, throttled: bool = False) -> float:
         if retry_after is not None:
             try:
-                return min(float(retry_after), self.backoff_cap_seconds)
+                return min(max(float(retry_after), 0.0), self.backoff_cap_seconds)
             except ValueError:
                 pass
-        exponential: float = self.backoff_base_seconds * 2**attempt
+        base = self.throttle_backoff_base_seconds if throttled else self.backoff_base_seconds
+        exponential: float = base * 2 ** (retry - 1)
         jittered: float = exponential * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not cryptography
         return min(jittered, self.backoff_cap_seconds)
+
+    def pace(self, remaining: float) -> float:
+        """Seconds to pause after a response that left `remaining` in the bucket."""
+        if remaining >= self.slow_down_below_remaining:
+            return 0.0
+        return self.max_pace_pause_seconds * (1 - max(remaining, 0.0) / self.slow_down_below_remaining)
 
 
 def _error_message(response: requests.Response) -> str:
@@ -164,10 +179,8 @@ class CanvasClient:
         if declared_endpoint(method, urlsplit(url).path) is not endpoint:
             raise UndeclaredEndpointError(f"{method} {urlsplit(url).path} is not {endpoint.scope}")
         renewed = False
-        failure = "no attempt made"
-        for attempt in range(self._retry.max_attempts):
-            if attempt:
-                self.stats.retries += 1
+        failures = throttles = 0
+        while True:
             token = self._tokens.access_token()
             try:
                 response = self._session.request(
@@ -179,8 +192,8 @@ class CanvasClient:
                     allow_redirects=False,
                 )
             except (requests.ConnectionError, requests.Timeout) as error:
-                failure = f"{type(error).__name__} calling {endpoint.route}"
-                self._sleep(self._retry.delay(attempt))
+                failures += 1
+                self._retry_or_give_up(failures, f"{type(error).__name__} calling {endpoint.route}")
                 continue
             self.stats.requests += 1
             status = response.status_code
@@ -199,13 +212,21 @@ class CanvasClient:
                 continue
             if _is_throttled(response):
                 self.stats.throttled += 1
-                failure = f"throttled by Canvas on {endpoint.route}"
-                self._sleep(self._retry.delay(attempt, response.headers.get("Retry-After")))
+                throttles += 1
+                if throttles > self._retry.max_throttle_retries:
+                    raise CanvasUnavailableError(f"throttled by Canvas on {endpoint.route} {throttles} times")
+                self.stats.retries += 1
+                self._sleep(self._retry.delay(throttles, response.headers.get("Retry-After"), throttled=True))
                 continue
             if status >= 500:
-                failure = f"Canvas answered {status} on {endpoint.route}"
-                self._sleep(self._retry.delay(attempt, response.headers.get("Retry-After")))
+                failures += 1
+                self._retry_or_give_up(
+                    failures,
+                    f"Canvas answered {status} on {endpoint.route}",
+                    response.headers.get("Retry-After"),
+                )
                 continue
+            self._pace(response)
             if status == 404:
                 raise CanvasNotFoundError(f"{endpoint.route}: {_error_message(response)}", status=status)
             if 300 <= status < 400:
@@ -219,4 +240,20 @@ class CanvasClient:
                     f"{endpoint.route} answered {status}: {_error_message(response)}", status=status
                 )
             return response
-        raise CanvasUnavailableError(f"{failure} (after {self._retry.max_attempts} attempts)")
+
+    def _retry_or_give_up(self, failures: int, reason: str, retry_after: str | None = None) -> None:
+        if failures >= self._retry.max_attempts:
+            raise CanvasUnavailableError(f"{reason} (after {failures} attempts)")
+        self.stats.retries += 1
+        self._sleep(self._retry.delay(failures, retry_after))
+
+    def _pace(self, response: requests.Response) -> None:
+        """Slow down before the bucket empties, rather than be throttled."""
+        try:
+            remaining = float(response.headers["X-Rate-Limit-Remaining"])
+        except (KeyError, ValueError):
+            return
+        pause = self._retry.pace(remaining)
+        if pause > 0:
+            self.stats.paced += 1
+            self._sleep(pause)

@@ -28,7 +28,12 @@ class SyncQueues:
     def send_course_messages(self, messages: Sequence[CourseSyncMessage]) -> None:
         for start in range(0, len(messages), SQS_BATCH_LIMIT):
             entries = [
-                {"Id": str(index), "MessageBody": message.model_dump_json()}
+                # The tenant as message group: an SQS fair queue keeps one busy tenant from starving others.
+                {
+                    "Id": str(index),
+                    "MessageBody": message.model_dump_json(),
+                    "MessageGroupId": message.tenant_id,
+                }
                 for index, message in enumerate(messages[start : start + SQS_BATCH_LIMIT])
             ]
             self._send_batch(entries)

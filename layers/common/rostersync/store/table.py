@@ -3,6 +3,7 @@
 Layout (pk / sk):
   T#<t>                 TENANT                  the tenant's settings and status (gsi1: TENANTS / <t>)
   T#<t>                 OAUTH#<state>           a pending OAuth authorization (TTL 10 min, single use)
+  T#<t>                 SLOT#<n>                a leased Canvas concurrency slot (n < the per-tenant cap)
   T#<t>                 COURSE#<course>         a synced course (data + content hash)
   T#<t>#C#<course>      SECTION# / USER# / ENROLLMENT#<id>   the course's roster (data + content hash)
   T#<t>                 RUN#<run>               a sync run
@@ -162,6 +163,39 @@ class RosterTable:
             )
         except ClientError as error:
             if not _is_conditional_failure(error):  # the lease ran out and another holder took it
+                raise
+
+    # -- Canvas concurrency slots --------------------------------------------------------------
+    def acquire_canvas_slot(self, tenant_id: str, slot: int, holder: str, lease_seconds: int) -> bool:
+        """Take slot `slot` if it is free or its lease ran out (a crashed worker frees it that way)."""
+        now = int(time.time())
+        try:
+            self._table.put_item(
+                Item={
+                    "pk": tenant_pk(tenant_id),
+                    "sk": f"SLOT#{slot}",
+                    "holder": holder,
+                    "lease_until": now + lease_seconds,
+                    "expires_at": now + lease_seconds + 3600,
+                },
+                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now",
+                ExpressionAttributeValues={":now": now},
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def release_canvas_slot(self, tenant_id: str, slot: int, holder: str) -> None:
+        try:
+            self._table.delete_item(
+                Key={"pk": tenant_pk(tenant_id), "sk": f"SLOT#{slot}"},
+                ConditionExpression="holder = :holder",
+                ExpressionAttributeValues={":holder": holder},
+            )
+        except ClientError as error:
+            if not _is_conditional_failure(error):  # the lease ran out and another worker holds it now
                 raise
 
     # -- OAuth states --------------------------------------------------------------------------

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from aws_lambda_powertools import Logger
 
 from rostersync.canvas.client import CanvasClient
-from rostersync.canvas.errors import AuthorizationError, CanvasError
+from rostersync.canvas.errors import CanvasError
 from rostersync.canvas.models import CanvasEnrollment, CanvasSection, CanvasUser
 from rostersync.canvas.scopes import LIST_COURSE_ENROLLMENTS, LIST_COURSE_SECTIONS, LIST_COURSE_USERS
-from rostersync.connection import canvas_client_for
+from rostersync.connection import canvas_client_for, canvas_slot
 from rostersync.models import CourseOutcome, CourseResult, CourseSyncMessage, RunStatus, Tenant, TenantStatus
 from rostersync.services import Services
 from rostersync.sync.roster import (
@@ -74,20 +74,19 @@ def sync_course(services: Services, message: CourseSyncMessage, attempt: int) ->
         )
     client = canvas_client_for(services, tenant)
     try:
-        roster = fetch_course_roster(client, tenant, message)
+        with canvas_slot(services, tenant.tenant_id):
+            roster = fetch_course_roster(client, tenant, message)
     except CanvasError as error:
+        # Revoked grants, missing scopes and refusals are final; outages get the queue's retries.
         final = not error.retryable or attempt >= services.settings.course_sync_max_receive_count
         failed = result.model_copy(
             update={
                 "outcome": CourseOutcome.FAILED if final else CourseOutcome.RETRYING,
                 "error_code": error.code,
                 "error_message": str(error),
-                "canvas_requests": client.stats.requests,
+                **_client_counts(client),
             }
         )
-        if isinstance(error, AuthorizationError):
-            failed = failed.model_copy(update={"outcome": CourseOutcome.FAILED})
-            final = True
         _record(services, failed)
         logger.warning(
             "course sync failed", extra={"course_id": message.course.id, "code": error.code, "final": final}
@@ -111,10 +110,18 @@ def sync_course(services: Services, message: CourseSyncMessage, attempt: int) ->
         update={
             "outcome": CourseOutcome.SUCCEEDED,
             "changes": changes.counts,
-            "canvas_requests": client.stats.requests,
+            **_client_counts(client),
         }
     )
     return _record(services, succeeded)
+
+
+def _client_counts(client: CanvasClient) -> dict[str, int]:
+    return {
+        "canvas_requests": client.stats.requests,
+        "canvas_throttled": client.stats.throttled,
+        "canvas_retries": client.stats.retries,
+    }
 
 
 def _record(services: Services, result: CourseResult) -> CourseResult:

@@ -11,7 +11,7 @@ from rostersync.canvas.client import CanvasClient
 from rostersync.canvas.errors import CanvasError
 from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.scopes import LIST_ACCOUNT_COURSES
-from rostersync.connection import canvas_client_for
+from rostersync.connection import canvas_client_for, canvas_slot
 from rostersync.models import (
     CourseSyncMessage,
     RunStatus,
@@ -71,7 +71,8 @@ def plan_run(services: Services, request: SyncRequest) -> SyncRun:
         return failed
     client = canvas_client_for(services, tenant)
     try:
-        courses = list_synced_courses(client, tenant)
+        with canvas_slot(services, tenant.tenant_id):
+            courses = list_synced_courses(client, tenant)
     except CanvasError as error:
         failed = run.model_copy(
             update={

@@ -1,0 +1,271 @@
+"""Tokens, scopes, pagination and the per-tenant cap, over HTTP to the simulator and moto's server.
+
+The library is called directly (no runner), so each case stays small and fast.
+"""
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+from pydantic import SecretStr
+
+from rostersync.canvas.errors import CanvasUnavailableError
+from rostersync.canvas.models import CanvasCourse
+from rostersync.canvas.scopes import LIST_COURSE_ENROLLMENTS, required_scopes
+from rostersync.canvas.tokens import TenantTokenSource
+from rostersync.connection import canvas_slot, oauth_client_for
+from rostersync.models import CourseOutcome, CourseSyncMessage, RunStatus, SyncRequest, SyncTrigger, Tenant
+from rostersync.services import Services
+from rostersync.settings import Settings
+from rostersync.sync.course import sync_course
+from rostersync.sync.planner import plan_run
+from rostersync.sync.reports import export_roster
+from rostersync.tenants import (
+    begin_authorization,
+    canvas_authorize_redirect,
+    complete_authorization,
+    create_tenant,
+)
+from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve
+from rostersync_local.runner import LOCAL_AWS_ENVIRONMENT, create_resources
+from rostersync_local.template import load_stack
+from rostersync_local.truth import differences, expected_export
+from tests.integration.conftest import calls_outside_the_manifest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+REDIRECT_URI = "http://127.0.0.1:9/oauth/callback"  # never called: the test follows the redirect itself
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[Services]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**LOCAL_AWS_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}.items():
+            patch.setenv(name, value)
+        model = load_stack(ROOT / "template.yaml", "conn-test", {"AllowInsecureCanvasUrls": "true"}, endpoint)
+        create_resources(model, endpoint)
+        outputs = model.outputs
+        settings = Settings(
+            table_name=outputs["RosterTableName"],
+            course_sync_queue_url=outputs["CourseSyncQueueUrl"],
+            sync_request_queue_url=outputs["SyncRequestQueueUrl"],
+            tenant_secret_prefix=outputs["TenantSecretPrefix"],
+            allow_insecure_canvas_urls=True,
+            canvas_concurrency_per_tenant=2,
+            canvas_slot_wait_seconds=0.5,
+        )
+        yield Services.from_settings(settings)
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[RunningSimulator]:
+    with serve(SimulatorConfig(seed=5, courses=6, reference_year=2026)) as running:
+        yield running
+        assert calls_outside_the_manifest(running.url) == []
+
+
+def connect(services: Services, sim: RunningSimulator) -> Tenant:
+    key = requests.post(
+        f"{sim.url}/_sim/developer_keys", json={"name": "t", "redirect_uri": REDIRECT_URI}, timeout=10
+    ).json()
+    tenant = create_tenant(
+        services,
+        name="Tokens",
+        canvas_url=sim.url,
+        client_id=key["client_id"],
+        client_secret=key["client_secret"],
+        allow_insecure_canvas=True,
+    )
+    state = parse_qs(urlsplit(begin_authorization(services, tenant.tenant_id, "http://127.0.0.1:9")).query)[
+        "state"
+    ][0]
+    authorize = requests.get(
+        canvas_authorize_redirect(services, state, REDIRECT_URI), allow_redirects=False, timeout=10
+    )
+    code = parse_qs(urlsplit(authorize.headers["Location"]).query)["code"][0]
+    return complete_authorization(services, state, code, None)
+
+
+@pytest.fixture
+def tenant(services: Services, sim: RunningSimulator) -> Tenant:
+    return connect(services, sim)
+
+
+def a_course(sim: RunningSimulator) -> CanvasCourse:
+    truth = requests.get(f"{sim.url}/_sim/ground_truth", timeout=10).json()
+    return CanvasCourse.model_validate(
+        next(c for c in truth["courses"] if c["workflow_state"] == "available")
+    )
+
+
+def message(tenant: Tenant, course: CanvasCourse) -> CourseSyncMessage:
+    return CourseSyncMessage(tenant_id=tenant.tenant_id, run_id="run-1", course=course)
+
+
+def api_status(sim: RunningSimulator, token: str) -> int:
+    return requests.get(
+        f"{sim.url}/api/v1/accounts", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ).status_code
+
+
+def set_expiry(services: Services, tenant: Tenant, when: datetime) -> None:
+    credentials = services.secrets.read(tenant.tenant_id, fresh=True)
+    services.secrets.write(tenant.tenant_id, credentials.model_copy(update={"access_token_expires_at": when}))
+
+
+def token_source(services: Services, tenant: Tenant) -> TenantTokenSource:
+    return TenantTokenSource(
+        tenant.tenant_id,
+        secrets=services.secrets,
+        table=services.table,
+        oauth=oauth_client_for(services, tenant),
+        refresh_margin_seconds=services.settings.token_refresh_margin_seconds,
+    )
+
+
+def test_a_token_near_expiry_is_refreshed_ahead_and_the_refresh_token_kept(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    before = services.secrets.read(tenant.tenant_id, fresh=True)
+    set_expiry(services, tenant, datetime.now(UTC) + timedelta(seconds=60))  # inside the 5-minute margin
+    result = sync_course(services, message(tenant, a_course(sim)), attempt=1)
+    assert result.outcome is CourseOutcome.SUCCEEDED
+    after = services.secrets.read(tenant.tenant_id, fresh=True)
+    assert after.access_token != before.access_token
+    assert after.refresh_token == before.refresh_token
+    assert after.access_token_expires_at and after.access_token_expires_at > datetime.now(UTC) + timedelta(
+        minutes=50
+    )
+    assert before.access_token is not None and api_status(sim, before.access_token.get_secret_value()) == 401
+
+
+def test_concurrent_workers_refresh_once_and_share_the_token(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    set_expiry(services, tenant, datetime.now(UTC) - timedelta(seconds=1))
+    tokens: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def worker() -> None:
+        source = token_source(services, tenant)
+        barrier.wait()
+        tokens.append(source.access_token())
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Had two workers refreshed, the first token would have been killed by the second refresh.
+    assert len(tokens) == 6 and len(set(tokens)) == 1
+    assert api_status(sim, tokens[0]) == 200
+
+
+def test_a_token_canvas_expired_early_is_renewed_on_401(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    requests.post(f"{sim.url}/_sim/tokens/expire_all", timeout=10)
+    result = sync_course(services, message(tenant, a_course(sim)), attempt=1)
+    assert result.outcome is CourseOutcome.SUCCEEDED
+    assert result.canvas_requests >= 3  # the 401, then sections and enrollments
+
+
+def test_a_revoked_grant_stops_the_tenant_without_a_retry_storm(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    token = services.secrets.read(tenant.tenant_id, fresh=True).access_token
+    assert token is not None
+    requests.delete(
+        f"{sim.url}/login/oauth2/token",
+        headers={"Authorization": f"Bearer {token.get_secret_value()}"},
+        timeout=10,
+    )
+    result = sync_course(services, message(tenant, a_course(sim)), attempt=1)  # raises nothing: no retry
+    assert (result.outcome, result.error_code) == (CourseOutcome.FAILED, "needs_reauthorization")
+    stored = services.table.get_tenant(tenant.tenant_id)
+    assert stored is not None and stored.status.value == "needs_reauthorization"
+    assert stored.status_reason and "invalid_request" in stored.status_reason
+    before = requests.get(f"{sim.url}/_sim/stats", timeout=10).json()["requests_total"]
+    run = plan_run(
+        services, SyncRequest(tenant_id=tenant.tenant_id, run_id="run-after", trigger=SyncTrigger.SCHEDULE)
+    )
+    assert (run.status, run.error_code) == (RunStatus.FAILED, "needs_reauthorization")
+    assert requests.get(f"{sim.url}/_sim/stats", timeout=10).json()["requests_total"] == before
+
+
+def test_a_missing_scope_is_named_and_not_retried(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    narrow = [scope for scope in required_scopes() if scope != LIST_COURSE_ENROLLMENTS.scope]
+    issued = sim.create_token(scopes=narrow)
+    credentials = services.secrets.read(tenant.tenant_id, fresh=True)
+    services.secrets.write(
+        tenant.tenant_id,
+        credentials.model_copy(
+            update={
+                "access_token": SecretStr(issued["access_token"]),
+                "access_token_expires_at": datetime.now(UTC) + timedelta(hours=1),
+            }
+        ),
+    )
+    result = sync_course(services, message(tenant, a_course(sim)), attempt=1)
+    assert (result.outcome, result.error_code) == (CourseOutcome.FAILED, "scope_missing")
+    assert LIST_COURSE_ENROLLMENTS.scope in (result.error_message or "")
+    stored = services.secrets.read(tenant.tenant_id, fresh=True).access_token
+    assert (
+        stored is not None and stored.get_secret_value() == issued["access_token"]
+    )  # no refresh was attempted
+
+
+def test_small_page_caps_and_bookmarks_still_give_the_whole_roster(services: Services) -> None:
+    with serve(
+        SimulatorConfig(seed=9, courses=4, default_per_page=5, max_per_page=7, reference_year=2026)
+    ) as small_pages:
+        tenant = connect(services, small_pages)
+        truth = requests.get(f"{small_pages.url}/_sim/ground_truth", timeout=10).json()
+        expected = expected_export(truth, with_email=False)
+        for course in truth["courses"]:
+            if course["id"] in expected:
+                result = sync_course(
+                    services, message(tenant, CanvasCourse.model_validate(course)), attempt=1
+                )
+                assert result.outcome is CourseOutcome.SUCCEEDED
+                assert result.canvas_requests > 2  # more than one page each
+        assert differences(export_roster(services, tenant.tenant_id), expected) == []
+
+
+def test_the_per_tenant_cap_holds_across_workers_and_frees_on_release(
+    services: Services, tenant: Tenant
+) -> None:
+    with canvas_slot(services, tenant.tenant_id) as first, canvas_slot(services, tenant.tenant_id) as second:
+        assert {first, second} == {0, 1}
+        with pytest.raises(CanvasUnavailableError, match="slots"), canvas_slot(services, tenant.tenant_id):
+            pass
+    with canvas_slot(services, tenant.tenant_id) as again:
+        assert again in {0, 1}
+
+
+def test_a_crashed_workers_slot_is_reclaimed_when_its_lease_ends(services: Services, tenant: Tenant) -> None:
+    assert services.table.acquire_canvas_slot(tenant.tenant_id, 0, "crashed", lease_seconds=-1)
+    assert services.table.acquire_canvas_slot(tenant.tenant_id, 1, "busy", lease_seconds=60)
+    with canvas_slot(services, tenant.tenant_id) as slot:
+        assert slot == 0
+    services.table.release_canvas_slot(tenant.tenant_id, 1, "busy")
+
+
+def test_the_export_carries_no_token(services: Services, sim: RunningSimulator, tenant: Tenant) -> None:
+    sync_course(services, message(tenant, a_course(sim)), attempt=1)
+    credentials = services.secrets.read(tenant.tenant_id, fresh=True)
+    exported = json.dumps(export_roster(services, tenant.tenant_id))
+    assert credentials.access_token and credentials.access_token.get_secret_value() not in exported
