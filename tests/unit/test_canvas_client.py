@@ -273,3 +273,15 @@ def test_an_unreachable_canvas_is_unavailable_after_the_retries(canvas: Scripted
     with pytest.raises(CanvasUnavailableError, match="ConnectionError"):
         client.get_all(LIST_ACCOUNT_COURSES, account_id=1)
     assert client.stats.retries == 1
+
+
+def test_a_name_that_rebinds_to_a_private_address_is_refused_at_connect_time(
+    canvas: ScriptedCanvas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The name passed the save-time check (as if it resolved publicly then) but now leads to loopback.
+    monkeypatch.setattr("rostersync.canvas.client.check_host_is_reachable_safely", lambda *a, **k: None)
+    canvas.reply(COURSES, [{"id": 1}])
+    client = CanvasClient(canvas.url, Tokens(), allow_insecure=False, timeout_seconds=5, sleep=lambda _: None)
+    with pytest.raises(UnsafeCanvasUrlError, match="non-public"):
+        client.get_all(LIST_ACCOUNT_COURSES, account_id=1)
+    assert canvas.seen == []  # not a byte reached the server

@@ -28,6 +28,7 @@ from rostersync.canvas.errors import (
     UndeclaredEndpointError,
     UnsafeCanvasUrlError,
 )
+from rostersync.canvas.http import canvas_session
 from rostersync.canvas.scopes import Endpoint, declared_endpoint
 from rostersync.canvas.urls import check_host_is_reachable_safely
 
@@ -147,7 +148,7 @@ class CanvasClient:
         self._timeout = timeout_seconds
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
-        self._session = session or requests.Session()
+        self._session = session or canvas_session(allow_insecure=allow_insecure)
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         self.stats = RequestStats()
 

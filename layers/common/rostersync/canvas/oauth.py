@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from rostersync.canvas.client import USER_AGENT
 from rostersync.canvas.errors import CanvasUnavailableError, OAuthError
+from rostersync.canvas.http import canvas_session
 from rostersync.canvas.models import TokenGrant
 from rostersync.canvas.scopes import required_scopes
 from rostersync.canvas.urls import check_host_is_reachable_safely
@@ -46,6 +47,7 @@ class OAuthClient:
             allow_insecure=allow_insecure,
         )
         self._token_url = f"{canvas_url}/login/oauth2/token"
+        self._session = canvas_session(allow_insecure=allow_insecure)
         self._client_id = client_id
         self._client_secret = client_secret
         self._timeout = timeout_seconds
@@ -64,7 +66,7 @@ class OAuthClient:
     def _post(self, form: dict[str, str], purpose: str) -> TokenGrant:
         data = {**form, "client_id": self._client_id, "client_secret": self._client_secret}
         try:
-            response = requests.post(
+            response = self._session.post(
                 self._token_url,
                 data=data,
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},

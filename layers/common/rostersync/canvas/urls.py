@@ -17,6 +17,13 @@ def _is_public(address: IpAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
+def is_allowed_address(address: IpAddress, *, allow_insecure: bool) -> bool:
+    """Public addresses always; loopback only under the explicit development setting."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return _is_public(address) or (allow_insecure and address.is_loopback)
+
+
 def _resolve(host: str, port: int) -> list[IpAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -56,8 +63,5 @@ def normalize_canvas_url(url: str, *, allow_insecure: bool) -> str:
 def check_host_is_reachable_safely(host: str, port: int, *, allow_insecure: bool) -> None:
     """Refuse a host that resolves to a non-public address (loopback allowed only in insecure mode)."""
     for address in _resolve(host, port):
-        if _is_public(address):
-            continue
-        if allow_insecure and address.is_loopback:
-            continue
-        raise UnsafeCanvasUrlError(f"the Canvas host {host!r} resolves to a non-public address")
+        if not is_allowed_address(address, allow_insecure=allow_insecure):
+            raise UnsafeCanvasUrlError(f"the Canvas host {host!r} resolves to a non-public address")
