@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from rostersync_local.control import REPO_ROOT, start_stack, stop_stack
-from rostersync_local.truth import differences, expected_export, totals
+from rostersync_local.truth import differences, expected_export, minimum_requests, totals
 
 CLI = [sys.executable, "-m", "rostersync_cli.main"]
 
@@ -90,7 +90,7 @@ def _exported_totals(export: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def run_demo(state_dir: Path, seed: int, courses: int) -> int:
+def run_demo(state_dir: Path, seed: int, courses: int, canvas_conditions: dict[str, Any]) -> int:
     stop_stack(state_dir)  # a stack left over from an interrupted demo
     started = time.monotonic()
     _say("1. starting the local stack: moto server (AWS), Canvas simulator, functions from template.yaml")
@@ -99,6 +99,9 @@ def run_demo(state_dir: Path, seed: int, courses: int) -> int:
         canvas_url, api_url = state["canvas_url"], state["api_url"]
         _say(f"   api {api_url}  aws {state['aws_endpoint_url']}  canvas {canvas_url}")
         tenant_id = _connect_tenant(state_dir, canvas_url, api_url)
+        if canvas_conditions:
+            requests.post(f"{canvas_url}/_sim/config", json=canvas_conditions, timeout=10).raise_for_status()
+            _say(f"   Canvas conditions from now on: {json.dumps(canvas_conditions)}")
         requests.post(f"{canvas_url}/_sim/stats/reset", timeout=10)
         _say("4. full sync through the queues (planner -> one message per course -> workers)")
         sync_started = time.monotonic()
@@ -122,7 +125,11 @@ def run_demo(state_dir: Path, seed: int, courses: int) -> int:
         _say(f"  users               {exported['users']}")
         active = totals(expected)["active_enrollments"]
         _say(f"  enrollments         {exported['enrollments']} ({active} active)")
-        _say(f"  Canvas requests     {canvas_requests} (first sync: planner + workers)")
+        lower_bound = minimum_requests(truth, with_email=True)
+        _say(f"  Canvas requests     {canvas_requests} in the first sync (fewest possible: {lower_bound})")
+        _say(
+            f"  throttled / retries {first['canvas_throttled']} / {first['canvas_retries']} in the first sync"
+        )
         _say(f"  first sync          {sync_seconds:.1f} s; items written {first['changes']['created']}")
         _say(f"  second sync         items written {written}, unchanged {second['changes']['unchanged']}")
         _say(f"  elapsed             {time.monotonic() - started:.1f} s")
@@ -144,9 +151,24 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--courses", type=int, default=70)
     parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".rostersync" / "demo")
+    hard = parser.add_argument_group("a harder Canvas (simulator settings applied after connecting)")
+    hard.add_argument("--throttle", action="store_true", help="Canvas's leaky bucket (high-water 600)")
+    hard.add_argument("--fault-rate", type=float, default=0.0, help="share of API requests answering 500")
+    hard.add_argument("--latency-ms", type=int, default=0)
+    hard.add_argument("--latency-jitter-ms", type=int, default=0)
     arguments = parser.parse_args()
+    conditions = {
+        name: value
+        for name, value in {
+            "throttle": arguments.throttle,
+            "fault_rate": arguments.fault_rate,
+            "latency_ms": arguments.latency_ms,
+            "latency_jitter_ms": arguments.latency_jitter_ms,
+        }.items()
+        if value
+    }
     try:
-        return run_demo(arguments.state_dir, arguments.seed, arguments.courses)
+        return run_demo(arguments.state_dir, arguments.seed, arguments.courses, conditions)
     except (RuntimeError, TimeoutError, requests.RequestException) as error:
         print(f"demo failed: {error}", file=sys.stderr)
         return 1

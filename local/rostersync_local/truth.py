@@ -113,3 +113,30 @@ def totals(expected: dict[int, dict[str, Any]]) -> dict[str, int]:
             enrollment["active"] for course in expected.values() for enrollment in course["enrollments"]
         ),
     }
+
+
+def minimum_requests(ground_truth: dict[str, Any], *, with_email: bool, per_page: int = 100) -> int:
+    """The fewest Canvas requests a full sync can make: one per page of every list it must read.
+
+    Courses (planner), then per synced course its sections and its enrollments in the synced states
+    (the test student and observers included: Canvas returns them and the sync filters them out), and
+    its users when emails are needed. An empty list still costs one request.
+    """
+
+    def pages(count: int) -> int:
+        return max(1, -(-count // per_page))
+
+    synced = [course for course in ground_truth["courses"] if course["workflow_state"] == "available"]
+    total = pages(len(synced))
+    for course in synced:
+        enrollments = [
+            enrollment
+            for enrollment in ground_truth["enrollments"]
+            if enrollment["course_id"] == course["id"] and enrollment["enrollment_state"] in SYNCED_STATES
+        ]
+        sections = [section for section in ground_truth["sections"] if section["course_id"] == course["id"]]
+        total += pages(len(sections)) + pages(len(enrollments))
+        if with_email:
+            listed_users = {e["user_id"] for e in enrollments if e["type"] != "StudentViewEnrollment"}
+            total += pages(len(listed_users))
+    return total

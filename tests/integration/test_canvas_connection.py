@@ -27,6 +27,7 @@ from rostersync.sync.course import sync_course
 from rostersync.sync.planner import plan_run
 from rostersync.sync.reports import export_roster
 from rostersync.tenants import (
+    TenantError,
     begin_authorization,
     canvas_authorize_redirect,
     complete_authorization,
@@ -269,3 +270,40 @@ def test_the_export_carries_no_token(services: Services, sim: RunningSimulator, 
     credentials = services.secrets.read(tenant.tenant_id, fresh=True)
     exported = json.dumps(export_roster(services, tenant.tenant_id))
     assert credentials.access_token and credentials.access_token.get_secret_value() not in exported
+
+
+def test_a_wrong_client_secret_at_refresh_time_needs_reauthorization(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    credentials = services.secrets.read(tenant.tenant_id, fresh=True)
+    services.secrets.write(
+        tenant.tenant_id,
+        credentials.model_copy(
+            update={
+                "client_secret": SecretStr("rotated-in-canvas"),
+                "access_token_expires_at": datetime.now(UTC) - timedelta(seconds=1),
+            }
+        ),
+    )
+    result = sync_course(services, message(tenant, a_course(sim)), attempt=1)
+    assert (result.outcome, result.error_code) == (CourseOutcome.FAILED, "needs_reauthorization")
+    stored = services.table.get_tenant(tenant.tenant_id)
+    assert stored is not None and stored.status_reason == "token refresh refused: invalid_client"
+
+
+def test_an_unknown_authorization_code_changes_nothing(services: Services, sim: RunningSimulator) -> None:
+    key = requests.post(
+        f"{sim.url}/_sim/developer_keys", json={"name": "t", "redirect_uri": REDIRECT_URI}, timeout=10
+    ).json()
+    tenant = create_tenant(
+        services, name="Bad code", canvas_url=sim.url, client_id=key["client_id"],
+        client_secret=key["client_secret"], allow_insecure_canvas=True,
+    )  # fmt: skip
+    state = parse_qs(urlsplit(begin_authorization(services, tenant.tenant_id, "http://127.0.0.1:9")).query)[
+        "state"
+    ][0]
+    canvas_authorize_redirect(services, state, REDIRECT_URI)
+    with pytest.raises(TenantError, match="authorization_code not found"):
+        complete_authorization(services, state, "not-a-code", None)
+    assert services.table.get_tenant(tenant.tenant_id) == tenant
+    assert services.secrets.read(tenant.tenant_id, fresh=True).access_token is None

@@ -800,7 +800,13 @@ def test_stats_count_api_and_oauth_requests(small_sim: RunningSimulator) -> None
     }
     assert stats["requests_total"] == 6
     reset = requests.post(f"{small_sim.url}/_sim/stats/reset", timeout=TIMEOUT).json()
-    assert reset == {"requests_total": 0, "by_route": {}}
+    assert reset == {
+        "requests_total": 0,
+        "by_route": {},
+        "throttled_total": 0,
+        "throttled_by_route": {},
+        "faults_total": {"error": 0, "throttle": 0, "timeout": 0, "reset": 0},
+    }
 
 
 def test_concurrent_requests(sim: RunningSimulator, token: str, truth: dict[str, Any]) -> None:

@@ -32,14 +32,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--token-ttl", type=int, default=3600, help="access token lifetime in seconds")
     parser.add_argument("--reference-year", type=int, default=None, help="anchor year of generated dates")
     parser.add_argument("--log-level", default="INFO")
+    defaults = SimulatorConfig()
+    throttle = parser.add_argument_group("throttling (Canvas leaky bucket, one per access-token grant)")
+    throttle.add_argument("--throttle", action="store_true", help="enable the leaky bucket (default: off)")
+    for flag, default, text in (
+        ("--throttle-high-water", defaults.throttle_high_water, "refuse requests above this level"),
+        ("--throttle-maximum", defaults.throttle_maximum, "the bucket never fills beyond this"),
+        ("--throttle-leak-per-second", defaults.throttle_leak_per_second, "outflow per second"),
+        ("--throttle-up-front-cost", defaults.throttle_up_front_cost, "held while a request is in flight"),
+        ("--request-cost-base", defaults.request_cost_base, "cost of every API request"),
+        ("--request-cost-per-item", defaults.request_cost_per_item, "extra cost per item of a list"),
+    ):
+        throttle.add_argument(flag, type=float, default=default, help=f"{text} (default {default})")
+    throttle.add_argument(
+        "--throttle-style",
+        choices=["403", "429"],
+        default=defaults.throttle_style,
+        help="status of a throttled response (default 403, as in the Canvas source)",
+    )
+    faults = parser.add_argument_group("latency and random faults of /api/v1 requests")
+    for flag, default, text in (
+        ("--latency-ms", defaults.latency_ms, "fixed delay of every request"),
+        ("--latency-jitter-ms", defaults.latency_jitter_ms, "uniform extra delay 0..N"),
+        ("--fault-rate", defaults.fault_rate, "share answering 500"),
+        ("--timeout-rate", defaults.timeout_rate, "share stalling --timeout-stall-seconds first"),
+        ("--reset-rate", defaults.reset_rate, "share whose connection is closed without a response"),
+        ("--timeout-stall-seconds", defaults.timeout_stall_seconds, "stall of a timeout fault"),
+    ):
+        faults.add_argument(flag, type=float, default=default, help=f"{text} (default {default})")
+    faults.add_argument("--fault-seed", type=int, default=None, help="random fault seed (default --seed)")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-    config = SimulatorConfig(
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    return SimulatorConfig(
         seed=args.seed,
         courses=args.courses,
         host=args.host,
@@ -47,7 +73,33 @@ def main(argv: list[str] | None = None) -> int:
         auto_approve=args.auto_approve,
         token_ttl_seconds=args.token_ttl,
         reference_year=args.reference_year,
+        throttle=args.throttle,
+        throttle_high_water=args.throttle_high_water,
+        throttle_maximum=args.throttle_maximum,
+        throttle_leak_per_second=args.throttle_leak_per_second,
+        throttle_up_front_cost=args.throttle_up_front_cost,
+        throttle_style=args.throttle_style,
+        request_cost_base=args.request_cost_base,
+        request_cost_per_item=args.request_cost_per_item,
+        latency_ms=args.latency_ms,
+        latency_jitter_ms=args.latency_jitter_ms,
+        fault_rate=args.fault_rate,
+        timeout_rate=args.timeout_rate,
+        reset_rate=args.reset_rate,
+        timeout_stall_seconds=args.timeout_stall_seconds,
+        fault_seed=args.fault_seed,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        sys.stderr.write(f"invalid settings: {exc}\n")
+        return 2
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 from .api import DEFAULT_SCOPES
-from .state import Fault, SimulatorState
+from .config import SimulatorConfig
+from .serialize import iso
+from .state import FAULT_KINDS, Fault, SimulatorState
 from .web import HttpError, json_response
 
 _SCOPE_RE = re.compile(r"^url:(GET|POST|PUT|PATCH|DELETE|HEAD)\|/\S+$")
+# Settings ``POST /_sim/config`` may change at run time, by expected JSON type.
+BOOL_SETTINGS = frozenset({"auto_approve", "throttle"})
+NUMBER_SETTINGS = frozenset(
+    {"throttle_high_water", "throttle_maximum", "throttle_leak_per_second", "throttle_up_front_cost",
+     "request_cost_base", "request_cost_per_item", "latency_ms", "latency_jitter_ms", "fault_rate",
+     "timeout_rate", "reset_rate", "timeout_stall_seconds"}
+)  # fmt: skip
+RUNTIME_SETTINGS = BOOL_SETTINGS | NUMBER_SETTINGS | {"token_ttl_seconds", "throttle_style", "fault_seed"}
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -65,20 +77,51 @@ def get_config(request: Request, state: SimulatorState) -> Response:
     return json_response(state.config.to_dict())
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _setting(name: str, value: Any) -> Any:
+    """``value`` checked and converted for the config field ``name``."""
+    if name in BOOL_SETTINGS:
+        if not isinstance(value, bool):
+            raise _error(f"{name} must be a boolean")
+        return value
+    if name in NUMBER_SETTINGS:
+        if not (_is_int(value) or isinstance(value, float)):
+            raise _error(f"{name} must be a number")
+        return float(value)
+    if name == "token_ttl_seconds":
+        if not _is_int(value) or value < 0:
+            raise _error("token_ttl_seconds must be a non-negative integer")
+        return value
+    if name == "throttle_style":
+        if str(value) not in {"403", "429"} or isinstance(value, bool):
+            raise _error("throttle_style must be '403' or '429'")
+        return str(value)
+    if value is not None and not _is_int(value):  # fault_seed
+        raise _error("fault_seed must be an integer or null")
+    return value
+
+
 def update_config(request: Request, state: SimulatorState) -> Response:
+    """Change run-time settings; all-or-nothing (an invalid combination changes nothing).
+
+    Posting ``fault_seed`` (even the same value) restarts the random fault and latency sequences.
+    """
     body = _body(request)
-    unknown = set(body) - {"auto_approve", "token_ttl_seconds"}
+    unknown = set(body) - RUNTIME_SETTINGS
     if unknown:
         raise _error(f"unsupported config keys: {sorted(unknown)}")
-    if "auto_approve" in body:
-        if not isinstance(body["auto_approve"], bool):
-            raise _error("auto_approve must be a boolean")
-        state.config.auto_approve = body["auto_approve"]
-    if "token_ttl_seconds" in body:
-        ttl = body["token_ttl_seconds"]
-        if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 0:
-            raise _error("token_ttl_seconds must be a non-negative integer")
-        state.config.token_ttl_seconds = ttl
+    changes = {name: _setting(name, value) for name, value in body.items()}
+    try:
+        candidate: SimulatorConfig = dataclasses.replace(state.config, **changes)
+    except ValueError as exc:
+        raise _error(str(exc)) from exc
+    for name in changes:  # the same object: the throttle and handlers read it live
+        setattr(state.config, name, getattr(candidate, name))
+    if "fault_seed" in changes:
+        state.reseed_faults()
     return json_response(state.config.to_dict())
 
 
@@ -105,8 +148,8 @@ def add_fault(request: Request, state: SimulatorState) -> Response:
     if method is not None and not isinstance(method, str):
         raise _error("method must be a string")
     kind = body.get("kind", "error")
-    if kind not in {"error", "throttle"}:
-        raise _error("kind must be 'error' or 'throttle'")
+    if kind not in FAULT_KINDS:
+        raise _error(f"kind must be one of {', '.join(repr(k) for k in FAULT_KINDS)}")
     state.add_fault(Fault(status, compiled, count, method.upper() if method else None, kind))
     return json_response({"faults": [f.public() for f in state.faults]}, 201)
 
@@ -121,7 +164,53 @@ def expire_all_tokens(request: Request, state: SimulatorState) -> Response:
     return json_response({"expired": count})
 
 
-ADMIN_ROUTES = (
+def list_tokens(request: Request, state: SimulatorState) -> Response:
+    """Live grants without secrets: ``[{"client_id", "scopes_count", "expires_at", "refresh_count"}]``."""
+    return json_response([
+        {"client_id": grant.client_id, "scopes_count": len(grant.scopes), "expires_at": iso(grant.expires_at),
+         "refresh_count": grant.refresh_count}
+        for grant in sorted(state.tokens.grants.values(), key=lambda g: g.id)
+    ])  # fmt: skip
+
+
+def revoke_tokens(request: Request, state: SimulatorState) -> Response:
+    """Delete grants like an admin deleting the integration's token: ``{"access_token": ...}`` (that grant)
+    or ``{"client_id": ...}`` (every grant of the developer key). Answers ``{"revoked": <count>}``."""
+    body = _body(request)
+    access_token, client_id = body.get("access_token"), body.get("client_id")
+    if (access_token is None) == (client_id is None):
+        raise _error("give exactly one of access_token or client_id")
+    if access_token is not None:
+        if not isinstance(access_token, str):
+            raise _error("access_token must be a string")
+        found = state.tokens.by_access_token(access_token)
+        grants = [found] if found is not None else []
+    else:
+        if not isinstance(client_id, str | int) or isinstance(client_id, bool):
+            raise _error("client_id must be a string")
+        grants = state.tokens.grants_of(str(client_id))
+    for grant in grants:
+        state.tokens.revoke(grant)
+    return json_response({"revoked": len(grants)})
+
+
+def set_developer_key_scopes(request: Request, state: SimulatorState, client_id: str) -> Response:
+    """Replace a key's scopes. Removing a scope deletes every grant of the key; adding does not extend them.
+
+    Answers the key (without its secret) plus ``"invalidated_tokens": <count>``.
+    """
+    key = state.tokens.developer_keys.get(client_id)
+    if key is None:
+        raise HttpError(json_response({"error": "unknown developer key"}, 404))
+    scopes = _body(request).get("scopes")
+    if not isinstance(scopes, list) or not all(isinstance(s, str) and _SCOPE_RE.match(s) for s in scopes):
+        raise _error("scopes must be a list of 'url:<VERB>|<path>' strings")
+    invalidated = state.tokens.set_key_scopes(key, tuple(dict.fromkeys(scopes)))
+    return json_response({**key.public(), "invalidated_tokens": invalidated})
+
+
+AdminHandler = Callable[..., Response]  # (request, state, **route params)
+ADMIN_ROUTES: tuple[tuple[str, str, AdminHandler], ...] = (
     ("GET", "/_sim/health", health),
     ("POST", "/_sim/developer_keys", create_developer_key),
     ("GET", "/_sim/ground_truth", ground_truth),
@@ -133,4 +222,7 @@ ADMIN_ROUTES = (
     ("POST", "/_sim/faults", add_fault),
     ("DELETE", "/_sim/faults", clear_faults),
     ("POST", "/_sim/tokens/expire_all", expire_all_tokens),
+    ("GET", "/_sim/tokens", list_tokens),
+    ("POST", "/_sim/tokens/revoke", revoke_tokens),
+    ("POST", "/_sim/developer_keys/:client_id/scopes", set_developer_key_scopes),
 )

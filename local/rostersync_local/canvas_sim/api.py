@@ -72,6 +72,7 @@ class ApiContext:
     grant: Grant
     ser: Serializer
     string_ids: bool = False
+    item_count: int = 0  # items in the returned list (the throttle's per-item request cost)
 
     @property
     def inst(self) -> Institution:
@@ -91,6 +92,8 @@ class ApiContext:
         return set(self.list(name))
 
     def json(self, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        if isinstance(data, list):
+            self.item_count = len(data)
         return json_response(data, status, headers, string_ids=self.string_ids)
 
     def page(self, page: Page[Any], render: Callable[[Any], Any]) -> Response:
@@ -664,6 +667,7 @@ def live_assessment_results(ctx: ApiContext, course_id: str, assessment_id: str)
         raise not_found()
     results: list[JsonDict] = []
     page = numbered(ctx.request, ctx.config, results)
+    ctx.item_count = len(page.items)
     return ctx.json({"results": page.items}, headers=page.headers)
 
 

@@ -5,6 +5,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+THROTTLE_STYLES = ("403", "429")
+NON_NEGATIVE_FIELDS = (
+    "throttle_leak_per_second",
+    "throttle_up_front_cost",
+    "request_cost_base",
+    "request_cost_per_item",
+    "latency_ms",
+    "latency_jitter_ms",
+    "timeout_stall_seconds",
+)
+
 
 @dataclass
 class SimulatorConfig:
@@ -12,6 +23,18 @@ class SimulatorConfig:
 
     ``reference_year`` anchors the generated dates (terms, created_at...). ``None`` means the current UTC
     year, so the "current" term always contains today; pass a year for data that never changes.
+
+    Throttling (Canvas's ``request_throttle.rb`` leaky bucket, one bucket per access-token grant) is off by
+    default. When ``throttle`` is on, a request is refused while its bucket is above ``throttle_high_water``;
+    an admitted request holds ``throttle_up_front_cost`` while in flight and then pays its real cost,
+    ``request_cost_base + request_cost_per_item * <items in the returned list>`` (the level never exceeds
+    ``throttle_maximum``); the bucket leaks ``throttle_leak_per_second``. ``throttle_style`` "403" answers
+    like the Canvas source, "429" like the current public docs.
+
+    ``latency_ms`` + uniform ``0..latency_jitter_ms`` delay every ``/api/v1`` request. ``fault_rate``,
+    ``timeout_rate`` and ``reset_rate`` are the shares of ``/api/v1`` requests that answer a Canvas 500,
+    stall ``timeout_stall_seconds`` before being answered, or have their connection closed without any
+    response. The random draws come from ``random.Random(fault_seed)`` (``None`` = ``seed``).
     """
 
     seed: int = 7
@@ -23,6 +46,23 @@ class SimulatorConfig:
     default_per_page: int = 10
     max_per_page: int = 100
     reference_year: int | None = None
+    # throttling
+    throttle: bool = False
+    throttle_high_water: float = 600.0
+    throttle_maximum: float = 800.0
+    throttle_leak_per_second: float = 10.0
+    throttle_up_front_cost: float = 50.0
+    throttle_style: str = "403"
+    request_cost_base: float = 1.0
+    request_cost_per_item: float = 0.02
+    # latency and random faults
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+    fault_rate: float = 0.0
+    timeout_rate: float = 0.0
+    reset_rate: float = 0.0
+    timeout_stall_seconds: float = 30.0
+    fault_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.courses < 1:
@@ -31,6 +71,23 @@ class SimulatorConfig:
             raise ValueError("token_ttl_seconds must be >= 0")
         if not 1 <= self.default_per_page <= self.max_per_page:
             raise ValueError("need 1 <= default_per_page <= max_per_page")
+        self.throttle_style = str(self.throttle_style)
+        if self.throttle_style not in THROTTLE_STYLES:
+            raise ValueError("throttle_style must be '403' or '429'")
+        for name in NON_NEGATIVE_FIELDS:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if not 0 < self.throttle_high_water <= self.throttle_maximum:
+            raise ValueError("need 0 < throttle_high_water <= throttle_maximum")
+        for name in ("fault_rate", "timeout_rate", "reset_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.fault_rate + self.timeout_rate + self.reset_rate > 1.0 + 1e-9:
+            raise ValueError("fault_rate + timeout_rate + reset_rate must be <= 1")
+
+    @property
+    def effective_fault_seed(self) -> int:
+        return self.seed if self.fault_seed is None else self.fault_seed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

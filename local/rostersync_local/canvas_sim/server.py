@@ -59,6 +59,7 @@ class RunningSimulator:
         if self._stopped:
             return
         self._stopped = True
+        self.state.stopping.set()  # wakes requests sleeping in latency or timeout stalls
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)

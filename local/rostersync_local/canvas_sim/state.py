@@ -1,11 +1,13 @@
 """Mutable simulator state: institution, OAuth store, stats, faults, assignments and submissions.
 
-All of it is guarded by ``SimulatorState.lock`` (one re-entrant lock); the HTTP app holds it for the whole
-handling of a request, in-process callers should hold it while they read or change anything.
+All of it is guarded by ``SimulatorState.lock`` (one re-entrant lock). The HTTP app holds it while it changes
+or reads state (stats, faults, authentication and throttle bookkeeping, running a handler), never while a
+request waits (latency, stalls); in-process callers should hold it while they read or change anything.
 """
 
 from __future__ import annotations
 
+import random
 import re
 import secrets
 import string
@@ -20,7 +22,7 @@ from .config import SimulatorConfig
 from .generate import build_institution
 from .model import Institution
 from .serialize import Serializer
-from .throttle import Throttle, UnlimitedThrottle
+from .throttle import LeakyBucketThrottle, Throttle
 
 CODE_TTL_SECONDS = 600
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
@@ -78,6 +80,7 @@ class Grant:
     access_token: str = field(repr=False)
     issued_at: float
     expires_at: float
+    refresh_count: int = 0
 
 
 class TokenStore:
@@ -152,6 +155,7 @@ class TokenStore:
         grant.access_token = f"1~{_random_string(64)}"
         grant.issued_at = now
         grant.expires_at = now + ttl
+        grant.refresh_count += 1
         self._by_access[grant.access_token] = grant.id
         return grant
 
@@ -168,6 +172,22 @@ class TokenStore:
         self._by_access.pop(grant.access_token, None)
         self._by_refresh.pop(grant.refresh_token, None)
 
+    def grants_of(self, client_id: str) -> list[Grant]:
+        return [grant for grant in self.grants.values() if grant.client_id == client_id]
+
+    def set_key_scopes(self, key: DeveloperKey, scopes: tuple[str, ...]) -> int:
+        """Replace the key's scopes. Removing any scope deletes every grant of the key (Canvas invalidates
+        their tokens); adding scopes leaves existing tokens alone (and does not extend them). Returns the
+        number of grants deleted."""
+        removed = set(key.scopes) - set(scopes)
+        key.scopes = scopes
+        if not removed:
+            return 0
+        doomed = self.grants_of(key.client_id)
+        for grant in doomed:
+            self.revoke(grant)
+        return len(doomed)
+
     def expire_all(self, now: float) -> int:
         for grant in self.grants.values():
             grant.expires_at = min(grant.expires_at, now)
@@ -175,21 +195,43 @@ class TokenStore:
 
 
 # ------------------------------------------------------------------------------------- stats, faults
+FAULT_KINDS = ("error", "throttle", "timeout", "reset")
+
+
 class Stats:
+    """Counts of tracked requests (``/api/v1/*``, ``/login/oauth2/*``) by route, of requests the leaky bucket
+    refused, and of injected faults by kind (one-shot ``/_sim/faults`` rules and random faults alike)."""
+
     def __init__(self) -> None:
         self.requests_total = 0
         self.by_route: Counter[str] = Counter()
+        self.throttled_by_route: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
 
     def record(self, route: str) -> None:
         self.requests_total += 1
         self.by_route[route] += 1
 
+    def record_throttled(self, route: str) -> None:
+        self.throttled_by_route[route] += 1
+
+    def record_fault(self, kind: str) -> None:
+        self.faults[kind] += 1
+
     def reset(self) -> None:
         self.requests_total = 0
         self.by_route.clear()
+        self.throttled_by_route.clear()
+        self.faults.clear()
 
     def snapshot(self) -> dict[str, Any]:
-        return {"requests_total": self.requests_total, "by_route": dict(sorted(self.by_route.items()))}
+        return {
+            "requests_total": self.requests_total,
+            "by_route": dict(sorted(self.by_route.items())),
+            "throttled_total": sum(self.throttled_by_route.values()),
+            "throttled_by_route": dict(sorted(self.throttled_by_route.items())),
+            "faults_total": {kind: self.faults[kind] for kind in FAULT_KINDS},
+        }
 
 
 @dataclass
@@ -198,7 +240,9 @@ class Fault:
     path_regex: re.Pattern[str]
     remaining: int
     method: str | None = None
-    kind: str = "error"  # "error" (Canvas error JSON) or "throttle" (Canvas rate-limit response)
+    # "error" (Canvas error JSON with ``status``), "throttle" (Canvas rate-limit response with ``status``),
+    # "timeout" (stall ``timeout_stall_seconds``, then answer normally) or "reset" (close, no response)
+    kind: str = "error"
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method != method:
@@ -272,7 +316,11 @@ class SimulatorState:
         self.tokens = TokenStore()
         self.stats = Stats()
         self.faults: list[Fault] = []
-        self.throttle: Throttle = throttle or UnlimitedThrottle()
+        self.throttle: Throttle = throttle if throttle is not None else LeakyBucketThrottle(config)
+        self.stopping = threading.Event()
+        self.fault_rng = random.Random()  # noqa: S311 - reproducible simulation, not security
+        self.latency_rng = random.Random()  # noqa: S311
+        self.reseed_faults()
         self.assignments: dict[int, Assignment] = {}
         self.submissions: dict[tuple[int, int], Submission] = {}
         self._next_assignment_id = 9001
@@ -291,7 +339,42 @@ class SimulatorState:
         with self.lock:
             return self.serializer(base_url).ground_truth()
 
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (real time) unless the simulator is stopping. Never call it holding the lock."""
+        if seconds > 0:
+            self.stopping.wait(seconds)
+
     # ------------------------------------------------------------------ faults
+    def reseed_faults(self) -> None:
+        """Restart the random fault and latency sequences from ``config.fault_seed`` (or ``seed``)."""
+        self.fault_rng.seed(self.config.effective_fault_seed)
+        self.latency_rng.seed(self.config.effective_fault_seed + 1)
+
+    def draw_fault(self) -> str | None:
+        """The random fault of one ``/api/v1`` request: "error", "timeout", "reset" or None.
+
+        Exactly one number is drawn per request while any rate is set, so a given ``fault_seed`` yields the
+        same sequence of outcomes for the same sequence of requests.
+        """
+        config = self.config
+        if config.fault_rate <= 0 and config.timeout_rate <= 0 and config.reset_rate <= 0:
+            return None
+        draw = self.fault_rng.random()
+        for kind, rate in (("error", config.fault_rate), ("timeout", config.timeout_rate),
+                           ("reset", config.reset_rate)):  # fmt: skip
+            if draw < rate:
+                return kind
+            draw -= rate
+        return None
+
+    def draw_latency(self) -> float:
+        """Seconds to delay one ``/api/v1`` request: ``latency_ms`` + uniform ``0..latency_jitter_ms``."""
+        config = self.config
+        delay_ms = config.latency_ms
+        if config.latency_jitter_ms > 0:
+            delay_ms += self.latency_rng.uniform(0.0, config.latency_jitter_ms)
+        return delay_ms / 1000.0
+
     def add_fault(self, fault: Fault) -> None:
         self.faults.append(fault)
 
