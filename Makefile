@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml layers/common/requirements.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/python -m rostersync_local.demo
+	$(VENV)/bin/python -m rostersync_local.demo $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
