@@ -15,10 +15,20 @@ from typing import Any
 import requests
 
 from rostersync.canvas.scopes import required_scopes
-from rostersync.models import SyncTrigger, TenantStatus, UserIdField
+from rostersync.models import CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
+from rostersync.sync.holds import approve_hold, pending_holds, reject_hold
 from rostersync.sync.planner import request_sync
-from rostersync.sync.reports import export_roster, run_summary
-from rostersync.tenants import TenantError, begin_authorization, create_tenant, require_tenant
+from rostersync.sync.reports import export_roster, run_summary, sync_errors, sync_errors_csv
+from rostersync.tenants import (
+    SyncListMode,
+    TenantError,
+    begin_authorization,
+    configure_tenant,
+    create_tenant,
+    parse_course_list_csv,
+    require_tenant,
+    update_sync_list,
+)
 from rostersync_cli.stack import NoStackError, StackBinding, bind
 from rostersync_local.control import default_state_dir, public_endpoints, read_state, start_stack, stop_stack
 
@@ -86,9 +96,43 @@ def cmd_tenant_add(arguments: argparse.Namespace) -> None:
         client_id=arguments.client_id,
         client_secret=_secret_argument(arguments.client_secret),
         allow_insecure_canvas=arguments.allow_insecure_canvas,
-        user_id_field=UserIdField(arguments.user_id_field),
+        settings=TenantSettings(user_id_field=UserIdField(arguments.user_id_field)),
     )
     print(tenant.tenant_id)
+
+
+def _role_assignments(pairs: list[str]) -> dict[str, str]:
+    assignments = {}
+    for pair in pairs:
+        name, separator, role = pair.rpartition("=")
+        if not separator or not name:
+            raise CliError(f"--role takes NAME=ROLE, e.g. 'Lab Student=student', not {pair!r}")
+        assignments[name] = role
+    return assignments
+
+
+def cmd_tenant_configure(arguments: argparse.Namespace) -> None:
+    services = _binding(arguments).services
+    current = require_tenant(services, arguments.tenant).settings
+    changes: dict[str, object] = {}
+    for name in ("course_id_field", "user_id_field", "mass_drop_threshold", "mass_drop_min_enrollments"):
+        if getattr(arguments, name) is not None:
+            changes[name] = getattr(arguments, name)
+    if arguments.role or arguments.clear_role:
+        overrides = {**current.role_overrides, **_role_assignments(arguments.role)}
+        for name in arguments.clear_role:
+            overrides.pop(name, None)
+        changes["role_overrides"] = overrides
+    courses = current.courses.model_dump()
+    if arguments.account_id is not None:
+        courses["account_id"] = arguments.account_id or None
+    if arguments.term_id is not None:
+        courses["term_ids"] = tuple(arguments.term_id)
+    if arguments.published_only is not None:
+        courses["published_only"] = arguments.published_only
+    changes["courses"] = courses
+    tenant = configure_tenant(services, arguments.tenant, changes)
+    _print_json(tenant.settings.model_dump(mode="json"))
 
 
 def cmd_tenant_list(arguments: argparse.Namespace) -> None:
@@ -130,8 +174,8 @@ def cmd_sync_run(arguments: argparse.Namespace) -> None:
                 last = progress
             if summary.finished:
                 _print_json(summary.model_dump(mode="json"))
-                if summary.run.error_code or summary.courses_failed:
-                    raise CliError(f"run {request.run_id} finished with failures")
+                if summary.run.error_code or summary.courses_failed or summary.courses_held:
+                    raise CliError(f"run {request.run_id} finished with failed or held courses")
                 return
         if time.monotonic() > deadline:
             raise CliError(f"run {request.run_id} did not finish within {arguments.timeout} s")
@@ -150,6 +194,47 @@ def cmd_sync_status(arguments: argparse.Namespace) -> None:
     _print_json([summary.model_dump(mode="json") for summary in summaries if summary is not None])
 
 
+def cmd_sync_errors(arguments: argparse.Namespace) -> None:
+    errors = sync_errors(_binding(arguments).services, arguments.tenant, arguments.run)
+    if arguments.format == "csv":
+        sys.stdout.write(sync_errors_csv(errors))
+    else:
+        _print_json([error.model_dump(mode="json") for error in errors])
+
+
+def cmd_holds_list(arguments: argparse.Namespace) -> None:
+    holds = pending_holds(_binding(arguments).services, arguments.tenant)
+    _print_json(
+        [
+            {
+                **hold.model_dump(mode="json", exclude={"puts", "deletes"}),
+                "would_drop": [item.sk.removeprefix("ENROLLMENT#") for item in hold.puts],
+            }
+            for hold in holds
+        ]
+    )
+
+
+def cmd_holds_decide(arguments: argparse.Namespace) -> None:
+    decide = approve_hold if arguments.command == "approve" else reject_hold
+    hold = decide(_binding(arguments).services, arguments.tenant, arguments.course)
+    verb = "applied" if arguments.command == "approve" else "rejected"
+    print(f"course {hold.course_id}: {hold.student_drops} held drops {verb}")
+
+
+def cmd_courses_import(arguments: argparse.Namespace) -> None:
+    services = _binding(arguments).services
+    references = parse_course_list_csv(Path(arguments.file).read_text())
+    mode = SyncListMode(arguments.mode)
+    tenant = update_sync_list(services, arguments.tenant, mode, references, confirmed=arguments.yes)
+    print(f"sync list of {tenant.tenant_id}: {len(tenant.settings.courses.sync_list)} courses ({mode.value})")
+
+
+def cmd_courses_list(arguments: argparse.Namespace) -> None:
+    tenant = require_tenant(_binding(arguments).services, arguments.tenant)
+    print("\n".join(tenant.settings.courses.sync_list))
+
+
 # -- roster and scopes -------------------------------------------------------------------------
 def cmd_roster_export(arguments: argparse.Namespace) -> None:
     print(json.dumps(export_roster(_binding(arguments).services, arguments.tenant), indent=2))
@@ -159,14 +244,7 @@ def cmd_scopes(_: argparse.Namespace) -> None:
     print("\n".join(required_scopes()))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rostersync", description="Operate rostersync (Canvas roster sync)."
-    )
-    parser.add_argument("--state-dir", type=Path, default=default_state_dir(), help=argparse.SUPPRESS)
-    parser.add_argument("--stack", help="a deployed CloudFormation stack (default: the running local stack)")
-    groups = parser.add_subparsers(dest="group", required=True)
-
+def _add_local_commands(groups: Any) -> None:
     local = groups.add_parser("local", help="the embedded local stack").add_subparsers(
         dest="command", required=True
     )
@@ -184,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     fire.add_argument("schedule", nargs="?")
     fire.set_defaults(handler=cmd_local_fire)
 
+
+def _add_tenant_commands(groups: Any) -> None:
     tenant = groups.add_parser("tenant", help="institutions").add_subparsers(dest="command", required=True)
     add = tenant.add_parser("add", help="add a tenant; prints its id")
     add.add_argument("--name", required=True)
@@ -199,6 +279,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=UserIdField.SIS_USER_ID.value,
     )
     add.set_defaults(handler=cmd_tenant_add)
+    configure = tenant.add_parser("configure", help="change a tenant's sync settings; prints them")
+    configure.add_argument("tenant")
+    configure.add_argument("--course-id-field", choices=[field.value for field in CourseIdField])
+    configure.add_argument("--user-id-field", choices=[field.value for field in UserIdField])
+    configure.add_argument(
+        "--role", action="append", default=[], metavar="NAME=ROLE",
+        help="sync Canvas role NAME as student, instructor, course_admin or excluded (repeatable)",
+    )  # fmt: skip
+    configure.add_argument("--clear-role", action="append", default=[], metavar="NAME")
+    configure.add_argument(
+        "--account-id", type=int, help="sync this sub-account's courses (0: the whole root)"
+    )
+    configure.add_argument("--term-id", type=int, action="append", help="only these terms (repeatable)")
+    configure.add_argument("--all-terms", dest="term_id", action="store_const", const=[])
+    configure.add_argument("--published-only", dest="published_only", action="store_true", default=None)
+    configure.add_argument("--include-unpublished", dest="published_only", action="store_false")
+    configure.add_argument(
+        "--mass-drop-threshold", type=float, help="hold a course dropping more than this share"
+    )
+    configure.add_argument("--mass-drop-min-enrollments", type=int)
+    configure.set_defaults(handler=cmd_tenant_configure)
     tenant.add_parser("list").set_defaults(handler=cmd_tenant_list)
     show = tenant.add_parser("show")
     show.add_argument("tenant")
@@ -207,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     authorize.add_argument("tenant")
     authorize.set_defaults(handler=cmd_tenant_authorize)
 
+
+def _add_sync_commands(groups: Any) -> None:
     sync = groups.add_parser("sync", help="sync runs").add_subparsers(dest="command", required=True)
     run = sync.add_parser("run", help="run a full sync through the real queues")
     run.add_argument("--tenant", required=True)
@@ -217,13 +320,63 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--tenant", required=True)
     status.add_argument("--run")
     status.set_defaults(handler=cmd_sync_status)
+    errors = sync.add_parser("errors", help="a run's sync errors (the latest run's by default)")
+    errors.add_argument("--tenant", required=True)
+    errors.add_argument("--run")
+    errors.add_argument("--format", choices=["json", "csv"], default="json")
+    errors.set_defaults(handler=cmd_sync_errors)
 
+    holds = groups.add_parser("holds", help="syncs held for a mass drop").add_subparsers(
+        dest="command", required=True
+    )
+    listing = holds.add_parser("list", help="courses waiting for approval, with their would-be drops")
+    listing.add_argument("--tenant", required=True)
+    listing.set_defaults(handler=cmd_holds_list)
+    for decision in ("approve", "reject"):
+        decide = holds.add_parser(decision, help=f"{decision} a course's held drops")
+        decide.add_argument("--tenant", required=True)
+        decide.add_argument("--course", type=int, required=True)
+        decide.set_defaults(handler=cmd_holds_decide)
+
+
+def _add_course_list_commands(groups: Any) -> None:
+    courses = groups.add_parser("courses", help="the course sync list").add_subparsers(
+        dest="command", required=True
+    )
+    importing = courses.add_parser(
+        "import", help="change the sync list from a CSV (first column: course ids)"
+    )
+    importing.add_argument("--tenant", required=True)
+    importing.add_argument("--mode", choices=[mode.value for mode in SyncListMode], required=True)
+    importing.add_argument("--yes", action="store_true", help="confirm a replace")
+    importing.add_argument("file")
+    importing.set_defaults(handler=cmd_courses_import)
+    listing = courses.add_parser("list", help="print the sync list")
+    listing.add_argument("--tenant", required=True)
+    listing.set_defaults(handler=cmd_courses_list)
+
+
+def _add_roster_commands(groups: Any) -> None:
     roster = groups.add_parser("roster", help="synced rosters").add_subparsers(dest="command", required=True)
     export = roster.add_parser("export", help="print a tenant's rosters")
     export.add_argument("--tenant", required=True)
     export.add_argument("--format", choices=["json"], default="json")
     export.set_defaults(handler=cmd_roster_export)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rostersync", description="Operate rostersync (Canvas roster sync)."
+    )
+    parser.add_argument("--state-dir", type=Path, default=default_state_dir(), help=argparse.SUPPRESS)
+    parser.add_argument("--stack", help="a deployed CloudFormation stack (default: the running local stack)")
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    _add_local_commands(groups)
+    _add_tenant_commands(groups)
+    _add_sync_commands(groups)
+    _add_course_list_commands(groups)
+    _add_roster_commands(groups)
     groups.add_parser("scopes", help="the developer-key scopes rostersync uses").set_defaults(
         handler=cmd_scopes
     )

@@ -111,7 +111,7 @@ def run_demo(state_dir: Path, seed: int, courses: int, canvas_conditions: dict[s
         _say("5. exporting the roster and checking it against the simulator's ground truth")
         export = json.loads(_cli(state_dir, "roster", "export", "--tenant", tenant_id, "--format", "json"))
         truth = requests.get(f"{canvas_url}/_sim/ground_truth", timeout=30).json()
-        expected = expected_export(truth, with_email=True)
+        expected = expected_export(truth, user_id_field="email")
         problems = differences(export, expected)
         _say("6. syncing again: an unchanged Canvas must write nothing")
         second = _sync(state_dir, tenant_id)

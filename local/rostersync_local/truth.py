@@ -4,18 +4,37 @@ This is the oracle of the demo and the integration tests: it reads the simulator
 not anything rostersync stored, and applies the documented default rules (shared/DESIGN.md):
 published courses (API state "available"); sections by their current course (cross-listing);
 enrollments in the active, invited, inactive and completed states, without the test student and
-observers; one user per person, with email only when the tenant identifies users by email.
+observers; one user per person, with email only when the tenant identifies users by email; users
+without the identifying field, or sharing it with another user of the course, are sync errors and
+are left out together with their enrollments.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 SYNCED_STATES = {"active", "invited", "inactive", "completed"}
 EXCLUDED_TYPES = {"StudentViewEnrollment", "ObserverEnrollment"}
 
 
-def expected_export(ground_truth: dict[str, Any], *, with_email: bool) -> dict[int, dict[str, Any]]:
+def _identifiable(user_ids: list[int], users_by_id: dict[int, Any], field: str) -> set[int]:
+    def identifier(user_id: int) -> str | None:
+        value = user_id if field == "canvas_id" else users_by_id[user_id].get(field)
+        return None if value in (None, "") else str(value).strip().lower()
+
+    holders = Counter(identifier(user_id) for user_id in user_ids)
+    return {
+        user_id
+        for user_id in user_ids
+        if identifier(user_id) is not None and holders[identifier(user_id)] < 2
+    }
+
+
+def expected_export(
+    ground_truth: dict[str, Any], *, user_id_field: str = "sis_user_id"
+) -> dict[int, dict[str, Any]]:
+    with_email = user_id_field == "email"
     users_by_id = {user["id"]: user for user in ground_truth["users"]}
     expected: dict[int, dict[str, Any]] = {}
     for course in ground_truth["courses"]:
@@ -28,7 +47,11 @@ def expected_export(ground_truth: dict[str, Any], *, with_email: bool) -> dict[i
             and enrollment["type"] not in EXCLUDED_TYPES
             and enrollment["enrollment_state"] in SYNCED_STATES
         ]
-        user_ids = sorted({enrollment["user_id"] for enrollment in enrollments})
+        identifiable = _identifiable(
+            sorted({enrollment["user_id"] for enrollment in enrollments}), users_by_id, user_id_field
+        )
+        enrollments = [enrollment for enrollment in enrollments if enrollment["user_id"] in identifiable]
+        user_ids = sorted(identifiable)
         expected[course["id"]] = {
             "canvas_id": course["id"],
             "sis_course_id": course.get("sis_course_id"),

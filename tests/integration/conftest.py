@@ -8,13 +8,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
 import requests
+from moto.server import ThreadedMotoServer
 
+from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.scopes import declared_endpoint
+from rostersync.models import CourseSyncMessage, Tenant
+from rostersync.services import Services
+from rostersync.settings import Settings
+from rostersync.tenants import (
+    begin_authorization,
+    canvas_authorize_redirect,
+    complete_authorization,
+    create_tenant,
+)
+from rostersync_local.canvas_sim import RunningSimulator
 from rostersync_local.control import start_stack, stop_stack
+from rostersync_local.runner import LOCAL_AWS_ENVIRONMENT, create_resources
+from rostersync_local.template import load_stack
 
 
 def calls_outside_the_manifest(canvas_url: str) -> list[str]:
@@ -114,3 +129,60 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         assert calls_outside_the_manifest(state["canvas_url"]) == []
     finally:
         stop_stack(state_dir)
+
+
+# -- the library against moto's server and an in-process simulator (no runner) ---------------------
+REDIRECT_URI = "http://127.0.0.1:9/oauth/callback"  # never called: tests follow the redirect themselves
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[Services]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)  # in-process moto servers share one state
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**LOCAL_AWS_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}.items():
+            patch.setenv(name, value)
+        model = load_stack(ROOT / "template.yaml", "conn-test", {"AllowInsecureCanvasUrls": "true"}, endpoint)
+        create_resources(model, endpoint)
+        outputs = model.outputs
+        settings = Settings(
+            table_name=outputs["RosterTableName"],
+            course_sync_queue_url=outputs["CourseSyncQueueUrl"],
+            sync_request_queue_url=outputs["SyncRequestQueueUrl"],
+            tenant_secret_prefix=outputs["TenantSecretPrefix"],
+            allow_insecure_canvas_urls=True,
+            canvas_concurrency_per_tenant=2,
+            canvas_slot_wait_seconds=0.5,
+        )
+        yield Services.from_settings(settings)
+    server.stop()
+
+
+def connect(services: Services, sim: RunningSimulator) -> Tenant:
+    key = requests.post(
+        f"{sim.url}/_sim/developer_keys", json={"name": "t", "redirect_uri": REDIRECT_URI}, timeout=10
+    ).json()
+    tenant = create_tenant(
+        services,
+        name="Tokens",
+        canvas_url=sim.url,
+        client_id=key["client_id"],
+        client_secret=key["client_secret"],
+        allow_insecure_canvas=True,
+    )
+    state = parse_qs(urlsplit(begin_authorization(services, tenant.tenant_id, "http://127.0.0.1:9")).query)[
+        "state"
+    ][0]
+    authorize = requests.get(
+        canvas_authorize_redirect(services, state, REDIRECT_URI), allow_redirects=False, timeout=10
+    )
+    code = parse_qs(urlsplit(authorize.headers["Location"]).query)["code"][0]
+    return complete_authorization(services, state, code, None)
+
+
+def message(tenant: Tenant, course: CanvasCourse) -> CourseSyncMessage:
+    return CourseSyncMessage(tenant_id=tenant.tenant_id, run_id="run-1", course=course)

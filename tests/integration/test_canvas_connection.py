@@ -12,7 +12,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
 from rostersync.canvas.errors import CanvasUnavailableError
@@ -20,9 +19,8 @@ from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.scopes import LIST_COURSE_ENROLLMENTS, required_scopes
 from rostersync.canvas.tokens import TenantTokenSource
 from rostersync.connection import canvas_slot, oauth_client_for
-from rostersync.models import CourseOutcome, CourseSyncMessage, RunStatus, SyncRequest, SyncTrigger, Tenant
+from rostersync.models import CourseOutcome, RunStatus, SyncRequest, SyncTrigger, Tenant
 from rostersync.services import Services
-from rostersync.settings import Settings
 from rostersync.sync.course import sync_course
 from rostersync.sync.planner import plan_run
 from rostersync.sync.reports import export_roster
@@ -34,39 +32,11 @@ from rostersync.tenants import (
     create_tenant,
 )
 from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve
-from rostersync_local.runner import LOCAL_AWS_ENVIRONMENT, create_resources
-from rostersync_local.template import load_stack
 from rostersync_local.truth import differences, expected_export
-from tests.integration.conftest import calls_outside_the_manifest
+from tests.integration.conftest import REDIRECT_URI, calls_outside_the_manifest, connect, message
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-REDIRECT_URI = "http://127.0.0.1:9/oauth/callback"  # never called: the test follows the redirect itself
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[Services]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {**LOCAL_AWS_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}.items():
-            patch.setenv(name, value)
-        model = load_stack(ROOT / "template.yaml", "conn-test", {"AllowInsecureCanvasUrls": "true"}, endpoint)
-        create_resources(model, endpoint)
-        outputs = model.outputs
-        settings = Settings(
-            table_name=outputs["RosterTableName"],
-            course_sync_queue_url=outputs["CourseSyncQueueUrl"],
-            sync_request_queue_url=outputs["SyncRequestQueueUrl"],
-            tenant_secret_prefix=outputs["TenantSecretPrefix"],
-            allow_insecure_canvas_urls=True,
-            canvas_concurrency_per_tenant=2,
-            canvas_slot_wait_seconds=0.5,
-        )
-        yield Services.from_settings(settings)
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -74,28 +44,6 @@ def sim() -> Iterator[RunningSimulator]:
     with serve(SimulatorConfig(seed=5, courses=6, reference_year=2026)) as running:
         yield running
         assert calls_outside_the_manifest(running.url) == []
-
-
-def connect(services: Services, sim: RunningSimulator) -> Tenant:
-    key = requests.post(
-        f"{sim.url}/_sim/developer_keys", json={"name": "t", "redirect_uri": REDIRECT_URI}, timeout=10
-    ).json()
-    tenant = create_tenant(
-        services,
-        name="Tokens",
-        canvas_url=sim.url,
-        client_id=key["client_id"],
-        client_secret=key["client_secret"],
-        allow_insecure_canvas=True,
-    )
-    state = parse_qs(urlsplit(begin_authorization(services, tenant.tenant_id, "http://127.0.0.1:9")).query)[
-        "state"
-    ][0]
-    authorize = requests.get(
-        canvas_authorize_redirect(services, state, REDIRECT_URI), allow_redirects=False, timeout=10
-    )
-    code = parse_qs(urlsplit(authorize.headers["Location"]).query)["code"][0]
-    return complete_authorization(services, state, code, None)
 
 
 @pytest.fixture
@@ -108,10 +56,6 @@ def a_course(sim: RunningSimulator) -> CanvasCourse:
     return CanvasCourse.model_validate(
         next(c for c in truth["courses"] if c["workflow_state"] == "available")
     )
-
-
-def message(tenant: Tenant, course: CanvasCourse) -> CourseSyncMessage:
-    return CourseSyncMessage(tenant_id=tenant.tenant_id, run_id="run-1", course=course)
 
 
 def api_status(sim: RunningSimulator, token: str) -> int:
@@ -235,7 +179,7 @@ def test_small_page_caps_and_bookmarks_still_give_the_whole_roster(services: Ser
     ) as small_pages:
         tenant = connect(services, small_pages)
         truth = requests.get(f"{small_pages.url}/_sim/ground_truth", timeout=10).json()
-        expected = expected_export(truth, with_email=False)
+        expected = expected_export(truth, user_id_field="sis_user_id")
         for course in truth["courses"]:
             if course["id"] in expected:
                 result = sync_course(

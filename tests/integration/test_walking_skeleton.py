@@ -44,7 +44,7 @@ def test_full_sync_exports_the_canvas_ground_truth(stack: Stack, email_tenant: s
     summary = json.loads(stack.cli_ok("sync", "run", "--tenant", email_tenant, "--wait"))
     assert summary["run"]["status"] == "completed" and summary["courses_failed"] == 0
     truth = stack.canvas("GET", "/_sim/ground_truth")
-    expected = expected_export(truth, with_email=True)
+    expected = expected_export(truth, user_id_field="email")
     export = stack.export(email_tenant)
     assert export["tenant"] == email_tenant
     assert len(export["courses"]) == len(expected) > 0
@@ -74,7 +74,7 @@ def test_a_tenant_without_emails_skips_the_users_listing(stack: Stack) -> None:
     before = stack.canvas("GET", "/_sim/stats")["by_route"].get(users_route, 0)
     stack.cli_ok("sync", "run", "--tenant", tenant_id, "--wait")
     assert stack.canvas("GET", "/_sim/stats")["by_route"].get(users_route, 0) == before
-    expected = expected_export(stack.canvas("GET", "/_sim/ground_truth"), with_email=False)
+    expected = expected_export(stack.canvas("GET", "/_sim/ground_truth"), user_id_field="sis_user_id")
     assert differences(stack.export(tenant_id), expected) == []
 
 
@@ -153,7 +153,7 @@ def test_a_course_canvas_keeps_failing_is_recorded_and_its_roster_left_as_it_was
         completed = stack.cli("sync", "run", "--tenant", tenant_id, "--wait")
     finally:
         stack.canvas("DELETE", "/_sim/faults")
-    assert completed.returncode == 1 and "finished with failures" in completed.stderr
+    assert completed.returncode == 1 and "finished with failed or held courses" in completed.stderr
     summary = json.loads(completed.stdout)
     assert summary["courses_failed"] == 1 and summary["courses_succeeded"] == len(before) - 1
     status = json.loads(
@@ -162,3 +162,41 @@ def test_a_course_canvas_keeps_failing_is_recorded_and_its_roster_left_as_it_was
     assert status[0]["run"]["status"] == "completed"
     after = {course["canvas_id"]: course for course in stack.export(tenant_id)["courses"]}
     assert after[victim] == before[victim]
+
+
+def test_settings_sync_list_and_errors_through_the_cli(stack: Stack, tmp_path: Path) -> None:
+    tenant_id = stack.add_tenant(name="Configured")
+    settings = json.loads(
+        stack.cli_ok(
+            "tenant",
+            "configure",
+            tenant_id,
+            "--role",
+            "Lab Student=excluded",
+            "--mass-drop-threshold",
+            "0.3",
+            "--user-id-field",
+            "login_id",
+            "--include-unpublished",
+        )
+    )
+    assert settings["role_overrides"] == {"Lab Student": "excluded"}
+    assert (settings["mass_drop_threshold"], settings["user_id_field"]) == (0.3, "login_id")
+    assert settings["courses"]["published_only"] is False
+    bad = stack.cli("tenant", "configure", tenant_id, "--mass-drop-threshold", "2")
+    assert bad.returncode == 1 and "mass_drop_threshold" in bad.stderr
+    listing = tmp_path / "courses.csv"
+    listing.write_text("course_id\n101\nsis_course_id:MED-101\n")
+    stack.cli_ok("courses", "import", "--tenant", tenant_id, "--mode", "add", str(listing))
+    listing.write_text("course_id\n102\n")
+    refused = stack.cli("courses", "import", "--tenant", tenant_id, "--mode", "replace", str(listing))
+    assert refused.returncode == 1 and "confirm" in refused.stderr
+    stack.cli_ok("courses", "import", "--tenant", tenant_id, "--mode", "replace", "--yes", str(listing))
+    assert stack.cli_ok("courses", "list", "--tenant", tenant_id).splitlines() == ["102"]
+    listing.write_text("course_id\nnot-a-course\n")
+    invalid = stack.cli("courses", "import", "--tenant", tenant_id, "--mode", "add", str(listing))
+    assert invalid.returncode == 1 and "line 2" in invalid.stderr
+    assert stack.cli_ok("sync", "errors", "--tenant", tenant_id, "--format", "csv").splitlines() == [
+        "run_id,course_id,user_id,code,message,recorded_at"
+    ]
+    assert json.loads(stack.cli_ok("holds", "list", "--tenant", tenant_id)) == []

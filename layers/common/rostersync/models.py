@@ -29,6 +29,69 @@ class UserIdField(StrEnum):
     EMAIL = "email"
 
 
+class CourseIdField(StrEnum):
+    """Which Canvas field identifies a course downstream."""
+
+    CANVAS_ID = "canvas_id"
+    SIS_COURSE_ID = "sis_course_id"
+    COURSE_CODE = "course_code"
+
+
+class RosterRole(StrEnum):
+    STUDENT = "student"
+    INSTRUCTOR = "instructor"
+    COURSE_ADMIN = "course_admin"
+    EXCLUDED = "excluded"
+
+
+# Canvas's base enrollment types; custom course roles keep their base type (canvas-api.md (f)).
+DEFAULT_ROLE_MAP: dict[str, RosterRole] = {
+    "StudentEnrollment": RosterRole.STUDENT,
+    "TeacherEnrollment": RosterRole.INSTRUCTOR,
+    "TaEnrollment": RosterRole.INSTRUCTOR,
+    "DesignerEnrollment": RosterRole.COURSE_ADMIN,
+    "ObserverEnrollment": RosterRole.EXCLUDED,
+}
+
+
+class CourseSelection(BaseModel):
+    """Which courses a full sync reads."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account_id: int | None = None  # a sub-account (its own sub-accounts included); None = the root
+    term_ids: tuple[int, ...] = ()
+    published_only: bool = True
+    # An explicit course sync list (Canvas ids or "sis_course_id:..." references) replaces the filters.
+    sync_list: tuple[str, ...] = ()
+
+
+class TenantSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    course_id_field: CourseIdField = CourseIdField.CANVAS_ID
+    user_id_field: UserIdField = UserIdField.SIS_USER_ID
+    # By Canvas role name (custom roles included), ahead of the base-type defaults above.
+    role_overrides: dict[str, RosterRole] = Field(default_factory=dict)
+    courses: CourseSelection = Field(default_factory=CourseSelection)
+    # Hold a course's sync for approval when it would drop more than this share of its active
+    # enrollments (and at least mass_drop_min_enrollments of them).
+    mass_drop_threshold: float = Field(default=0.25, gt=0, le=1)
+    mass_drop_min_enrollments: int = Field(default=5, ge=1)
+
+    def roster_role(self, enrollment_type: str, role_name: str) -> RosterRole:
+        if enrollment_type == "StudentViewEnrollment":
+            return RosterRole.EXCLUDED  # the test student never syncs, whatever the overrides say
+        if role_name in self.role_overrides:
+            return self.role_overrides[role_name]
+        return DEFAULT_ROLE_MAP.get(enrollment_type, RosterRole.EXCLUDED)
+
+    @property
+    def needs_emails(self) -> bool:
+        # Enrollments embed users without email; only then is the extra users listing worth its requests.
+        return self.user_id_field is UserIdField.EMAIL
+
+
 class Tenant(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -39,16 +102,11 @@ class Tenant(BaseModel):
     status: TenantStatus = TenantStatus.PENDING_AUTHORIZATION
     status_reason: str | None = None
     allow_insecure_canvas: bool = False
-    user_id_field: UserIdField = UserIdField.SIS_USER_ID
+    settings: TenantSettings = Field(default_factory=TenantSettings)
     root_account_id: int | None = None
     root_account_uuid: str | None = None
     created_at: datetime = Field(default_factory=utc_now)
     authorized_at: datetime | None = None
-
-    @property
-    def needs_emails(self) -> bool:
-        # Enrollments embed users without email; only then is the extra users listing worth its requests.
-        return self.user_id_field is UserIdField.EMAIL
 
 
 class SyncTrigger(StrEnum):
@@ -93,6 +151,7 @@ class SyncRun(BaseModel):
 
 class CourseOutcome(StrEnum):
     SUCCEEDED = "succeeded"
+    HELD = "held"  # synced except a mass drop that waits for an admin
     RETRYING = "retrying"
     FAILED = "failed"
 
@@ -128,6 +187,7 @@ class RunSummary(BaseModel):
 
     run: SyncRun
     courses_succeeded: int
+    courses_held: int
     courses_failed: int
     courses_pending: int
     changes: ChangeCounts
@@ -162,6 +222,8 @@ class RosterUser(BaseModel):
     sis_user_id: str | None
     login_id: str | None
     email: str | None
+    # Set when the user cannot be identified downstream; such users (and their enrollments) are not exported.
+    sync_error: str | None = None
 
 
 class RosterEnrollment(BaseModel):
@@ -173,5 +235,52 @@ class RosterEnrollment(BaseModel):
     role_id: int | None
     state: str
     active: bool
+    roster_role: RosterRole = RosterRole.STUDENT
     dropped_reason: str | None = None
     dropped_at: datetime | None = None
+
+
+class SyncErrorCode(StrEnum):
+    MISSING_IDENTIFIER = "missing_identifier"
+    DUPLICATE_IDENTIFIER = "duplicate_identifier"
+    EMAIL_HIDDEN = "email_hidden"
+    COURSE_NOT_FOUND = "course_not_found"
+    HELD_FOR_APPROVAL = "held_for_approval"
+
+
+class SyncError(BaseModel):
+    """One thing a run could not sync, with a reason an admin can act on (per user where it applies)."""
+
+    tenant_id: str
+    run_id: str
+    course_id: int | None = None
+    user_id: int | None = None
+    code: str
+    message: str
+    recorded_at: datetime = Field(default_factory=utc_now)
+
+
+class HoldStatus(StrEnum):
+    PENDING = "pending"
+    REJECTED = "rejected"
+
+
+class HeldItem(BaseModel):
+    sk: str
+    data: str
+    content_hash: str
+
+
+class HeldSync(BaseModel):
+    """A course's drops held for approval (or rejected: kept out until Canvas proposes other drops)."""
+
+    tenant_id: str
+    course_id: int
+    run_id: str
+    status: HoldStatus = HoldStatus.PENDING
+    fingerprint: str
+    student_drops: int
+    active_before: int
+    puts: list[HeldItem]
+    deletes: list[str]
+    created_at: datetime = Field(default_factory=utc_now)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 import secrets
 from datetime import UTC, datetime
+from enum import StrEnum
 from urllib.parse import urlencode
+
+from pydantic import ValidationError
 
 from rostersync.canvas.client import CanvasClient
 from rostersync.canvas.errors import CanvasError
@@ -14,7 +20,7 @@ from rostersync.canvas.scopes import GET_ACCOUNT, LIST_ADMIN_ACCOUNTS
 from rostersync.canvas.tokens import FixedTokenSource
 from rostersync.canvas.urls import normalize_canvas_url
 from rostersync.connection import insecure_canvas_allowed, oauth_client_for
-from rostersync.models import Tenant, TenantStatus, UserIdField
+from rostersync.models import Tenant, TenantSettings, TenantStatus
 from rostersync.services import Services
 from rostersync.store.secrets import TenantCredentials
 
@@ -51,7 +57,7 @@ def create_tenant(
     client_id: str,
     client_secret: str,
     allow_insecure_canvas: bool = False,
-    user_id_field: UserIdField = UserIdField.SIS_USER_ID,
+    settings: TenantSettings | None = None,
 ) -> Tenant:
     if not name.strip():
         raise TenantError("a tenant needs a name")
@@ -71,13 +77,71 @@ def create_tenant(
         canvas_url=origin,
         client_id=client_id.strip(),
         allow_insecure_canvas=allow_insecure_canvas,
-        user_id_field=user_id_field,
+        settings=settings or TenantSettings(),
     )
     services.secrets.create(
         tenant.tenant_id, TenantCredentials.model_validate({"client_secret": client_secret.strip()})
     )
     services.table.create_tenant(tenant)
     return tenant
+
+
+def configure_tenant(services: Services, tenant_id: str, changes: dict[str, object]) -> Tenant:
+    """Replace the named top-level settings (validated together); return the tenant with its new settings."""
+    tenant = require_tenant(services, tenant_id)
+    try:
+        settings = TenantSettings.model_validate({**tenant.settings.model_dump(), **changes})
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
+        raise TenantError(f"invalid settings: {problems}") from None
+    services.table.update_tenant_settings(tenant_id, settings)
+    return tenant.model_copy(update={"settings": settings})
+
+
+class SyncListMode(StrEnum):
+    ADD = "add"
+    REMOVE = "remove"
+    REPLACE = "replace"
+
+
+COURSE_REFERENCE = re.compile(r"^(\d+|sis_course_id:\S.*)$")
+
+
+def parse_course_list_csv(text: str) -> list[str]:
+    """Course references from a CSV's first column: Canvas ids or sis_course_id:<id>; a header is skipped."""
+    references: list[str] = []
+    problems: list[str] = []
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        value = row[0].strip() if row else ""
+        if not value or (number == 1 and value.lower() in {"course_id", "canvas_course_id", "course"}):
+            continue
+        if COURSE_REFERENCE.match(value):
+            references.append(value)
+        else:
+            problems.append(f"line {number}: {value!r}")
+    if problems:
+        raise TenantError("not a Canvas course id or sis_course_id:<id>: " + "; ".join(problems[:10]))
+    return references
+
+
+def update_sync_list(
+    services: Services, tenant_id: str, mode: SyncListMode, references: list[str], *, confirmed: bool = False
+) -> Tenant:
+    """Add to, remove from or replace the tenant's course sync list (replace only when confirmed)."""
+    tenant = require_tenant(services, tenant_id)
+    current = list(tenant.settings.courses.sync_list)
+    if mode is SyncListMode.REPLACE and not confirmed:
+        raise TenantError(
+            f"replace would swap the {len(current)} listed courses for {len(references)}; confirm to proceed"
+        )
+    if mode is SyncListMode.ADD:
+        updated = current + [ref for ref in dict.fromkeys(references) if ref not in current]
+    elif mode is SyncListMode.REMOVE:
+        updated = [ref for ref in current if ref not in set(references)]
+    else:
+        updated = list(dict.fromkeys(references))
+    courses = tenant.settings.courses.model_copy(update={"sync_list": tuple(updated)})
+    return configure_tenant(services, tenant_id, {"courses": courses.model_dump()})
 
 
 def _split_state(combined: str | None) -> tuple[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 
@@ -17,6 +19,12 @@ class CanvasAccount(CanvasObject):
     root_account_id: int | None = None
 
 
+class CanvasTerm(CanvasObject):
+    id: int
+    name: str | None = None
+    end_at: datetime | None = None
+
+
 class CanvasCourse(CanvasObject):
     id: int
     name: str
@@ -26,11 +34,22 @@ class CanvasCourse(CanvasObject):
     workflow_state: str
     account_id: int | None = None
     enrollment_term_id: int | None = None
+    end_at: datetime | None = None
+    restrict_enrollments_to_course_dates: bool = False
+    term: CanvasTerm | None = None
 
     @property
     def real_name(self) -> str:
         # `name` is the authorizing user's nickname when they set one; `original_name` is the course's.
         return self.original_name or self.name
+
+    def concluded(self, now: datetime) -> bool:
+        """Concluded by state, or by date while Canvas still says "available" (canvas-api.md (f))."""
+        if self.workflow_state == "completed":
+            return True
+        if self.restrict_enrollments_to_course_dates and self.end_at is not None:
+            return self.end_at < now
+        return self.term is not None and self.term.end_at is not None and self.term.end_at < now
 
 
 class CanvasSection(CanvasObject):

@@ -39,6 +39,7 @@ class Endpoint:
 LIST_ADMIN_ACCOUNTS = Endpoint("GET", "/api/v1/accounts")
 GET_ACCOUNT = Endpoint("GET", "/api/v1/accounts/:id")
 LIST_ACCOUNT_COURSES = Endpoint("GET", "/api/v1/accounts/:account_id/courses")
+GET_ACCOUNT_COURSE = Endpoint("GET", "/api/v1/accounts/:account_id/courses/:id")
 LIST_COURSE_SECTIONS = Endpoint("GET", "/api/v1/courses/:course_id/sections")
 LIST_COURSE_ENROLLMENTS = Endpoint("GET", "/api/v1/courses/:course_id/enrollments")
 LIST_COURSE_USERS = Endpoint("GET", "/api/v1/courses/:course_id/users")
@@ -47,6 +48,7 @@ MANIFEST: tuple[Endpoint, ...] = (
     LIST_ADMIN_ACCOUNTS,
     GET_ACCOUNT,
     LIST_ACCOUNT_COURSES,
+    GET_ACCOUNT_COURSE,
     LIST_COURSE_SECTIONS,
     LIST_COURSE_ENROLLMENTS,
     LIST_COURSE_USERS,

@@ -8,10 +8,14 @@ Layout (pk / sk):
   T#<t>#C#<course>      SECTION# / USER# / ENROLLMENT#<id>   the course's roster (data + content hash)
   T#<t>                 RUN#<run>               a sync run
   T#<t>#RUN#<run>       COURSE#<course>         one course's result in that run
+  T#<t>#RUN#<run>       ERROR#<course>#<user>#<code>   a sync error of that run
+  T#<t>#HOLD            COURSE#<course>         a course's mass drop held for approval
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,7 +25,17 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from rostersync.models import CourseOutcome, CourseResult, RunStatus, SyncRun, Tenant, TenantStatus
+from rostersync.models import (
+    CourseOutcome,
+    CourseResult,
+    HeldSync,
+    RunStatus,
+    SyncError,
+    SyncRun,
+    Tenant,
+    TenantSettings,
+    TenantStatus,
+)
 
 TENANTS_INDEX = "gsi1"
 
@@ -38,6 +52,10 @@ def run_pk(tenant_id: str, run_id: str) -> str:
     return f"T#{tenant_id}#RUN#{run_id}"
 
 
+def hold_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}#HOLD"
+
+
 def _is_conditional_failure(error: ClientError) -> bool:
     code: str = error.response.get("Error", {}).get("Code", "")
     return code == "ConditionalCheckFailedException"
@@ -49,6 +67,20 @@ def _strip_keys(item: dict[str, Any]) -> dict[str, Any]:
 
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
+
+
+def _tenant_item(tenant: Tenant) -> dict[str, Any]:
+    # Settings hold floats, which DynamoDB's resource API refuses: they are stored as JSON text.
+    return {
+        **_without_none(tenant.model_dump(mode="json", exclude={"settings"})),
+        "settings": tenant.settings.model_dump_json(),
+    }
+
+
+def _tenant_from(item: dict[str, Any]) -> Tenant:
+    values = _strip_keys(item)
+    values["settings"] = json.loads(values.get("settings") or "{}")
+    return Tenant.model_validate(values)
 
 
 @dataclass(frozen=True)
@@ -83,7 +115,7 @@ class RosterTable:
             "sk": "TENANT",
             "gsi1pk": "TENANTS",
             "gsi1sk": tenant.tenant_id,
-            **_without_none(tenant.model_dump(mode="json")),
+            **_tenant_item(tenant),
         }
         try:
             self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
@@ -96,11 +128,11 @@ class RosterTable:
         item = self._table.get_item(
             Key={"pk": tenant_pk(tenant_id), "sk": "TENANT"}, ConsistentRead=True
         ).get("Item")
-        return Tenant.model_validate(_strip_keys(item)) if item else None
+        return _tenant_from(item) if item else None
 
     def list_tenants(self) -> list[Tenant]:
         items = self._query(IndexName=TENANTS_INDEX, KeyConditionExpression=Key("gsi1pk").eq("TENANTS"))
-        return [Tenant.model_validate(_strip_keys(item)) for item in items]
+        return [_tenant_from(item) for item in items]
 
     def update_tenant_status(self, tenant: Tenant) -> None:
         """Write the status, reason and Canvas account facts of an existing tenant."""
@@ -122,6 +154,14 @@ class RosterTable:
             ExpressionAttributeValues={
                 f":{name}": value for name, value in values.items() if value is not None
             },
+        )
+
+    def update_tenant_settings(self, tenant_id: str, settings: TenantSettings) -> None:
+        self._table.update_item(
+            Key={"pk": tenant_pk(tenant_id), "sk": "TENANT"},
+            UpdateExpression="SET settings = :settings",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":settings": settings.model_dump_json()},
         )
 
     def mark_needs_reauthorization(self, tenant_id: str, reason: str) -> None:
@@ -286,9 +326,51 @@ class RosterTable:
 
     def list_course_results(self, tenant_id: str, run_id: str) -> list[CourseResult]:
         items = self._query(
-            KeyConditionExpression=Key("pk").eq(run_pk(tenant_id, run_id)), ConsistentRead=True
+            KeyConditionExpression=Key("pk").eq(run_pk(tenant_id, run_id)) & Key("sk").begins_with("COURSE#"),
+            ConsistentRead=True,
         )
         return [CourseResult.model_validate(_strip_keys(item)) for item in items]
+
+    def put_sync_errors(self, errors: Iterable[SyncError]) -> None:
+        with self._table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for error in errors:
+                batch.put_item(
+                    Item={
+                        "pk": run_pk(error.tenant_id, error.run_id),
+                        "sk": f"ERROR#{error.course_id or '-'}#{error.user_id or '-'}#{error.code}#"
+                        + hashlib.sha256(error.message.encode()).hexdigest()[:8],
+                        **_without_none(error.model_dump(mode="json")),
+                    }
+                )
+
+    def list_sync_errors(self, tenant_id: str, run_id: str) -> list[SyncError]:
+        items = self._query(
+            KeyConditionExpression=Key("pk").eq(run_pk(tenant_id, run_id)) & Key("sk").begins_with("ERROR#")
+        )
+        return [SyncError.model_validate(_strip_keys(item)) for item in items]
+
+    # -- holds ---------------------------------------------------------------------------------
+    def put_hold(self, hold: HeldSync) -> None:
+        # One attribute of JSON: a held course of a few thousand drops stays well under DynamoDB's 400 KB.
+        self._table.put_item(
+            Item={
+                "pk": hold_pk(hold.tenant_id),
+                "sk": f"COURSE#{hold.course_id}",
+                "hold": hold.model_dump_json(),
+            }
+        )
+
+    def get_hold(self, tenant_id: str, course_id: int) -> HeldSync | None:
+        key = {"pk": hold_pk(tenant_id), "sk": f"COURSE#{course_id}"}
+        item = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
+        return HeldSync.model_validate_json(item["hold"]) if item else None
+
+    def list_holds(self, tenant_id: str) -> list[HeldSync]:
+        items = self._query(KeyConditionExpression=Key("pk").eq(hold_pk(tenant_id)))
+        return [HeldSync.model_validate_json(item["hold"]) for item in items]
+
+    def delete_hold(self, tenant_id: str, course_id: int) -> None:
+        self._table.delete_item(Key={"pk": hold_pk(tenant_id), "sk": f"COURSE#{course_id}"})
 
     def set_run_status(self, tenant_id: str, run_id: str, status: RunStatus) -> None:
         self._table.update_item(

@@ -11,15 +11,30 @@ from rostersync.canvas.errors import CanvasError
 from rostersync.canvas.models import CanvasEnrollment, CanvasSection, CanvasUser
 from rostersync.canvas.scopes import LIST_COURSE_ENROLLMENTS, LIST_COURSE_SECTIONS, LIST_COURSE_USERS
 from rostersync.connection import canvas_client_for, canvas_slot
-from rostersync.models import CourseOutcome, CourseResult, CourseSyncMessage, RunStatus, Tenant, TenantStatus
+from rostersync.models import (
+    ChangeCounts,
+    CourseOutcome,
+    CourseResult,
+    CourseSyncMessage,
+    HeldItem,
+    HeldSync,
+    HoldStatus,
+    RunStatus,
+    SyncError,
+    SyncErrorCode,
+    Tenant,
+    TenantStatus,
+)
 from rostersync.services import Services
 from rostersync.sync.roster import (
     SYNCED_ENROLLMENT_STATES,
     CourseRoster,
+    MassDrop,
     build_course_roster,
     course_item,
     diff_roster,
     roster_items,
+    split_mass_drop,
 )
 
 logger = Logger(child=True)
@@ -45,7 +60,7 @@ def fetch_course_roster(client: CanvasClient, tenant: Tenant, message: CourseSyn
         )
     ]
     users: list[CanvasUser] = []
-    if tenant.needs_emails:
+    if tenant.settings.needs_emails:
         params = [
             ("include[]", "email"),
             *(("enrollment_state[]", state) for state in SYNCED_ENROLLMENT_STATES),
@@ -54,7 +69,7 @@ def fetch_course_roster(client: CanvasClient, tenant: Tenant, message: CourseSyn
             CanvasUser.model_validate(item)
             for item in client.get_all(LIST_COURSE_USERS, params, course_id=course_id)
         ]
-    return build_course_roster(message.course, sections, enrollments, users)
+    return build_course_roster(message.course, sections, enrollments, users, tenant.settings)
 
 
 def sync_course(services: Services, message: CourseSyncMessage, attempt: int) -> CourseResult:
@@ -94,26 +109,90 @@ def sync_course(services: Services, message: CourseSyncMessage, attempt: int) ->
         if not final:
             raise RetryLater(str(error)) from error
         return failed
-    stored = services.table.course_items(tenant.tenant_id, message.course.id)
-    changes = diff_roster(stored, roster_items(roster), datetime.now(UTC))
-    new_course = course_item(roster.course)
-    previous_course = services.table.stored_course(tenant.tenant_id, message.course.id)
-    course_changed = previous_course is None or previous_course.content_hash != new_course.content_hash
-    services.table.write_course(
-        tenant.tenant_id,
-        message.course.id,
-        new_course if course_changed else None,
-        changes.puts,
-        changes.deletes,
-    )
-    succeeded = result.model_copy(
+    counts, held = apply_roster(services, tenant, message, roster)
+    done = result.model_copy(
         update={
-            "outcome": CourseOutcome.SUCCEEDED,
-            "changes": changes.counts,
+            "outcome": CourseOutcome.HELD if held else CourseOutcome.SUCCEEDED,
+            "changes": counts,
             **_client_counts(client),
         }
     )
-    return _record(services, succeeded)
+    return _record(services, done)
+
+
+def apply_roster(
+    services: Services, tenant: Tenant, message: CourseSyncMessage, roster: CourseRoster
+) -> tuple[ChangeCounts, bool]:
+    """Write what changed (a mass drop held back), record the sync errors; True when something is held."""
+    tenant_id, course_id = message.tenant_id, message.course.id
+    stored = services.table.course_items(tenant_id, course_id)
+    changes, mass_drop = split_mass_drop(
+        diff_roster(stored, roster_items(roster), datetime.now(UTC)),
+        tenant.settings,
+    )
+    new_course = course_item(roster.course)
+    previous_course = services.table.stored_course(tenant_id, course_id)
+    course_changed = previous_course is None or previous_course.content_hash != new_course.content_hash
+    services.table.write_course(
+        tenant_id, course_id, new_course if course_changed else None, changes.puts, changes.deletes
+    )
+    errors = [
+        SyncError(
+            tenant_id=tenant_id,
+            run_id=message.run_id,
+            course_id=course_id,
+            user_id=problem.user_id,
+            code=problem.code.value,
+            message=problem.message,
+        )
+        for problem in roster.problems
+    ]
+    held = _hold(services, message, mass_drop)
+    if held and mass_drop is not None:
+        errors.append(
+            SyncError(
+                tenant_id=tenant_id,
+                run_id=message.run_id,
+                course_id=course_id,
+                code=SyncErrorCode.HELD_FOR_APPROVAL.value,
+                message=f"{mass_drop.student_drops} of {mass_drop.active_before} active enrollments would "
+                "drop; approve or reject the held sync",
+            )
+        )
+    services.table.put_sync_errors(errors)
+    return changes.counts, held
+
+
+def _hold(services: Services, message: CourseSyncMessage, mass_drop: MassDrop | None) -> bool:
+    """Keep a pending hold for these drops; False when the admin already rejected exactly them."""
+    tenant_id, course_id = message.tenant_id, message.course.id
+    existing = services.table.get_hold(tenant_id, course_id)
+    if mass_drop is None:
+        if existing is not None:  # Canvas moved on: the held drops no longer stand
+            services.table.delete_hold(tenant_id, course_id)
+        return False
+    if (
+        existing is not None
+        and existing.status is HoldStatus.REJECTED
+        and existing.fingerprint == mass_drop.fingerprint
+    ):
+        return False
+    services.table.put_hold(
+        HeldSync(
+            tenant_id=tenant_id,
+            course_id=course_id,
+            run_id=message.run_id,
+            fingerprint=mass_drop.fingerprint,
+            student_drops=mass_drop.student_drops,
+            active_before=mass_drop.active_before,
+            puts=[
+                HeldItem(sk=item.sk, data=item.data, content_hash=item.content_hash)
+                for item in mass_drop.held_puts
+            ],
+            deletes=mass_drop.held_deletes,
+        )
+    )
+    return True
 
 
 def _client_counts(client: CanvasClient) -> dict[str, int]:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger
 
 from rostersync.canvas.client import CanvasClient
-from rostersync.canvas.errors import CanvasError
+from rostersync.canvas.errors import CanvasError, CanvasNotFoundError
 from rostersync.canvas.models import CanvasCourse
-from rostersync.canvas.scopes import LIST_ACCOUNT_COURSES
+from rostersync.canvas.scopes import GET_ACCOUNT_COURSE, LIST_ACCOUNT_COURSES
 from rostersync.connection import canvas_client_for, canvas_slot
 from rostersync.models import (
     CourseSyncMessage,
     RunStatus,
+    SyncError,
+    SyncErrorCode,
     SyncRequest,
     SyncRun,
     SyncTrigger,
@@ -25,8 +28,9 @@ from rostersync.services import Services
 
 logger = Logger(child=True)
 
-# Published, not concluded: what an exam roster is about (Canvas API "available").
+# Published, not concluded: what an exam roster is about (Canvas's "available"; filters take DB names).
 SYNCED_COURSE_STATES = ("available",)
+UNPUBLISHED_STATES = ("created", "claimed")
 
 
 def new_run_id() -> str:
@@ -48,10 +52,37 @@ def request_scheduled_syncs(services: Services) -> list[SyncRequest]:
     ]
 
 
-def list_synced_courses(client: CanvasClient, tenant: Tenant) -> list[CanvasCourse]:
-    params = [("state[]", state) for state in SYNCED_COURSE_STATES]
-    items = client.get_all(LIST_ACCOUNT_COURSES, params, account_id=tenant.root_account_id or "self")
-    return [CanvasCourse.model_validate(item) for item in items]
+@dataclass(frozen=True)
+class CourseListing:
+    courses: list[CanvasCourse]
+    missing: list[str]  # sync-list entries Canvas does not know
+
+
+def list_synced_courses(client: CanvasClient, tenant: Tenant, now: datetime) -> CourseListing:
+    """The courses a full sync covers: the tenant's sync list, or its account/term/published filters."""
+    selection = tenant.settings.courses
+    root = tenant.root_account_id or "self"
+    listed: list[CanvasCourse] = []
+    missing: list[str] = []
+    if selection.sync_list:
+        for ref in selection.sync_list:
+            try:
+                item = client.get_one(GET_ACCOUNT_COURSE, [("include[]", "term")], account_id=root, id=ref)
+            except CanvasNotFoundError:
+                missing.append(ref)
+                continue
+            listed.append(CanvasCourse.model_validate(item))
+    else:
+        states = (
+            SYNCED_COURSE_STATES if selection.published_only else (*SYNCED_COURSE_STATES, *UNPUBLISHED_STATES)
+        )
+        params = [*(("state[]", state) for state in states), ("include[]", "term")]
+        account = selection.account_id or root
+        for term_filter in [[("enrollment_term_id", str(term))] for term in selection.term_ids] or [[]]:
+            items = client.get_all(LIST_ACCOUNT_COURSES, [*params, *term_filter], account_id=account)
+            listed.extend(CanvasCourse.model_validate(item) for item in items)
+    unique = {course.id: course for course in listed if course.workflow_state != "deleted"}
+    return CourseListing([course for course in unique.values() if not course.concluded(now)], missing)
 
 
 def plan_run(services: Services, request: SyncRequest) -> SyncRun:
@@ -72,7 +103,7 @@ def plan_run(services: Services, request: SyncRequest) -> SyncRun:
     client = canvas_client_for(services, tenant)
     try:
         with canvas_slot(services, tenant.tenant_id):
-            courses = list_synced_courses(client, tenant)
+            listing = list_synced_courses(client, tenant, datetime.now(UTC))
     except CanvasError as error:
         failed = run.model_copy(
             update={
@@ -86,6 +117,16 @@ def plan_run(services: Services, request: SyncRequest) -> SyncRun:
         if error.retryable:
             raise
         return failed
+    courses = listing.courses
+    services.table.put_sync_errors(
+        SyncError(
+            tenant_id=tenant.tenant_id,
+            run_id=run.run_id,
+            code=SyncErrorCode.COURSE_NOT_FOUND.value,
+            message=f"course {ref} of the sync list is not in Canvas (or not in this account)",
+        )
+        for ref in listing.missing
+    )
     planned = run.model_copy(
         update={
             "status": RunStatus.RUNNING if courses else RunStatus.COMPLETED,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import csv
+import io
+from typing import Any, TypeVar
 
 from rostersync.models import (
     ChangeCounts,
@@ -12,12 +14,14 @@ from rostersync.models import (
     RosterSection,
     RosterUser,
     RunSummary,
+    SyncError,
 )
 from rostersync.services import Services
 from rostersync.store.table import StoredItem
 from rostersync.sync.roster import ENROLLMENT_PREFIX, SECTION_PREFIX, USER_PREFIX
 from rostersync.tenants import require_tenant
 
+EXPORTED_USER_FIELDS = {"canvas_id", "name", "sortable_name", "sis_user_id", "login_id", "email"}
 EXPORTED_ENROLLMENT_FIELDS = {
     "canvas_id",
     "user_id",
@@ -40,12 +44,14 @@ def run_summary(services: Services, tenant_id: str, run_id: str) -> RunSummary |
         for name in ChangeCounts.model_fields:
             setattr(totals, name, getattr(totals, name) + getattr(result.changes, name))
     succeeded = sum(result.outcome is CourseOutcome.SUCCEEDED for result in results)
+    held = sum(result.outcome is CourseOutcome.HELD for result in results)
     failed = sum(result.outcome is CourseOutcome.FAILED for result in results)
     return RunSummary(
         run=run,
         courses_succeeded=succeeded,
+        courses_held=held,
         courses_failed=failed,
-        courses_pending=max(run.courses_total - succeeded - failed, 0),
+        courses_pending=max(run.courses_total - succeeded - held - failed, 0),
         changes=totals,
         canvas_requests=run.canvas_requests + sum(result.canvas_requests for result in results),
         canvas_throttled=sum(result.canvas_throttled for result in results),
@@ -62,27 +68,61 @@ def export_roster(services: Services, tenant_id: str) -> dict[str, Any]:
     )
     for course in stored_courses:
         items = services.table.course_items(tenant_id, course.canvas_id)
+        users = [user for user in _records(items, USER_PREFIX, RosterUser) if user.sync_error is None]
+        identified = {user.canvas_id for user in users}
+        enrollments = [
+            e for e in _records(items, ENROLLMENT_PREFIX, RosterEnrollment) if e.user_id in identified
+        ]
         courses.append(
             {
                 **course.model_dump(mode="json"),
-                "sections": _exported(items, SECTION_PREFIX, RosterSection),
-                "users": _exported(items, USER_PREFIX, RosterUser),
-                "enrollments": _exported(
-                    items, ENROLLMENT_PREFIX, RosterEnrollment, EXPORTED_ENROLLMENT_FIELDS
-                ),
+                "sections": [
+                    section.model_dump(mode="json")
+                    for section in _records(items, SECTION_PREFIX, RosterSection)
+                ],
+                "users": [user.model_dump(mode="json", include=EXPORTED_USER_FIELDS) for user in users],
+                "enrollments": [
+                    e.model_dump(mode="json", include=EXPORTED_ENROLLMENT_FIELDS) for e in enrollments
+                ],
             }
         )
     return {"tenant": tenant_id, "courses": courses}
 
 
-def _exported(
-    items: dict[str, StoredItem],
-    prefix: str,
-    model: type[RosterSection | RosterUser | RosterEnrollment],
-    fields: set[str] | None = None,
-) -> list[dict[str, Any]]:
+Record = TypeVar("Record", RosterSection, RosterUser, RosterEnrollment)
+
+
+def _records(items: dict[str, StoredItem], prefix: str, model: type[Record]) -> list[Record]:
     records = [model.model_validate_json(item.data) for sk, item in items.items() if sk.startswith(prefix)]
-    return [
-        record.model_dump(mode="json", include=fields)
-        for record in sorted(records, key=lambda r: r.canvas_id)
-    ]
+    return sorted(records, key=lambda record: record.canvas_id)
+
+
+def sync_errors(services: Services, tenant_id: str, run_id: str | None = None) -> list[SyncError]:
+    """A run's sync errors (the latest run's by default), by course and user."""
+    require_tenant(services, tenant_id)
+    if run_id is None:
+        runs = services.table.list_runs(tenant_id, limit=1)
+        if not runs:
+            return []
+        run_id = runs[0].run_id
+    return sorted(
+        services.table.list_sync_errors(tenant_id, run_id), key=lambda e: (e.course_id or 0, e.user_id or 0)
+    )
+
+
+def sync_errors_csv(errors: list[SyncError]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["run_id", "course_id", "user_id", "code", "message", "recorded_at"])
+    for error in errors:
+        writer.writerow(
+            [
+                error.run_id,
+                error.course_id,
+                error.user_id or "",
+                error.code,
+                error.message,
+                error.recorded_at.isoformat(),
+            ]
+        )
+    return out.getvalue()

@@ -6,6 +6,7 @@ Pure functions: no Canvas, no DynamoDB.
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,13 +14,21 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from rostersync.canvas.models import CanvasCourse, CanvasEnrollment, CanvasSection, CanvasUser
-from rostersync.models import ChangeCounts, RosterCourse, RosterEnrollment, RosterSection, RosterUser
+from rostersync.models import (
+    ChangeCounts,
+    RosterCourse,
+    RosterEnrollment,
+    RosterRole,
+    RosterSection,
+    RosterUser,
+    SyncErrorCode,
+    TenantSettings,
+    UserIdField,
+)
 from rostersync.store.table import StoredItem
 
 # Asked for explicitly: Canvas's default differs between teachers and admins.
 SYNCED_ENROLLMENT_STATES = ("active", "invited", "inactive", "completed")
-# The test student and observers never belong on an exam roster.
-EXCLUDED_ENROLLMENT_TYPES = frozenset({"StudentViewEnrollment", "ObserverEnrollment"})
 DROPPED_NOT_IN_CANVAS = "not_in_canvas"
 
 SECTION_PREFIX = "SECTION#"
@@ -28,11 +37,60 @@ ENROLLMENT_PREFIX = "ENROLLMENT#"
 
 
 @dataclass(frozen=True)
+class UserProblem:
+    user_id: int
+    code: SyncErrorCode
+    message: str
+
+
+@dataclass(frozen=True)
 class CourseRoster:
     course: RosterCourse
     sections: list[RosterSection]
     users: list[RosterUser]
     enrollments: list[RosterEnrollment]
+    problems: list[UserProblem] = field(default_factory=list)
+
+
+def user_identifier(user: RosterUser, field_name: UserIdField) -> str | None:
+    value = user.canvas_id if field_name is UserIdField.CANVAS_ID else getattr(user, field_name.value)
+    return None if value in (None, "") else str(value).strip().lower()
+
+
+def identify_users(
+    users: list[RosterUser], field_name: UserIdField
+) -> tuple[list[RosterUser], list[UserProblem]]:
+    """Mark users that cannot be told apart downstream: no identifier, or one shared with another user."""
+    holders: dict[str, list[int]] = defaultdict(list)
+    for user in users:
+        identifier = user_identifier(user, field_name)
+        if identifier is not None:
+            holders[identifier].append(user.canvas_id)
+    problems: list[UserProblem] = []
+    marked: list[RosterUser] = []
+    for user in users:
+        identifier = user_identifier(user, field_name)
+        problem: UserProblem | None = None
+        if identifier is None:
+            code = (
+                SyncErrorCode.EMAIL_HIDDEN
+                if field_name is UserIdField.EMAIL
+                else SyncErrorCode.MISSING_IDENTIFIER
+            )
+            problem = UserProblem(
+                user.canvas_id, code, f"{user.name or user.canvas_id} has no {field_name.value}"
+            )
+        elif len(holders[identifier]) > 1:
+            others = ", ".join(str(other) for other in holders[identifier] if other != user.canvas_id)
+            problem = UserProblem(
+                user.canvas_id,
+                SyncErrorCode.DUPLICATE_IDENTIFIER,
+                f"{field_name.value} {identifier!r} of user {user.canvas_id} is also user {others}'s",
+            )
+        if problem is not None:
+            problems.append(problem)
+        marked.append(user.model_copy(update={"sync_error": problem.code.value if problem else None}))
+    return marked, problems
 
 
 def build_course_roster(
@@ -40,15 +98,18 @@ def build_course_roster(
     sections: Iterable[CanvasSection],
     enrollments: Iterable[CanvasEnrollment],
     users: Iterable[CanvasUser] = (),
+    settings: TenantSettings | None = None,
 ) -> CourseRoster:
+    settings = settings or TenantSettings()
     kept = [
-        enrollment
+        (enrollment, role)
         for enrollment in enrollments
-        if enrollment.type not in EXCLUDED_ENROLLMENT_TYPES and enrollment.course_id == course.id
+        if enrollment.course_id == course.id
+        and (role := settings.roster_role(enrollment.type, enrollment.role)) is not RosterRole.EXCLUDED
     ]
     listed_users = {user.id: user for user in users}
     roster_users: dict[int, RosterUser] = {}
-    for enrollment in kept:
+    for enrollment, _ in kept:
         embedded = enrollment.user or CanvasUser(id=enrollment.user_id, name="")
         listed = listed_users.get(enrollment.user_id)
         roster_users.setdefault(
@@ -62,6 +123,9 @@ def build_course_roster(
                 email=listed.email if listed else embedded.email,
             ),
         )
+    identified, problems = identify_users(
+        sorted(roster_users.values(), key=lambda user: user.canvas_id), settings.user_id_field
+    )
     return CourseRoster(
         course=RosterCourse(
             canvas_id=course.id,
@@ -82,7 +146,7 @@ def build_course_roster(
             ),
             key=lambda section: section.canvas_id,
         ),
-        users=sorted(roster_users.values(), key=lambda user: user.canvas_id),
+        users=identified,
         enrollments=sorted(
             (
                 RosterEnrollment(
@@ -94,11 +158,13 @@ def build_course_roster(
                     role_id=enrollment.role_id,
                     state=enrollment.enrollment_state,
                     active=enrollment.enrollment_state == "active",
+                    roster_role=role,
                 )
-                for enrollment in kept
+                for enrollment, role in kept
             ),
             key=lambda enrollment: enrollment.canvas_id,
         ),
+        problems=problems,
     )
 
 
@@ -128,6 +194,10 @@ class RosterChanges:
     puts: list[StoredItem] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     counts: ChangeCounts = field(default_factory=ChangeCounts)
+    # Enrollments active before and not after (left Canvas, or turned inactive/completed), by sort key.
+    deactivated: dict[str, RosterRole] = field(default_factory=dict)
+    vanished: set[str] = field(default_factory=set)  # enrollments no longer in Canvas at all
+    active_before: int = 0
 
 
 def diff_roster(
@@ -138,6 +208,12 @@ def diff_roster(
     Users stay while any kept enrollment (dropped ones too) names them; sections that left are removed.
     """
     changes = RosterChanges()
+    previous_enrollments = {
+        sk: RosterEnrollment.model_validate_json(item.data)
+        for sk, item in stored.items()
+        if sk.startswith(ENROLLMENT_PREFIX)
+    }
+    changes.active_before = sum(enrollment.active for enrollment in previous_enrollments.values())
     for sk, item in desired.items():
         previous = stored.get(sk)
         if previous is None:
@@ -146,19 +222,29 @@ def diff_roster(
         elif previous.content_hash != item.content_hash:
             changes.puts.append(item)
             changes.counts.updated += 1
+            before = previous_enrollments.get(sk)
+            if (
+                before is not None
+                and before.active
+                and not RosterEnrollment.model_validate_json(item.data).active
+            ):
+                changes.deactivated[sk] = before.roster_role
         else:
             changes.counts.unchanged += 1
-    for sk, previous in stored.items():
+    for sk in stored:
         if sk in desired:
             continue
-        if sk.startswith(ENROLLMENT_PREFIX):
-            enrollment = RosterEnrollment.model_validate_json(previous.data)
+        if sk in previous_enrollments:
+            enrollment = previous_enrollments[sk]
             if enrollment.dropped_reason is None:
                 dropped = enrollment.model_copy(
                     update={"active": False, "dropped_reason": DROPPED_NOT_IN_CANVAS, "dropped_at": now}
                 )
                 changes.puts.append(stored_item(sk, dropped))
                 changes.counts.dropped += 1
+                changes.vanished.add(sk)
+                if enrollment.active:
+                    changes.deactivated[sk] = enrollment.roster_role
             else:
                 changes.counts.unchanged += 1
         elif sk.startswith(SECTION_PREFIX):
@@ -167,3 +253,50 @@ def diff_roster(
         else:
             changes.counts.unchanged += 1
     return changes
+
+
+@dataclass(frozen=True)
+class MassDrop:
+    """Student drops held back for an admin's decision; everything else of the sync goes ahead."""
+
+    held_puts: list[StoredItem]
+    held_deletes: list[str]
+    student_drops: int
+    active_before: int
+
+    @property
+    def fingerprint(self) -> str:
+        keys = "\n".join(sorted(item.sk for item in self.held_puts))
+        return hashlib.sha256(keys.encode()).hexdigest()
+
+
+def split_mass_drop(
+    changes: RosterChanges, settings: TenantSettings
+) -> tuple[RosterChanges, MassDrop | None]:
+    """Hold student drops above the tenant's threshold. Removing instructor rights never waits."""
+    student_drops = {sk for sk, role in changes.deactivated.items() if role is RosterRole.STUDENT}
+    if len(student_drops) < settings.mass_drop_min_enrollments or len(student_drops) <= (
+        settings.mass_drop_threshold * changes.active_before
+    ):
+        return changes, None
+    held = MassDrop(
+        held_puts=[item for item in changes.puts if item.sk in student_drops],
+        held_deletes=list(changes.deletes),  # a vanished section waits with its students
+        student_drops=len(student_drops),
+        active_before=changes.active_before,
+    )
+    held_vanished = student_drops & changes.vanished
+    applied = RosterChanges(
+        puts=[item for item in changes.puts if item.sk not in student_drops],
+        deletes=[],
+        counts=changes.counts.model_copy(
+            update={
+                "dropped": changes.counts.dropped - len(held_vanished) - len(held.held_deletes),
+                "updated": changes.counts.updated - len(student_drops - held_vanished),
+            }
+        ),
+        deactivated={sk: role for sk, role in changes.deactivated.items() if sk not in student_drops},
+        vanished=changes.vanished - student_drops,
+        active_before=changes.active_before,
+    )
+    return applied, held

@@ -1,0 +1,292 @@
+"""Roster rules and safety nets (issue 4), over HTTP to an in-process simulator whose data we change."""
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from rostersync.canvas.models import CanvasCourse
+from rostersync.connection import canvas_client_for
+from rostersync.models import CourseOutcome, RosterEnrollment, RosterRole, Tenant
+from rostersync.services import Services
+from rostersync.sync.course import sync_course
+from rostersync.sync.holds import approve_hold, pending_holds, reject_hold
+from rostersync.sync.planner import list_synced_courses
+from rostersync.sync.reports import export_roster, sync_errors, sync_errors_csv
+from rostersync.tenants import SyncListMode, configure_tenant, update_sync_list
+from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve
+from rostersync_local.canvas_sim.model import Enrollment, Institution
+from tests.integration.conftest import connect, message
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[RunningSimulator]:
+    with serve(SimulatorConfig(seed=21, courses=12, reference_year=2026)) as running:
+        yield running
+
+
+@pytest.fixture
+def tenant(services: Services, sim: RunningSimulator) -> Tenant:
+    return connect(services, sim)
+
+
+def change(sim: RunningSimulator, edit: Callable[[Institution], Any]) -> None:
+    with sim.state.lock:
+        edit(sim.state.institution)
+        sim.state.institution.reindex()
+
+
+_used_courses: set[int] = set()
+
+
+def fresh_course(sim: RunningSimulator) -> CanvasCourse:
+    """A published course no other test in this module has changed, with many active students."""
+    institution = sim.state.institution
+    candidates = [
+        course
+        for course in institution.courses
+        if course.db_state == "available" and course.id not in _used_courses
+    ]
+    course = max(candidates, key=lambda c: len(active_students(institution, c.id)))
+    _used_courses.add(course.id)
+    return CanvasCourse(
+        id=course.id, name=course.name, workflow_state="available", sis_course_id=course.sis_course_id
+    )
+
+
+def active_students(institution: Institution, course_id: int) -> list[Enrollment]:
+    return [
+        e
+        for e in institution.enrollments_by_course.get(course_id, [])
+        if e.type == "StudentEnrollment"
+        and e.state == "active"
+        and institution.roles_by_id[e.role_id].name == "StudentEnrollment"
+    ]
+
+
+def delete(enrollments: list[Enrollment]) -> None:
+    for enrollment in enrollments:
+        enrollment.state = "deleted"
+
+
+def stored_enrollments(services: Services, tenant: Tenant, course_id: int) -> dict[int, RosterEnrollment]:
+    items = services.table.course_items(tenant.tenant_id, course_id)
+    return {
+        enrollment.canvas_id: enrollment
+        for enrollment in (
+            RosterEnrollment.model_validate_json(i.data)
+            for sk, i in items.items()
+            if sk.startswith("ENROLLMENT#")
+        )
+    }
+
+
+def sync(services: Services, tenant: Tenant, course: CanvasCourse, run_id: str) -> CourseOutcome:
+    return sync_course(
+        services, message(tenant, course).model_copy(update={"run_id": run_id}), attempt=1
+    ).outcome
+
+
+def test_a_mass_drop_waits_for_approval_while_instructor_rights_go_at_once(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    course = fresh_course(sim)
+    assert sync(services, tenant, course, "r1") is CourseOutcome.SUCCEEDED
+    active_before = sum(e.active for e in stored_enrollments(services, tenant, course.id).values())
+    institution = sim.state.institution
+    students = active_students(institution, course.id)
+    dropped = students[: len(students) // 2]
+    teacher = next(e for e in institution.enrollments_by_course[course.id] if e.type == "TeacherEnrollment")
+    demoted = replace(
+        teacher,
+        id=99_001,
+        type="StudentEnrollment",
+        role_id=next(r.id for r in institution.roles if r.name == "StudentEnrollment"),
+    )
+
+    def drop_half_and_demote(data: Institution) -> None:
+        for enrollment in dropped:
+            enrollment.state = "deleted"
+        teacher.state = "deleted"  # Canvas changes a role by replacing the enrollment
+        data.enrollments.append(demoted)
+
+    change(sim, drop_half_and_demote)
+    assert sync(services, tenant, course, "r2") is CourseOutcome.HELD
+    stored = stored_enrollments(services, tenant, course.id)
+    assert all(stored[e.id].active for e in dropped), "held drops must not be applied"
+    assert not stored[teacher.id].active and stored[teacher.id].dropped_reason == "not_in_canvas"
+    assert stored[demoted.id].active and stored[demoted.id].roster_role is RosterRole.STUDENT
+    (hold,) = [h for h in pending_holds(services, tenant.tenant_id) if h.course_id == course.id]
+    assert hold.student_drops == len(dropped) and hold.active_before == active_before
+    assert [e.code for e in sync_errors(services, tenant.tenant_id, "r2") if e.user_id is None] == [
+        "held_for_approval"
+    ]
+
+    approve_hold(services, tenant.tenant_id, course.id)
+    stored = stored_enrollments(services, tenant, course.id)
+    assert not any(stored[e.id].active for e in dropped)
+    assert pending_holds(services, tenant.tenant_id) == []
+
+
+def test_rejected_drops_stay_out_until_canvas_proposes_different_ones(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    course = fresh_course(sim)
+    sync(services, tenant, course, "r1")
+    students = active_students(sim.state.institution, course.id)
+    first_wave, second_wave = students[: len(students) // 2], students[len(students) // 2 :][:2]
+    change(sim, lambda _: delete(first_wave))
+    assert sync(services, tenant, course, "r2") is CourseOutcome.HELD
+    reject_hold(services, tenant.tenant_id, course.id)
+    assert sync(services, tenant, course, "r3") is CourseOutcome.SUCCEEDED  # the same drops: not asked again
+    assert all(stored_enrollments(services, tenant, course.id)[e.id].active for e in first_wave)
+    change(sim, lambda _: delete(second_wave))
+    assert sync(services, tenant, course, "r4") is CourseOutcome.HELD  # a different set of drops
+
+
+def test_a_small_drop_applies_at_once_and_is_kept_inactive_with_a_reason(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    course = fresh_course(sim)
+    sync(services, tenant, course, "r1")
+    (leaver, completer) = active_students(sim.state.institution, course.id)[:2]
+
+    def drop_one(_: Institution) -> None:
+        leaver.state = "deleted"
+        completer.state = "completed"
+
+    change(sim, drop_one)
+    assert sync(services, tenant, course, "r2") is CourseOutcome.SUCCEEDED
+    stored = stored_enrollments(services, tenant, course.id)
+    assert (stored[leaver.id].active, stored[leaver.id].dropped_reason) == (False, "not_in_canvas")
+    assert stored[leaver.id].dropped_at is not None
+    assert (stored[completer.id].active, stored[completer.id].state) == (False, "completed")
+
+
+def test_users_without_a_unique_identifier_are_per_user_errors_and_not_exported(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    course = fresh_course(sim)
+    institution = sim.state.institution
+    first, second, third = (
+        institution.users_by_id[e.user_id] for e in active_students(institution, course.id)[:3]
+    )
+
+    def break_identifiers(_: Institution) -> None:
+        second.sis_user_id = first.sis_user_id
+        third.sis_user_id = None
+
+    change(sim, break_identifiers)
+    assert sync(services, tenant, course, "r1") is CourseOutcome.SUCCEEDED
+    errors = {
+        (e.user_id, e.code) for e in sync_errors(services, tenant.tenant_id, "r1") if e.course_id == course.id
+    }
+    assert {
+        (first.id, "duplicate_identifier"),
+        (second.id, "duplicate_identifier"),
+        (third.id, "missing_identifier"),
+    } <= errors
+    exported = next(
+        c for c in export_roster(services, tenant.tenant_id)["courses"] if c["canvas_id"] == course.id
+    )
+    exported_users = {user["canvas_id"] for user in exported["users"]}
+    assert not {first.id, second.id, third.id} & exported_users
+    assert not {e["user_id"] for e in exported["enrollments"]} & {first.id, second.id, third.id}
+    rows = list(csv.DictReader(io.StringIO(sync_errors_csv(sync_errors(services, tenant.tenant_id, "r1")))))
+    assert {row["code"] for row in rows} >= {"duplicate_identifier", "missing_identifier"}
+
+
+def test_roles_map_custom_roles_and_never_the_test_student(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    configure_tenant(
+        services,
+        tenant.tenant_id,
+        {
+            "role_overrides": {
+                "Lab Student": "excluded",
+                "StudentViewEnrollment": "student",
+                "TaEnrollment": "course_admin",
+            }
+        },
+    )
+    institution = sim.state.institution
+    lab_role = next(role for role in institution.roles if role.name == "Lab Student")
+    course_id = next(
+        e.course_id for e in institution.enrollments if e.role_id == lab_role.id and e.state == "active"
+    )
+    source = next(c for c in institution.courses if c.id == course_id)
+    course = CanvasCourse(id=course_id, name=source.name, workflow_state="available")
+    configured = services.table.get_tenant(tenant.tenant_id)
+    assert configured is not None
+    sync_course(services, message(configured, course), attempt=1)
+    stored = stored_enrollments(services, configured, course_id)
+    by_type = {e.type: e for e in stored.values()}
+    assert all(e.role != "Lab Student" for e in stored.values())
+    assert "StudentViewEnrollment" not in by_type and "ObserverEnrollment" not in by_type
+    if "TaEnrollment" in by_type:
+        assert by_type["TaEnrollment"].roster_role is RosterRole.COURSE_ADMIN
+    assert by_type["TeacherEnrollment"].roster_role is RosterRole.INSTRUCTOR
+
+
+def test_course_selection_filters_and_dates(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    institution = sim.state.institution
+    client = canvas_client_for(services, tenant)
+    now = datetime.now(UTC)
+    published = {c.id for c in institution.courses if c.db_state == "available"}
+    assert {c.id for c in list_synced_courses(client, tenant, now).courses} == published
+
+    with_unpublished = configure_tenant(services, tenant.tenant_id, {"courses": {"published_only": False}})
+    unpublished = {c.id for c in institution.courses if c.db_state in {"created", "claimed"}}
+    assert (
+        unpublished
+        and {c.id for c in list_synced_courses(client, with_unpublished, now).courses}
+        == published | unpublished
+    )
+
+    term_id = next(c.term_id for c in institution.courses if c.db_state == "available" and c.term_id != 1)
+    by_term = configure_tenant(
+        services, tenant.tenant_id, {"courses": {"published_only": False, "term_ids": [term_id]}}
+    )
+    assert {c.id for c in list_synced_courses(client, by_term, now).courses} == {
+        c.id
+        for c in institution.courses
+        if c.term_id == term_id and c.db_state in {"available", "created", "claimed"}
+    }
+
+    listed = update_sync_list(services, tenant.tenant_id, SyncListMode.ADD, [str(min(published)), "999999"])
+    listing = list_synced_courses(client, listed, now)
+    assert [c.id for c in listing.courses] == [min(published)] and listing.missing == ["999999"]
+
+
+def test_a_course_concluded_by_its_term_date_is_not_synced(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    institution = sim.state.institution
+    past_term = next(t for t in institution.terms if t.end_at and t.end_at < "2026")
+    course = next(c for c in institution.courses if c.db_state == "available" and c.id not in _used_courses)
+    _used_courses.add(course.id)
+    change(sim, lambda _: setattr(course, "term_id", past_term.id))
+    synced = {
+        c.id
+        for c in list_synced_courses(canvas_client_for(services, tenant), tenant, datetime.now(UTC)).courses
+    }
+    assert course.id not in synced
+
+
+def test_replacing_the_sync_list_needs_confirmation(services: Services, tenant: Tenant) -> None:
+    update_sync_list(services, tenant.tenant_id, SyncListMode.ADD, ["101", "sis_course_id:ABC"])
+    with pytest.raises(Exception, match="confirm"):
+        update_sync_list(services, tenant.tenant_id, SyncListMode.REPLACE, ["102"])
+    replaced = update_sync_list(services, tenant.tenant_id, SyncListMode.REPLACE, ["102"], confirmed=True)
+    assert replaced.settings.courses.sync_list == ("102",)
+    removed = update_sync_list(services, tenant.tenant_id, SyncListMode.REMOVE, ["102"])
+    assert removed.settings.courses.sync_list == ()
