@@ -17,7 +17,7 @@ import requests
 from rostersync.canvas.scopes import required_scopes
 from rostersync.models import CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
 from rostersync.sync.holds import approve_hold, pending_holds, reject_hold
-from rostersync.sync.planner import request_sync
+from rostersync.sync.planner import SyncCooldownError, request_sync
 from rostersync.sync.reports import export_roster, run_summary, sync_errors, sync_errors_csv
 from rostersync.tenants import (
     SyncListMode,
@@ -29,6 +29,7 @@ from rostersync.tenants import (
     require_tenant,
     update_sync_list,
 )
+from rostersync_cli.events_cli import add_events_commands
 from rostersync_cli.stack import NoStackError, StackBinding, bind
 from rostersync_local.control import default_state_dir, public_endpoints, read_state, start_stack, stop_stack
 
@@ -131,6 +132,19 @@ def cmd_tenant_configure(arguments: argparse.Namespace) -> None:
     if arguments.published_only is not None:
         courses["published_only"] = arguments.published_only
     changes["courses"] = courses
+    if (
+        arguments.every_minutes is not None
+        or arguments.daily_at is not None
+        or arguments.timezone is not None
+    ):
+        schedule = current.schedule.model_dump()
+        if arguments.every_minutes is not None:
+            schedule.update(every_minutes=arguments.every_minutes, daily_at=None)
+        if arguments.daily_at is not None:
+            schedule.update(daily_at=arguments.daily_at, every_minutes=None)
+        if arguments.timezone is not None:
+            schedule["timezone"] = arguments.timezone
+        changes["schedule"] = schedule
     tenant = configure_tenant(services, arguments.tenant, changes)
     _print_json(tenant.settings.model_dump(mode="json"))
 
@@ -156,7 +170,13 @@ def cmd_sync_run(arguments: argparse.Namespace) -> None:
     if tenant.status is not TenantStatus.ACTIVE:
         reason = tenant.status_reason or "authorize it first"
         raise CliError(f"tenant {tenant.tenant_id} cannot sync: {tenant.status.value} ({reason})")
-    request = request_sync(services, tenant.tenant_id, SyncTrigger.MANUAL)
+    request = request_sync(
+        services,
+        tenant.tenant_id,
+        SyncTrigger.MANUAL,
+        tuple(arguments.course),
+        enforce_cooldown=not arguments.force,
+    )
     if not arguments.wait:
         _print_json({"tenant": tenant.tenant_id, "run_id": request.run_id, "status": "requested"})
         return
@@ -299,6 +319,9 @@ def _add_tenant_commands(groups: Any) -> None:
         "--mass-drop-threshold", type=float, help="hold a course dropping more than this share"
     )
     configure.add_argument("--mass-drop-min-enrollments", type=int)
+    configure.add_argument("--every-minutes", type=int, help="full sync every N minutes (at least 15)")
+    configure.add_argument("--daily-at", metavar="HH:MM", help="full sync once a day at this local time")
+    configure.add_argument("--timezone", help="IANA time zone of --daily-at, e.g. America/Chicago")
     configure.set_defaults(handler=cmd_tenant_configure)
     tenant.add_parser("list").set_defaults(handler=cmd_tenant_list)
     show = tenant.add_parser("show")
@@ -313,6 +336,8 @@ def _add_sync_commands(groups: Any) -> None:
     sync = groups.add_parser("sync", help="sync runs").add_subparsers(dest="command", required=True)
     run = sync.add_parser("run", help="run a full sync through the real queues")
     run.add_argument("--tenant", required=True)
+    run.add_argument("--course", type=int, action="append", default=[], help="only this course (repeatable)")
+    run.add_argument("--force", action="store_true", help="operator: skip the sync-now cooldown")
     run.add_argument("--wait", action="store_true")
     run.add_argument("--timeout", type=float, default=600)
     run.set_defaults(handler=cmd_sync_run)
@@ -376,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tenant_commands(groups)
     _add_sync_commands(groups)
     _add_course_list_commands(groups)
+    add_events_commands(groups)
     _add_roster_commands(groups)
     groups.add_parser("scopes", help="the developer-key scopes rostersync uses").set_defaults(
         handler=cmd_scopes
@@ -387,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     try:
         arguments.handler(arguments)
-    except (CliError, TenantError, NoStackError, RuntimeError, TimeoutError) as error:
+    except (CliError, TenantError, NoStackError, SyncCooldownError, RuntimeError, TimeoutError) as error:
         print(f"rostersync: error: {error}", file=sys.stderr)
         return 1
     return 0

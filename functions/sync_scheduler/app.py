@@ -1,5 +1,6 @@
 """The schedule fires: ask for a full sync of every connected tenant."""
 
+from datetime import UTC, datetime
 from typing import Literal
 
 from aws_lambda_powertools import Logger, Tracer
@@ -23,6 +24,6 @@ class ScheduleEvent(BaseModel):
 @tracer.capture_lambda_handler
 def handler(event: dict[str, object], context: LambdaContext) -> dict[str, object]:
     parse(event=event, model=ScheduleEvent)
-    requests = request_scheduled_syncs(services)
+    requests = request_scheduled_syncs(services, datetime.now(UTC))
     logger.info("scheduled syncs requested", extra={"tenants": len(requests)})
     return {"requested": [request.model_dump(mode="json") for request in requests]}

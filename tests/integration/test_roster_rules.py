@@ -4,7 +4,7 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from rostersync.models import CourseOutcome, RosterEnrollment, RosterRole, Tenan
 from rostersync.services import Services
 from rostersync.sync.course import sync_course
 from rostersync.sync.holds import approve_hold, pending_holds, reject_hold
-from rostersync.sync.planner import list_synced_courses
+from rostersync.sync.planner import list_synced_courses, request_scheduled_syncs
 from rostersync.sync.reports import export_roster, sync_errors, sync_errors_csv
 from rostersync.tenants import SyncListMode, configure_tenant, update_sync_list
 from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve
@@ -290,3 +290,16 @@ def test_replacing_the_sync_list_needs_confirmation(services: Services, tenant: 
     assert replaced.settings.courses.sync_list == ("102",)
     removed = update_sync_list(services, tenant.tenant_id, SyncListMode.REMOVE, ["102"])
     assert removed.settings.courses.sync_list == ()
+
+
+def test_each_tenant_syncs_on_its_own_schedule(services: Services, tenant: Tenant) -> None:
+    configure_tenant(services, tenant.tenant_id, {"schedule": {"every_minutes": 60}})
+    now = datetime.now(UTC)
+    assert tenant.tenant_id in {r.tenant_id for r in request_scheduled_syncs(services, now)}
+    stored = services.table.get_tenant(tenant.tenant_id)
+    assert stored is not None and stored.next_sync_at == now + timedelta(minutes=60)
+    assert tenant.tenant_id not in {
+        r.tenant_id for r in request_scheduled_syncs(services, now + timedelta(minutes=15))
+    }
+    later = now + timedelta(minutes=61)
+    assert tenant.tenant_id in {r.tenant_id for r in request_scheduled_syncs(services, later)}

@@ -60,8 +60,8 @@ def test_full_sync_exports_the_canvas_ground_truth(stack: Stack, email_tenant: s
 
 
 def test_resync_of_an_unchanged_canvas_writes_nothing(stack: Stack, email_tenant: str) -> None:
-    stack.cli_ok("sync", "run", "--tenant", email_tenant, "--wait")
-    summary = json.loads(stack.cli_ok("sync", "run", "--tenant", email_tenant, "--wait"))
+    stack.cli_ok("sync", "run", "--tenant", email_tenant, "--wait", "--force")
+    summary = json.loads(stack.cli_ok("sync", "run", "--tenant", email_tenant, "--wait", "--force"))
     assert (
         summary["changes"]["created"] == summary["changes"]["updated"] == summary["changes"]["dropped"] == 0
     )
@@ -150,7 +150,7 @@ def test_a_course_canvas_keeps_failing_is_recorded_and_its_roster_left_as_it_was
         json={"status": 500, "path_regex": f"/api/v1/courses/{victim}/enrollments", "count": 1000},
     )
     try:
-        completed = stack.cli("sync", "run", "--tenant", tenant_id, "--wait")
+        completed = stack.cli("sync", "run", "--tenant", tenant_id, "--wait", "--force")
     finally:
         stack.canvas("DELETE", "/_sim/faults")
     assert completed.returncode == 1 and "finished with failed or held courses" in completed.stderr
@@ -200,3 +200,17 @@ def test_settings_sync_list_and_errors_through_the_cli(stack: Stack, tmp_path: P
         "run_id,course_id,user_id,code,message,recorded_at"
     ]
     assert json.loads(stack.cli_ok("holds", "list", "--tenant", tenant_id)) == []
+
+
+def test_sync_now_has_a_cooldown_per_scope_and_can_target_one_course(stack: Stack) -> None:
+    tenant_id = stack.connect_tenant()
+    stack.cli_ok("sync", "run", "--tenant", tenant_id)
+    again = stack.cli("sync", "run", "--tenant", tenant_id)
+    assert again.returncode == 1 and "next is allowed at" in again.stderr
+    truth = stack.canvas("GET", "/_sim/ground_truth")
+    course_id = min(course["id"] for course in truth["courses"] if course["workflow_state"] == "available")
+    summary = json.loads(
+        stack.cli_ok("sync", "run", "--tenant", tenant_id, "--course", str(course_id), "--wait")
+    )
+    assert summary["run"]["courses_total"] == 1 and summary["courses_succeeded"] == 1
+    assert summary["run"]["finished_at"] is not None

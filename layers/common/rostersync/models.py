@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rostersync.canvas.models import CanvasCourse
 
@@ -66,9 +67,41 @@ class CourseSelection(BaseModel):
     sync_list: tuple[str, ...] = ()
 
 
+class SyncSchedule(BaseModel):
+    """When a tenant's full syncs run: every N minutes, or daily at a local time in its time zone."""
+
+    model_config = ConfigDict(frozen=True)
+
+    every_minutes: int | None = Field(default=60, ge=15)
+    daily_at: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> SyncSchedule:
+        if (self.every_minutes is None) == (self.daily_at is None):
+            raise ValueError("give either every_minutes or daily_at")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {self.timezone!r}") from error
+        return self
+
+    def next_run(self, after: datetime) -> datetime:
+        if self.every_minutes is not None:
+            return after + timedelta(minutes=self.every_minutes)
+        assert self.daily_at is not None
+        hour, minute = (int(part) for part in self.daily_at.split(":"))
+        local = after.astimezone(ZoneInfo(self.timezone))
+        candidate = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if candidate <= local:
+            candidate = (local + timedelta(days=1)).replace(hour=hour, minute=minute, second=0, microsecond=0)
+        return candidate.astimezone(UTC)
+
+
 class TenantSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
+    schedule: SyncSchedule = Field(default_factory=SyncSchedule)
     course_id_field: CourseIdField = CourseIdField.CANVAS_ID
     user_id_field: UserIdField = UserIdField.SIS_USER_ID
     # By Canvas role name (custom roles included), ahead of the base-type defaults above.
@@ -107,6 +140,7 @@ class Tenant(BaseModel):
     root_account_uuid: str | None = None
     created_at: datetime = Field(default_factory=utc_now)
     authorized_at: datetime | None = None
+    next_sync_at: datetime | None = None  # the schedule's next full sync (None: at the next tick)
 
 
 class SyncTrigger(StrEnum):
@@ -115,11 +149,12 @@ class SyncTrigger(StrEnum):
 
 
 class SyncRequest(BaseModel):
-    """One tenant's full sync, as queued for the planner."""
+    """A tenant's sync, as queued for the planner: every selected course, or just the ones named."""
 
     tenant_id: str
     run_id: str
     trigger: SyncTrigger
+    course_ids: tuple[int, ...] = ()
 
 
 class CourseSyncMessage(BaseModel):
@@ -145,8 +180,13 @@ class SyncRun(BaseModel):
     courses_total: int = 0
     canvas_requests: int = 0
     started_at: datetime = Field(default_factory=utc_now)
+    finished_at: datetime | None = None
     error_code: str | None = None
     error_message: str | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
 
 
 class CourseOutcome(StrEnum):

@@ -25,6 +25,7 @@ class Settings(BaseModel):
     canvas_concurrency_per_tenant: int = Field(default=3, ge=1)
     canvas_slot_wait_seconds: float = Field(default=60.0, ge=0)
     canvas_slot_lease_seconds: int = Field(default=150, gt=0)
+    manual_sync_cooldown_seconds: int = Field(default=60, ge=0)
 
 
 _ENVIRONMENT = {
@@ -40,6 +41,7 @@ _ENVIRONMENT = {
     "canvas_concurrency_per_tenant": "CANVAS_CONCURRENCY_PER_TENANT",
     "canvas_slot_wait_seconds": "CANVAS_SLOT_WAIT_SECONDS",
     "canvas_slot_lease_seconds": "CANVAS_SLOT_LEASE_SECONDS",
+    "manual_sync_cooldown_seconds": "MANUAL_SYNC_COOLDOWN_SECONDS",
 }
 
 

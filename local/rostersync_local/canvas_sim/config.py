@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 THROTTLE_STYLES = ("403", "429")
+LIVE_EVENT_FORMATS = ("canvas", "caliper")
 NON_NEGATIVE_FIELDS = (
     "throttle_leak_per_second",
     "throttle_up_front_cost",
@@ -35,6 +36,16 @@ class SimulatorConfig:
     ``timeout_rate`` and ``reset_rate`` are the shares of ``/api/v1`` requests that answer a Canvas 500,
     stall ``timeout_stall_seconds`` before being answered, or have their connection closed without any
     response. The random draws come from ``random.Random(fault_seed)`` (``None`` = ``seed``).
+
+    Live events (emitted by the ``/_sim/changes/*`` admin endpoints; see :mod:`.live_events`) go to the SQS
+    queue ``live_events_sqs_queue_url`` (boto3, endpoint ``live_events_aws_endpoint_url``) and/or are POSTed
+    to ``live_events_http_url`` (a JWS signed with the simulator's RSA key when ``live_events_signed``), in
+    ``live_events_format`` ("canvas" or "caliper"). ``live_events_loss_rate`` drops a share of events,
+    ``live_events_duplicate_rate`` sends a share twice, ``live_events_reorder_window`` > 1 buffers that many
+    deliveries and releases them shuffled; the draws come from ``random.Random(live_events_seed)``
+    (``None`` = ``seed``). ``live_events_hostname`` (``None`` = the Host of the admin request) is the
+    ``hostname`` of the events. A failed HTTP delivery is retried ``live_events_http_retries`` times, after
+    ``live_events_retry_backoff_seconds`` * 2**attempt; each try waits up to ``live_events_http_timeout_seconds``.
     """
 
     seed: int = 7
@@ -63,6 +74,20 @@ class SimulatorConfig:
     reset_rate: float = 0.0
     timeout_stall_seconds: float = 30.0
     fault_seed: int | None = None
+    # live events
+    live_events_sqs_queue_url: str | None = None
+    live_events_aws_endpoint_url: str | None = None
+    live_events_http_url: str | None = None
+    live_events_format: str = "canvas"
+    live_events_signed: bool = False
+    live_events_duplicate_rate: float = 0.0
+    live_events_loss_rate: float = 0.0
+    live_events_reorder_window: int = 0
+    live_events_seed: int | None = None
+    live_events_hostname: str | None = None
+    live_events_http_timeout_seconds: float = 15.0
+    live_events_http_retries: int = 3
+    live_events_retry_backoff_seconds: float = 0.2
 
     def __post_init__(self) -> None:
         if self.courses < 1:
@@ -84,6 +109,19 @@ class SimulatorConfig:
                 raise ValueError(f"{name} must be between 0 and 1")
         if self.fault_rate + self.timeout_rate + self.reset_rate > 1.0 + 1e-9:
             raise ValueError("fault_rate + timeout_rate + reset_rate must be <= 1")
+        if self.live_events_format not in LIVE_EVENT_FORMATS:
+            raise ValueError("live_events_format must be 'canvas' or 'caliper'")
+        for name in ("live_events_duplicate_rate", "live_events_loss_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.live_events_reorder_window < 0 or self.live_events_http_retries < 0:
+            raise ValueError("live_events_reorder_window and live_events_http_retries must be >= 0")
+        if self.live_events_http_timeout_seconds <= 0 or self.live_events_retry_backoff_seconds < 0:
+            raise ValueError("need live_events_http_timeout_seconds > 0 and live_events_retry_backoff_seconds >= 0")
+
+    @property
+    def effective_live_events_seed(self) -> int:
+        return self.seed if self.live_events_seed is None else self.live_events_seed
 
     @property
     def effective_fault_seed(self) -> int:

@@ -19,6 +19,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -156,6 +157,14 @@ class RosterTable:
             },
         )
 
+    def set_next_sync(self, tenant_id: str, when: datetime) -> None:
+        self._table.update_item(
+            Key={"pk": tenant_pk(tenant_id), "sk": "TENANT"},
+            UpdateExpression="SET next_sync_at = :when",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":when": when.isoformat()},
+        )
+
     def update_tenant_settings(self, tenant_id: str, settings: TenantSettings) -> None:
         self._table.update_item(
             Key={"pk": tenant_pk(tenant_id), "sk": "TENANT"},
@@ -175,6 +184,25 @@ class RosterTable:
                 ":reason": reason,
             },
         )
+
+    # -- "sync now" cooldowns -------------------------------------------------------------------
+    def claim_cooldown(self, tenant_id: str, scope: str, seconds: int) -> datetime | None:
+        """Start a cooldown for `scope`; when one is still running, return when it ends instead."""
+        now = time.time()
+        key = {"pk": tenant_pk(tenant_id), "sk": f"COOLDOWN#{scope}"}
+        try:
+            self._table.put_item(
+                Item={**key, "until": int(now + seconds), "expires_at": int(now + seconds) + 3600},
+                ConditionExpression="attribute_not_exists(pk) OR #until <= :now",
+                ExpressionAttributeNames={"#until": "until"},
+                ExpressionAttributeValues={":now": int(now)},
+            )
+        except ClientError as error:
+            if not _is_conditional_failure(error):
+                raise
+            item = self._table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+            return datetime.fromtimestamp(int(item.get("until", now)), UTC)
+        return None
 
     # -- token refresh lock --------------------------------------------------------------------
     def acquire_refresh_lock(self, tenant_id: str, holder: str, lease_seconds: int) -> bool:
@@ -372,14 +400,25 @@ class RosterTable:
     def delete_hold(self, tenant_id: str, course_id: int) -> None:
         self._table.delete_item(Key={"pk": hold_pk(tenant_id), "sk": f"COURSE#{course_id}"})
 
-    def set_run_status(self, tenant_id: str, run_id: str, status: RunStatus) -> None:
-        self._table.update_item(
-            Key={"pk": tenant_pk(tenant_id), "sk": f"RUN#{run_id}"},
-            UpdateExpression="SET #status = :status",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":status": status.value},
-        )
+    def finish_run(self, tenant_id: str, run_id: str, status: RunStatus, finished_at: datetime) -> bool:
+        """Close a running run once; False when another worker closed it first."""
+        try:
+            self._table.update_item(
+                Key={"pk": tenant_pk(tenant_id), "sk": f"RUN#{run_id}"},
+                UpdateExpression="SET #status = :status, finished_at = :finished",
+                ConditionExpression="#status = :running",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":status": status.value,
+                    ":finished": finished_at.isoformat(),
+                    ":running": RunStatus.RUNNING.value,
+                },
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
 
     # -- roster --------------------------------------------------------------------------------
     def course_items(self, tenant_id: str, course_id: int) -> dict[str, StoredItem]:

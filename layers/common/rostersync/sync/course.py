@@ -216,4 +216,4 @@ def _complete_run_when_done(services: Services, tenant_id: str, run_id: str) -> 
         return
     results = services.table.list_course_results(tenant_id, run_id)
     if len(results) >= run.courses_total and all(result.is_final for result in results):
-        services.table.set_run_status(tenant_id, run_id, RunStatus.COMPLETED)
+        services.table.finish_run(tenant_id, run_id, RunStatus.COMPLETED, datetime.now(UTC))

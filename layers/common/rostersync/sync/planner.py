@@ -38,18 +38,45 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def request_sync(services: Services, tenant_id: str, trigger: SyncTrigger) -> SyncRequest:
-    request = SyncRequest(tenant_id=tenant_id, run_id=new_run_id(), trigger=trigger)
+class SyncCooldownError(Exception):
+    def __init__(self, scope: str, retry_at: datetime) -> None:
+        super().__init__(
+            f"a sync of {scope} was asked for recently; the next is allowed at {retry_at.isoformat()}"
+        )
+        self.retry_at = retry_at
+
+
+def request_sync(
+    services: Services,
+    tenant_id: str,
+    trigger: SyncTrigger,
+    course_ids: tuple[int, ...] = (),
+    *,
+    enforce_cooldown: bool = False,
+) -> SyncRequest:
+    """Queue a sync of the tenant (or of some courses). "Sync now" waits out a cooldown per scope."""
+    if enforce_cooldown:
+        cooldown = services.settings.manual_sync_cooldown_seconds
+        for scope in [f"course {course_id}" for course_id in course_ids] or ["the tenant"]:
+            retry_at = services.table.claim_cooldown(tenant_id, scope, cooldown)
+            if retry_at is not None:
+                raise SyncCooldownError(scope, retry_at)
+    request = SyncRequest(tenant_id=tenant_id, run_id=new_run_id(), trigger=trigger, course_ids=course_ids)
     services.queues.send_sync_request(request)
     return request
 
 
-def request_scheduled_syncs(services: Services) -> list[SyncRequest]:
-    return [
-        request_sync(services, tenant.tenant_id, SyncTrigger.SCHEDULE)
-        for tenant in services.table.list_tenants()
-        if tenant.status is TenantStatus.ACTIVE
-    ]
+def request_scheduled_syncs(services: Services, now: datetime) -> list[SyncRequest]:
+    """On each tick of the stack's schedule: a full sync of every connected tenant whose own time came."""
+    requests = []
+    for tenant in services.table.list_tenants():
+        if tenant.status is not TenantStatus.ACTIVE:
+            continue
+        if tenant.next_sync_at is not None and tenant.next_sync_at > now:
+            continue
+        requests.append(request_sync(services, tenant.tenant_id, SyncTrigger.SCHEDULE))
+        services.table.set_next_sync(tenant.tenant_id, tenant.settings.schedule.next_run(now))
+    return requests
 
 
 @dataclass(frozen=True)
@@ -58,14 +85,17 @@ class CourseListing:
     missing: list[str]  # sync-list entries Canvas does not know
 
 
-def list_synced_courses(client: CanvasClient, tenant: Tenant, now: datetime) -> CourseListing:
-    """The courses a full sync covers: the tenant's sync list, or its account/term/published filters."""
+def list_synced_courses(
+    client: CanvasClient, tenant: Tenant, now: datetime, only: tuple[int, ...] = ()
+) -> CourseListing:
+    """The courses a sync covers: `only` these, else the sync list, else the account, term, state filters."""
     selection = tenant.settings.courses
     root = tenant.root_account_id or "self"
     listed: list[CanvasCourse] = []
     missing: list[str] = []
-    if selection.sync_list:
-        for ref in selection.sync_list:
+    references = [str(course_id) for course_id in only] or list(selection.sync_list)
+    if references:
+        for ref in references:
             try:
                 item = client.get_one(GET_ACCOUNT_COURSE, [("include[]", "term")], account_id=root, id=ref)
             except CanvasNotFoundError:
@@ -96,18 +126,24 @@ def plan_run(services: Services, request: SyncRequest) -> SyncRun:
     if tenant is None or tenant.status is not TenantStatus.ACTIVE:
         code = "unknown_tenant" if tenant is None else tenant.status.value
         failed = run.model_copy(
-            update={"status": RunStatus.FAILED, "error_code": code, "error_message": _not_syncable(tenant)}
+            update={
+                "status": RunStatus.FAILED,
+                "finished_at": datetime.now(UTC),
+                "error_code": code,
+                "error_message": _not_syncable(tenant),
+            }
         )
         services.table.put_run(failed)
         return failed
     client = canvas_client_for(services, tenant)
     try:
         with canvas_slot(services, tenant.tenant_id):
-            listing = list_synced_courses(client, tenant, datetime.now(UTC))
+            listing = list_synced_courses(client, tenant, datetime.now(UTC), request.course_ids)
     except CanvasError as error:
         failed = run.model_copy(
             update={
                 "status": RunStatus.FAILED,
+                "finished_at": datetime.now(UTC),
                 "error_code": error.code,
                 "error_message": str(error),
                 "canvas_requests": client.stats.requests,
@@ -130,6 +166,7 @@ def plan_run(services: Services, request: SyncRequest) -> SyncRun:
     planned = run.model_copy(
         update={
             "status": RunStatus.RUNNING if courses else RunStatus.COMPLETED,
+            "finished_at": None if courses else datetime.now(UTC),
             "courses_total": len(courses),
             "canvas_requests": client.stats.requests,
         }
