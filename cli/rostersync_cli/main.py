@@ -16,6 +16,7 @@ import requests
 
 from rostersync.canvas.scopes import required_scopes
 from rostersync.models import CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
+from rostersync.store.dead_letters import DeadLetterQueues
 from rostersync.sync.holds import approve_hold, pending_holds, reject_hold
 from rostersync.sync.planner import SyncCooldownError, request_sync
 from rostersync.sync.reports import export_roster, run_summary, sync_errors, sync_errors_csv
@@ -255,6 +256,25 @@ def cmd_courses_list(arguments: argparse.Namespace) -> None:
     print("\n".join(tenant.settings.courses.sync_list))
 
 
+DEAD_LETTER_QUEUES = {
+    "courses": ("CourseSyncDeadLetterQueueUrl", "CourseSyncQueueUrl"),
+    "requests": ("SyncRequestDeadLetterQueueUrl", "SyncRequestQueueUrl"),
+}
+
+
+def cmd_dlq(arguments: argparse.Namespace) -> None:
+    binding = _binding(arguments)
+    dead_letter_output, source_output = DEAD_LETTER_QUEUES[arguments.queue]
+    queues = DeadLetterQueues()
+    if arguments.command == "list":
+        _print_json(
+            [letter.model_dump(mode="json") for letter in queues.peek(binding.outputs[dead_letter_output])]
+        )
+    else:
+        moved = queues.redrive(binding.outputs[dead_letter_output], binding.outputs[source_output])
+        print(f"moved {moved} messages back to the {arguments.queue} queue")
+
+
 # -- roster and scopes -------------------------------------------------------------------------
 def cmd_roster_export(arguments: argparse.Namespace) -> None:
     print(json.dumps(export_roster(_binding(arguments).services, arguments.tenant), indent=2))
@@ -381,6 +401,14 @@ def _add_course_list_commands(groups: Any) -> None:
     listing.set_defaults(handler=cmd_courses_list)
 
 
+def _add_dead_letter_commands(groups: Any) -> None:
+    dlq = groups.add_parser("dlq", help="dead-letter queues").add_subparsers(dest="command", required=True)
+    for command, text in (("list", "show failed messages"), ("redrive", "move failed messages back")):
+        parser = dlq.add_parser(command, help=text)
+        parser.add_argument("--queue", choices=sorted(DEAD_LETTER_QUEUES), default="courses")
+        parser.set_defaults(handler=cmd_dlq)
+
+
 def _add_roster_commands(groups: Any) -> None:
     roster = groups.add_parser("roster", help="synced rosters").add_subparsers(dest="command", required=True)
     export = roster.add_parser("export", help="print a tenant's rosters")
@@ -402,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sync_commands(groups)
     _add_course_list_commands(groups)
     add_events_commands(groups)
+    _add_dead_letter_commands(groups)
     _add_roster_commands(groups)
     groups.add_parser("scopes", help="the developer-key scopes rostersync uses").set_defaults(
         handler=cmd_scopes

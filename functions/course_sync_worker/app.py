@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
 from rostersync.models import CourseSyncMessage
+from rostersync.observability import publish_course_metrics
 from rostersync.services import Services
 from rostersync.sync.course import sync_course
 
@@ -24,7 +25,8 @@ processor = BatchProcessor(event_type=EventType.SQS, model=CourseSyncRecord)
 
 
 def record_handler(record: CourseSyncRecord) -> None:
-    sync_course(services, record.body, attempt=int(record.attributes.ApproximateReceiveCount))
+    result = sync_course(services, record.body, attempt=int(record.attributes.ApproximateReceiveCount))
+    publish_course_metrics(result)
 
 
 @logger.inject_lambda_context

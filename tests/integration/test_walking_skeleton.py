@@ -1,6 +1,7 @@
 """The whole flow over HTTP: CLI -> OAuth through the simulator -> schedule/queues -> DynamoDB -> export."""
 
 import json
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -214,3 +215,25 @@ def test_sync_now_has_a_cooldown_per_scope_and_can_target_one_course(stack: Stac
     )
     assert summary["run"]["courses_total"] == 1 and summary["courses_succeeded"] == 1
     assert summary["run"]["finished_at"] is not None
+
+
+def test_a_poison_message_reaches_the_dead_letter_queue_and_can_be_moved_back(stack: Stack) -> None:
+    stack.aws("sqs").send_message(
+        QueueUrl=stack.outputs["CourseSyncQueueUrl"], MessageBody="not a course message"
+    )
+    deadline = time.monotonic() + 60
+    letters: list[dict[str, object]] = []
+    while time.monotonic() < deadline and not letters:
+        letters = [
+            letter
+            for letter in json.loads(stack.cli_ok("dlq", "list", "--queue", "courses"))
+            if letter["body"] == "not a course message"
+        ]
+        time.sleep(1)
+    assert letters and int(str(letters[0]["receive_count"])) >= 3  # the template's maxReceiveCount
+    moved = stack.cli_ok("dlq", "redrive", "--queue", "courses")
+    assert moved.startswith("moved ") and int(moved.split()[1]) >= 1
+    attributes = stack.aws("sqs").get_queue_attributes(
+        QueueUrl=stack.outputs["CourseSyncDeadLetterQueueUrl"], AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"

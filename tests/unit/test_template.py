@@ -107,3 +107,24 @@ def test_every_function_has_a_sample_event() -> None:
     for properties in FUNCTIONS.values():
         folder = Path(properties["CodeUri"]).name
         assert any(sample.startswith(folder) for sample in samples), f"no events/{folder}*.json"
+
+
+def test_every_dead_letter_queue_has_an_alarm_and_failures_alarm_on_the_emitted_metric() -> None:
+    alarms = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    watched = {
+        dimension["Value"]["Fn::GetAtt"][0]
+        for alarm in alarms
+        for dimension in alarm.get("Dimensions", [])
+        if dimension["Name"] == "QueueName"
+    }
+    dead_letter_queues = {
+        properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for properties in QUEUES.values()
+        if "RedrivePolicy" in properties
+    }
+    assert dead_letter_queues and dead_letter_queues <= watched
+    from rostersync.observability import OUTCOME_METRICS
+
+    failure_metrics = {alarm["MetricName"] for alarm in alarms if alarm["Namespace"] == "rostersync"}
+    assert failure_metrics and failure_metrics <= set(OUTCOME_METRICS.values())
+    assert all(alarm.get("AlarmActions") for alarm in alarms)
