@@ -163,6 +163,15 @@ def test_a_course_canvas_keeps_failing_is_recorded_and_its_roster_left_as_it_was
     assert status[0]["run"]["status"] == "completed"
     after = {course["canvas_id"]: course for course in stack.export(tenant_id)["courses"]}
     assert after[victim] == before[victim]
+    errors = json.loads(
+        stack.cli_ok("sync", "errors", "--tenant", tenant_id, "--run", summary["run"]["run_id"])
+    )
+    course_errors = [(e["course_id"], e["code"]) for e in errors if e["user_id"] is None]
+    assert course_errors == [(victim, "canvas_unavailable")]
+    assert {e["code"] for e in errors if e["user_id"] is not None} <= {
+        "missing_identifier",
+        "duplicate_identifier",
+    }
 
 
 def test_settings_sync_list_and_errors_through_the_cli(stack: Stack, tmp_path: Path) -> None:

@@ -98,16 +98,40 @@ def _records(items: dict[str, StoredItem], prefix: str, model: type[Record]) -> 
 
 
 def sync_errors(services: Services, tenant_id: str, run_id: str | None = None) -> list[SyncError]:
-    """A run's sync errors (the latest run's by default), by course and user."""
+    """A run's sync errors (the latest run's by default): the run's own failure, courses that failed for
+    good (scope_missing, needs_reauthorization, canvas_unavailable...) and per-user problems."""
     require_tenant(services, tenant_id)
-    if run_id is None:
-        runs = services.table.list_runs(tenant_id, limit=1)
-        if not runs:
-            return []
-        run_id = runs[0].run_id
-    return sorted(
-        services.table.list_sync_errors(tenant_id, run_id), key=lambda e: (e.course_id or 0, e.user_id or 0)
+    run = (
+        services.table.get_run(tenant_id, run_id)
+        if run_id
+        else next(iter(services.table.list_runs(tenant_id, 1)), None)
     )
+    if run is None:
+        return []
+    failures = [
+        SyncError(
+            tenant_id=tenant_id,
+            run_id=run.run_id,
+            course_id=result.course_id,
+            code=result.error_code or "canvas_error",
+            message=result.error_message or "",
+            recorded_at=result.finished_at,
+        )
+        for result in services.table.list_course_results(tenant_id, run.run_id)
+        if result.outcome is CourseOutcome.FAILED
+    ]
+    if run.error_code:
+        failures.append(
+            SyncError(
+                tenant_id=tenant_id,
+                run_id=run.run_id,
+                code=run.error_code,
+                message=run.error_message or "",
+                recorded_at=run.finished_at or run.started_at,
+            )
+        )
+    recorded = services.table.list_sync_errors(tenant_id, run.run_id)
+    return sorted([*failures, *recorded], key=lambda e: (e.course_id or 0, e.user_id or 0, e.code))
 
 
 def sync_errors_csv(errors: list[SyncError]) -> str:
