@@ -61,6 +61,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ):
         faults.add_argument(flag, type=float, default=default, help=f"{text} (default {default})")
     faults.add_argument("--fault-seed", type=int, default=None, help="random fault seed (default --seed)")
+    events = parser.add_argument_group("live events (emitted by the /_sim/changes/* endpoints)")
+    events.add_argument("--live-events-sqs-queue-url", default=None, help="send each event to this SQS queue")
+    events.add_argument(
+        "--live-events-aws-endpoint-url", default=None, help="SQS endpoint (e.g. a moto server)"
+    )
+    events.add_argument("--live-events-http-url", default=None, help="POST each event to this URL")
+    events.add_argument(
+        "--live-events-format", choices=["canvas", "caliper"], default=defaults.live_events_format
+    )
+    events.add_argument(
+        "--live-events-signed", action="store_true", help="POST a JWS (RS256) instead of JSON"
+    )
+    for flag, default, text in (
+        ("--live-events-duplicate-rate", defaults.live_events_duplicate_rate, "share of events sent twice"),
+        ("--live-events-loss-rate", defaults.live_events_loss_rate, "share of events never sent"),
+        ("--live-events-http-timeout-seconds", defaults.live_events_http_timeout_seconds, "HTTP timeout"),
+        (
+            "--live-events-retry-backoff-seconds",
+            defaults.live_events_retry_backoff_seconds,
+            "first retry wait",
+        ),
+    ):
+        events.add_argument(flag, type=float, default=default, help=f"{text} (default {default})")
+    events.add_argument(
+        "--live-events-reorder-window",
+        type=int,
+        default=defaults.live_events_reorder_window,
+        help="buffer N deliveries and release them shuffled (default 0 = in order)",
+    )
+    events.add_argument(
+        "--live-events-retries",
+        type=int,
+        default=defaults.live_events_retries,
+        help=f"retries of a failed send (default {defaults.live_events_retries})",
+    )
+    events.add_argument("--live-events-seed", type=int, default=None, help="loss/duplicate/reorder seed")
+    events.add_argument(
+        "--live-events-hostname", default=None, help="metadata hostname (default: request Host)"
+    )
     return parser.parse_args(argv)
 
 
@@ -88,6 +127,19 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         reset_rate=args.reset_rate,
         timeout_stall_seconds=args.timeout_stall_seconds,
         fault_seed=args.fault_seed,
+        live_events_sqs_queue_url=args.live_events_sqs_queue_url,
+        live_events_aws_endpoint_url=args.live_events_aws_endpoint_url,
+        live_events_http_url=args.live_events_http_url,
+        live_events_format=args.live_events_format,
+        live_events_signed=args.live_events_signed,
+        live_events_duplicate_rate=args.live_events_duplicate_rate,
+        live_events_loss_rate=args.live_events_loss_rate,
+        live_events_reorder_window=args.live_events_reorder_window,
+        live_events_seed=args.live_events_seed,
+        live_events_hostname=args.live_events_hostname,
+        live_events_http_timeout_seconds=args.live_events_http_timeout_seconds,
+        live_events_retries=args.live_events_retries,
+        live_events_retry_backoff_seconds=args.live_events_retry_backoff_seconds,
     )
 
 

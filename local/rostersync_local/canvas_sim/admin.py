@@ -10,6 +10,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from .api import DEFAULT_SCOPES
+from .changes import CHANGE_ROUTES
 from .config import SimulatorConfig
 from .serialize import iso
 from .state import FAULT_KINDS, Fault, SimulatorState
@@ -225,4 +226,5 @@ ADMIN_ROUTES: tuple[tuple[str, str, AdminHandler], ...] = (
     ("GET", "/_sim/tokens", list_tokens),
     ("POST", "/_sim/tokens/revoke", revoke_tokens),
     ("POST", "/_sim/developer_keys/:client_id/scopes", set_developer_key_scopes),
+    *CHANGE_ROUTES,  # /_sim/changes/*, /_sim/live_events*, /_sim/jwks.json
 )

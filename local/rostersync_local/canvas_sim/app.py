@@ -10,7 +10,8 @@ Request life cycle (``state.lock`` is held only for the bracketed steps, never w
    request answers the rate-limit response without running; then sleep the latency (in flight, so up-front
    costs of concurrent requests overlap); then [run the handler]; then [finish in the bucket: refund the
    up-front cost, add the real cost] -> ``X-Request-Cost`` and ``X-Rate-Limit-Remaining``;
-4. other routes: [run the handler].
+4. other routes: [run the handler] (a handler marked ``without_state_lock`` runs without the lock: the
+   live-event log, flush and signing-key endpoints, which only use the dispatcher's own lock).
 """
 
 from __future__ import annotations
@@ -183,8 +184,12 @@ class CanvasSimulatorApp:
         api_handler = self.api_handlers.get(endpoint)
         if api_handler is not None:
             return self._api(request, route, endpoint, api_handler, params, delay)
+        handler = self.plain_handlers[endpoint]
+        if getattr(handler, "without_state_lock", False):  # waits, or uses only its own locks
+            response = self._run(request, lambda: handler(request, state, **params))
+            return self._with_cost_headers(response, None, 0)
         with state.lock:
-            response = self._run(request, lambda: self.plain_handlers[endpoint](request, state, **params))
+            response = self._run(request, lambda: handler(request, state, **params))
             return self._with_cost_headers(response, None, 0)
 
     def _run(self, request: Request, call: Callable[[], Response]) -> Response:

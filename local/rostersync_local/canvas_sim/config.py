@@ -44,8 +44,9 @@ class SimulatorConfig:
     ``live_events_duplicate_rate`` sends a share twice, ``live_events_reorder_window`` > 1 buffers that many
     deliveries and releases them shuffled; the draws come from ``random.Random(live_events_seed)``
     (``None`` = ``seed``). ``live_events_hostname`` (``None`` = the Host of the admin request) is the
-    ``hostname`` of the events. A failed HTTP delivery is retried ``live_events_http_retries`` times, after
-    ``live_events_retry_backoff_seconds`` * 2**attempt; each try waits up to ``live_events_http_timeout_seconds``.
+    ``hostname`` of the events. A failed send (SQS or HTTP) is retried ``live_events_retries`` times,
+    after ``live_events_retry_backoff_seconds`` * 2**try; an HTTP try waits up to
+    ``live_events_http_timeout_seconds`` (Canvas: 15 s, 3 retries over 10-20 minutes).
     """
 
     seed: int = 7
@@ -86,7 +87,7 @@ class SimulatorConfig:
     live_events_seed: int | None = None
     live_events_hostname: str | None = None
     live_events_http_timeout_seconds: float = 15.0
-    live_events_http_retries: int = 3
+    live_events_retries: int = 3
     live_events_retry_backoff_seconds: float = 0.2
 
     def __post_init__(self) -> None:
@@ -114,10 +115,12 @@ class SimulatorConfig:
         for name in ("live_events_duplicate_rate", "live_events_loss_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
-        if self.live_events_reorder_window < 0 or self.live_events_http_retries < 0:
-            raise ValueError("live_events_reorder_window and live_events_http_retries must be >= 0")
+        if self.live_events_reorder_window < 0 or self.live_events_retries < 0:
+            raise ValueError("live_events_reorder_window and live_events_retries must be >= 0")
         if self.live_events_http_timeout_seconds <= 0 or self.live_events_retry_backoff_seconds < 0:
-            raise ValueError("need live_events_http_timeout_seconds > 0 and live_events_retry_backoff_seconds >= 0")
+            raise ValueError(
+                "need live_events_http_timeout_seconds > 0 and live_events_retry_backoff_seconds >= 0"
+            )
 
     @property
     def effective_live_events_seed(self) -> int:

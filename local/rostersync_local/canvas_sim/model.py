@@ -78,6 +78,7 @@ class Course:
     time_zone: str
     default_view: str
     nickname: str | None = None  # the API user's nickname for this course
+    updated_at: str | None = None  # set by /_sim/changes (ms precision); None = never changed
 
     @property
     def api_state(self) -> str:
@@ -94,6 +95,7 @@ class Section:
     created_at: str
     sis_import_id: int | None
     workflow_state: str = "active"
+    updated_at: str | None = None  # set by /_sim/changes (ms precision); None = never changed
 
 
 @dataclass(slots=True)
@@ -107,6 +109,8 @@ class User:
     created_at: str
     sis_import_id: int | None
     is_test_student: bool = False
+    workflow_state: str = "registered"  # Canvas user states: pre_registered | registered | deleted
+    updated_at: str | None = None  # set by /_sim/changes (ms precision); None = never changed
 
     @property
     def name(self) -> str:

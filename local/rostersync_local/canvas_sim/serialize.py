@@ -349,4 +349,10 @@ class Serializer:
             "enrollments": [self.enrollment(e) for e in inst.enrollments],
             "crosslisted_section_id": inst.crosslisted_section_id,
             "nicknamed_course_id": inst.nicknamed_course_id,
+            # updated_at of objects changed through /_sim/changes (the API shapes have no such field)
+            "updated_at": {
+                "courses": {str(c.id): c.updated_at for c in inst.courses if c.updated_at},
+                "sections": {str(s.id): s.updated_at for s in inst.sections if s.updated_at},
+                "users": {str(u.id): u.updated_at for u in inst.users if u.updated_at},
+            },
         }

@@ -63,6 +63,7 @@ class RunningSimulator:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+        self.state.close()
         logger.info("Canvas simulator on %s stopped", self.url)
 
     def create_token(

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import SimulatorConfig
+from .delivery import LiveEventDispatcher
 from .generate import build_institution
+from .live_events import parse_ms
 from .model import Institution
 from .serialize import Serializer
 from .throttle import LeakyBucketThrottle, Throttle
@@ -327,6 +329,23 @@ class SimulatorState:
         self._next_submission_id = 700001
         self._next_comment_id = 1
         self.error_report_id = 12345
+        # live events (/_sim/changes, /_sim/live_events)
+        self.live_events = LiveEventDispatcher(config, clock)
+        self.event_ids_rng = random.Random(config.seed + 0x5EED)  # noqa: S311 - request ids, Caliper ids
+        self._last_change_ms = 0
+
+    def change_ms(self, *previous: str | None) -> int:
+        """A change's time in epoch milliseconds: the clock, but strictly later than every earlier change and
+        than the ``previous`` timestamps (an object's old ``updated_at``). Callers hold the lock."""
+        value = max(
+            int(self.now() * 1000), self._last_change_ms + 1, *(parse_ms(p) + 1 for p in previous if p)
+        )
+        self._last_change_ms = value
+        return value
+
+    def close(self) -> None:
+        """Stop background work (the live-event sender)."""
+        self.live_events.close()
 
     def now(self) -> float:
         return self.clock()

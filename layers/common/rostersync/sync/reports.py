@@ -101,26 +101,25 @@ def sync_errors(services: Services, tenant_id: str, run_id: str | None = None) -
     """A run's sync errors (the latest run's by default): the run's own failure, courses that failed for
     good (scope_missing, needs_reauthorization, canvas_unavailable...) and per-user problems."""
     require_tenant(services, tenant_id)
-    run = (
-        services.table.get_run(tenant_id, run_id)
-        if run_id
-        else next(iter(services.table.list_runs(tenant_id, 1)), None)
-    )
-    if run is None:
-        return []
+    if run_id is None:
+        latest = services.table.list_runs(tenant_id, limit=1)
+        if not latest:
+            return []
+        run_id = latest[0].run_id
+    run = services.table.get_run(tenant_id, run_id)  # none for syncs outside a planned run
     failures = [
         SyncError(
             tenant_id=tenant_id,
-            run_id=run.run_id,
+            run_id=run_id,
             course_id=result.course_id,
             code=result.error_code or "canvas_error",
             message=result.error_message or "",
             recorded_at=result.finished_at,
         )
-        for result in services.table.list_course_results(tenant_id, run.run_id)
+        for result in services.table.list_course_results(tenant_id, run_id)
         if result.outcome is CourseOutcome.FAILED
     ]
-    if run.error_code:
+    if run is not None and run.error_code:
         failures.append(
             SyncError(
                 tenant_id=tenant_id,
@@ -130,7 +129,7 @@ def sync_errors(services: Services, tenant_id: str, run_id: str | None = None) -
                 recorded_at=run.finished_at or run.started_at,
             )
         )
-    recorded = services.table.list_sync_errors(tenant_id, run.run_id)
+    recorded = services.table.list_sync_errors(tenant_id, run_id)
     return sorted([*failures, *recorded], key=lambda e: (e.course_id or 0, e.user_id or 0, e.code))
 
 
