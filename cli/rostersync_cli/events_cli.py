@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -28,12 +28,21 @@ class EventsCommandError(RuntimeError):
     """The command cannot run as asked (e.g. an unusable --jwks file) or some files were invalid."""
 
 
-def add_events_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the `events` group (with `parse`) to the main CLI's subparsers."""
+def add_events_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    replay_handler: Callable[[argparse.Namespace], None],
+) -> None:
+    """Add the `events` group (`parse`, and `replay` through the stack) to the main CLI's subparsers."""
     events = subparsers.add_parser("events", help="Canvas Live Events").add_subparsers(
         dest="command", required=True
     )
     _configure_parse(events.add_parser("parse", help="parse live-event files; one JSON line per file"))
+    replay = events.add_parser("replay", help="push a live-event file through the stack's live-events queue")
+    replay.add_argument(
+        "file", type=Path, metavar="FILE", help="Canvas/Caliper JSON or a JWT, as Canvas sends it"
+    )
+    replay.add_argument("--tenant", required=True, help="the tenant the event must route to")
+    replay.set_defaults(handler=replay_handler)
 
 
 def _configure_parse(parser: argparse.ArgumentParser) -> None:

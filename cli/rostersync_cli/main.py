@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from rostersync.canvas.scopes import required_scopes
+from rostersync.events.apply import route_to_tenants
 from rostersync.models import CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
 from rostersync.store.dead_letters import DeadLetterQueues
 from rostersync.sync.holds import approve_hold, pending_holds, reject_hold
@@ -30,7 +31,7 @@ from rostersync.tenants import (
     require_tenant,
     update_sync_list,
 )
-from rostersync_cli.events_cli import add_events_commands
+from rostersync_cli.events_cli import add_events_commands, parse_file
 from rostersync_cli.stack import NoStackError, StackBinding, bind
 from rostersync_local.control import default_state_dir, public_endpoints, read_state, start_stack, stop_stack
 
@@ -256,7 +257,23 @@ def cmd_courses_list(arguments: argparse.Namespace) -> None:
     print("\n".join(tenant.settings.courses.sync_list))
 
 
+def cmd_events_replay(arguments: argparse.Namespace) -> None:
+    services = _binding(arguments).services
+    tenant = require_tenant(services, arguments.tenant)
+    payload = Path(arguments.file).read_text()
+    parsed = parse_file(Path(arguments.file))
+    if parsed.status != "ok" or parsed.event is None:
+        raise CliError(f"{arguments.file}: {parsed.status}: {parsed.reason}")
+    if not route_to_tenants([tenant], parsed.event):
+        raise CliError(
+            f"{arguments.file} is for another Canvas (root account {parsed.event.root_account_uuid})"
+        )
+    services.queues.send_live_event(payload)
+    print(f"queued {parsed.event.event_name} for {tenant.tenant_id}")
+
+
 DEAD_LETTER_QUEUES = {
+    "events": ("LiveEventsDeadLetterQueueUrl", "LiveEventsQueueUrl"),
     "courses": ("CourseSyncDeadLetterQueueUrl", "CourseSyncQueueUrl"),
     "requests": ("SyncRequestDeadLetterQueueUrl", "SyncRequestQueueUrl"),
 }
@@ -429,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tenant_commands(groups)
     _add_sync_commands(groups)
     _add_course_list_commands(groups)
-    add_events_commands(groups)
+    add_events_commands(groups, replay_handler=cmd_events_replay)
     _add_dead_letter_commands(groups)
     _add_roster_commands(groups)
     groups.add_parser("scopes", help="the developer-key scopes rostersync uses").set_defaults(

@@ -32,6 +32,7 @@ def _settings(outputs: dict[str, str], allow_insecure: bool) -> Settings:
         course_sync_queue_url=outputs["CourseSyncQueueUrl"],
         sync_request_queue_url=outputs["SyncRequestQueueUrl"],
         tenant_secret_prefix=outputs["TenantSecretPrefix"],
+        live_events_queue_url=outputs.get("LiveEventsQueueUrl", ""),
         allow_insecure_canvas_urls=allow_insecure,
     )
 

@@ -94,7 +94,10 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         aws_endpoint_url = self._start_moto()
         canvas_url = self._start_canvas_simulator() if self._canvas_sim else None
-        model = load_stack(self._template, STACK_NAME, {"AllowInsecureCanvasUrls": "true"}, aws_endpoint_url)
+        overrides = {"AllowInsecureCanvasUrls": "true"}
+        if canvas_url:
+            overrides["LiveEventsJwksUrl"] = f"{canvas_url}/_sim/jwks.json"
+        model = load_stack(self._template, STACK_NAME, overrides, aws_endpoint_url)
         sqs = boto3.client(
             "sqs", endpoint_url=aws_endpoint_url, config=Config(retries={"max_attempts": 2}), **_creds()
         )

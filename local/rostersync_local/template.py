@@ -110,7 +110,9 @@ class Resolver:
         self.queue_url_base = aws_endpoint_url or f"https://sqs.{REGION}.amazonaws.com"
 
     def physical_name(self, logical_id: str) -> str:
-        return f"{self.stack_name}-{logical_id}"
+        properties = self.resources.get(logical_id, {}).get("Properties", {})
+        explicit = properties.get("QueueName") or properties.get("TableName")
+        return str(self.resolve(explicit)) if explicit is not None else f"{self.stack_name}-{logical_id}"
 
     def ref(self, name: str) -> Any:
         if name == "AWS::StackName":

@@ -161,7 +161,11 @@ def test_add_events_commands_wires_the_group_into_a_parent_cli(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     parser = argparse.ArgumentParser(prog="rostersync")
-    add_events_commands(parser.add_subparsers(dest="group", required=True))
+    replays: list[argparse.Namespace] = []
+    add_events_commands(parser.add_subparsers(dest="group", required=True), replay_handler=replays.append)
+    replay = parser.parse_args(["events", "replay", "e.json", "--tenant", "t1"])
+    replay.handler(replay)
+    assert [(r.file, r.tenant) for r in replays] == [(Path("e.json"), "t1")]
     arguments = parser.parse_args(["events", "parse", "a.json", "b.jwt", "--jwks", "k.json"])
     assert arguments.handler is cmd_events_parse
     assert (arguments.files, arguments.jwks) == ([Path("a.json"), Path("b.jwt")], Path("k.json"))

@@ -146,6 +146,7 @@ class Tenant(BaseModel):
 class SyncTrigger(StrEnum):
     SCHEDULE = "schedule"
     MANUAL = "manual"
+    LIVE_EVENT = "live_event"
 
 
 class SyncRequest(BaseModel):

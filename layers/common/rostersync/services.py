@@ -23,7 +23,11 @@ class Services:
             settings=settings,
             table=RosterTable(settings.table_name),
             secrets=TenantSecretStore(settings.tenant_secret_prefix),
-            queues=SyncQueues(settings.sync_request_queue_url, settings.course_sync_queue_url),
+            queues=SyncQueues(
+                settings.sync_request_queue_url,
+                settings.course_sync_queue_url,
+                settings.live_events_queue_url,
+            ),
         )
 
     @classmethod

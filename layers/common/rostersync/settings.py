@@ -26,6 +26,8 @@ class Settings(BaseModel):
     canvas_slot_wait_seconds: float = Field(default=60.0, ge=0)
     canvas_slot_lease_seconds: int = Field(default=150, gt=0)
     manual_sync_cooldown_seconds: int = Field(default=60, ge=0)
+    live_events_queue_url: str = ""
+    live_events_jwks_url: str = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
 
 
 _ENVIRONMENT = {
@@ -42,6 +44,8 @@ _ENVIRONMENT = {
     "canvas_slot_wait_seconds": "CANVAS_SLOT_WAIT_SECONDS",
     "canvas_slot_lease_seconds": "CANVAS_SLOT_LEASE_SECONDS",
     "manual_sync_cooldown_seconds": "MANUAL_SYNC_COOLDOWN_SECONDS",
+    "live_events_queue_url": "LIVE_EVENTS_QUEUE_URL",
+    "live_events_jwks_url": "LIVE_EVENTS_JWKS_URL",
 }
 
 

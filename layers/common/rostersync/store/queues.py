@@ -17,10 +17,21 @@ class QueueSendError(Exception):
 
 
 class SyncQueues:
-    def __init__(self, sync_request_queue_url: str, course_sync_queue_url: str, client: Any = None) -> None:
+    def __init__(
+        self,
+        sync_request_queue_url: str,
+        course_sync_queue_url: str,
+        live_events_queue_url: str = "",
+        client: Any = None,
+    ) -> None:
         self._sync_requests = sync_request_queue_url
         self._course_syncs = course_sync_queue_url
+        self._live_events = live_events_queue_url
         self._client = client or boto3.client("sqs")
+
+    def send_live_event(self, payload: str) -> None:
+        """As received (signed tokens stay signed: the consumer verifies again)."""
+        self._client.send_message(QueueUrl=self._live_events, MessageBody=payload)
 
     def send_sync_request(self, request: SyncRequest) -> None:
         self._client.send_message(QueueUrl=self._sync_requests, MessageBody=request.model_dump_json())

@@ -115,6 +115,19 @@ def list_synced_courses(
     return CourseListing([course for course in unique.values() if not course.concluded(now)], missing)
 
 
+def is_selected(tenant: Tenant, course: CanvasCourse, now: datetime) -> bool:
+    """Whether a full sync would cover this course (the account filter aside: a live event's course is
+    checked by state, term, sync list and dates)."""
+    selection = tenant.settings.courses
+    if selection.sync_list:
+        references = {str(course.id), f"sis_course_id:{course.sis_course_id}"}
+        return bool(references & set(selection.sync_list)) and not course.concluded(now)
+    states = {"available"} if selection.published_only else {"available", "unpublished"}
+    if course.workflow_state not in states or course.concluded(now):
+        return False
+    return not selection.term_ids or course.enrollment_term_id in selection.term_ids
+
+
 def plan_run(services: Services, request: SyncRequest) -> SyncRun:
     """Create the run and queue one message per course. Raises only what a retry may fix."""
     existing = services.table.get_run(request.tenant_id, request.run_id)

@@ -1,0 +1,200 @@
+"""Live events end to end: the simulator changes Canvas and emits events to the stack's queue; the
+LiveEvents function re-reads the course; DynamoDB follows within seconds, whatever the delivery order."""
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from rostersync.models import RosterEnrollment
+from rostersync_local.truth import differences, expected_export
+from tests.integration.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def live_tenant(stack: Stack) -> str:
+    tenant_id = stack.connect_tenant()
+    stack.cli_ok("sync", "run", "--tenant", tenant_id, "--wait", "--force")
+    stack.canvas(
+        "POST",
+        "/_sim/live_events",
+        json={
+            "sqs_queue_url": stack.outputs["LiveEventsQueueUrl"],
+            "aws_endpoint_url": stack.aws_endpoint_url,
+        },
+    )
+    return tenant_id
+
+
+def stored_enrollment(
+    stack: Stack, tenant_id: str, course_id: int, enrollment_id: int
+) -> RosterEnrollment | None:
+    item = (
+        stack.aws("dynamodb")
+        .get_item(
+            TableName=stack.outputs["RosterTableName"],
+            Key={"pk": {"S": f"T#{tenant_id}#C#{course_id}"}, "sk": {"S": f"ENROLLMENT#{enrollment_id}"}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    return RosterEnrollment.model_validate_json(item["data"]["S"]) if item else None
+
+
+def eventually(check: Callable[[], bool], seconds: float = 30) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise AssertionError(f"not reached within {seconds} s")
+
+
+def a_course(stack: Stack) -> dict[str, Any]:
+    truth = stack.canvas("GET", "/_sim/ground_truth")
+    course: dict[str, Any] = next(
+        c for c in truth["courses"] if c["workflow_state"] == "available" and c["id"] > 101
+    )
+    course["section_ids"] = [s["id"] for s in truth["sections"] if s["course_id"] == course["id"]]
+    return course
+
+
+def test_an_added_then_dropped_student_reaches_dynamodb_within_seconds(
+    stack: Stack, live_tenant: str
+) -> None:
+    course = a_course(stack)
+    added = stack.canvas(
+        "POST",
+        "/_sim/changes/enroll",
+        json={
+            "course_id": course["id"],
+            "user": {"first_name": "Ada", "last_name": "Live", "sis_user_id": "live-ada"},
+        },
+    )
+    enrollment_id = added["enrollment_id"]
+    eventually(
+        lambda: (
+            (e := stored_enrollment(stack, live_tenant, course["id"], enrollment_id)) is not None and e.active
+        )
+    )
+    stack.canvas("POST", "/_sim/changes/drop", json={"enrollment_id": enrollment_id, "state": "deleted"})
+    eventually(lambda: not stored_enrollment(stack, live_tenant, course["id"], enrollment_id).active)  # type: ignore[union-attr]
+
+
+def test_a_moved_student_follows_to_the_new_section(stack: Stack, live_tenant: str) -> None:
+    truth = stack.canvas("GET", "/_sim/ground_truth")
+    sections_by_course: dict[int, list[int]] = {}
+    for section in truth["sections"]:
+        sections_by_course.setdefault(section["course_id"], []).append(section["id"])
+    available = {c["id"] for c in truth["courses"] if c["workflow_state"] == "available"}
+    enrollment = next(
+        e
+        for e in truth["enrollments"]
+        if e["course_id"] in available
+        and len(sections_by_course.get(e["course_id"], [])) > 1
+        and e["type"] == "StudentEnrollment"
+        and e["enrollment_state"] == "active"
+    )
+    target = next(
+        s for s in sections_by_course[enrollment["course_id"]] if s != enrollment["course_section_id"]
+    )
+    moved = stack.canvas(
+        "POST", "/_sim/changes/move", json={"enrollment_id": enrollment["id"], "section_id": target}
+    )
+
+    def followed() -> bool:
+        new = stored_enrollment(stack, live_tenant, enrollment["course_id"], moved["enrollment_id"])
+        old = stored_enrollment(stack, live_tenant, enrollment["course_id"], enrollment["id"])
+        return bool(new and new.active and new.section_id == target and old and not old.active)
+
+    eventually(followed)
+
+
+def test_a_duplicated_and_shuffled_stream_ends_equal_to_canvas(stack: Stack, live_tenant: str) -> None:
+    course = a_course(stack)
+    stack.canvas("POST", "/_sim/live_events", json={"duplicate_rate": 0.5, "reorder_window": 4, "seed": 3})
+    try:
+        enrolled = [
+            stack.canvas(
+                "POST",
+                "/_sim/changes/enroll",
+                json={
+                    "course_id": course["id"],
+                    "user": {
+                        "first_name": f"Shuffled{n}",
+                        "last_name": "Student",
+                        "sis_user_id": f"shuffle-{n}",
+                    },
+                },
+            )["enrollment_id"]
+            for n in range(4)
+        ]
+        for enrollment_id in enrolled[:2]:
+            stack.canvas(
+                "POST", "/_sim/changes/drop", json={"enrollment_id": enrollment_id, "state": "inactive"}
+            )
+        stack.canvas("POST", "/_sim/live_events/flush", json={"timeout_seconds": 30})
+    finally:
+        stack.canvas("POST", "/_sim/live_events", json={"duplicate_rate": 0.0, "reorder_window": 0})
+    log = stack.canvas("GET", "/_sim/live_events/log")
+    assert sum(entry["delivered"] for entry in log) > len(log) - sum(
+        entry["lost"] for entry in log
+    )  # duplicates sent
+    expected = expected_export(stack.canvas("GET", "/_sim/ground_truth"))
+
+    wanted = {course["id"]: expected[course["id"]]}
+    in_canvas = {e["canvas_id"] for e in wanted[course["id"]]["enrollments"]}
+    found: list[str] = []
+
+    def matches() -> bool:
+        exported = next(c for c in stack.export(live_tenant)["courses"] if c["canvas_id"] == course["id"])
+        # Enrollments deleted in Canvas stay in the export inactive (soft drops); the truth omits them.
+        exported["enrollments"] = [
+            e for e in exported["enrollments"] if e["canvas_id"] in in_canvas or e["active"]
+        ]
+        enrolled = {e["user_id"] for e in exported["enrollments"]}
+        exported["users"] = [user for user in exported["users"] if user["canvas_id"] in enrolled]
+        found[:] = differences({"courses": [exported]}, wanted)
+        return not found
+
+    try:
+        eventually(matches, seconds=45)
+    except AssertionError:
+        raise AssertionError(f"export differs from Canvas: {found}") from None
+
+
+def _forged_token(kid: str, payload: dict[str, Any]) -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def part(value: bytes) -> str:
+        return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
+
+    header = part(json.dumps({"alg": "RS256", "typ": "JWT", "kid": kid}).encode())
+    signing_input = f"{header}.{part(json.dumps(payload).encode())}"
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{part(signature)}"
+
+
+def test_a_forged_signed_event_is_refused_and_a_plain_one_queued(stack: Stack, live_tenant: str) -> None:
+    log = stack.canvas("GET", "/_sim/live_events/log")
+    genuine = log[-1]["payload"]
+    kid = stack.canvas("GET", "/_sim/jwks.json")["keys"][0]["kid"]
+    forged = requests.post(
+        f"{stack.api_url}/live-events",
+        data=_forged_token(kid, genuine),
+        headers={"Content-Type": "application/jwt"},
+        timeout=30,
+    )
+    assert forged.status_code == 401 and forged.json()["reason"] == "bad_signature"
+    garbage = requests.post(f"{stack.api_url}/live-events", data="{not json", timeout=30)
+    assert garbage.status_code == 400
+    plain = requests.post(f"{stack.api_url}/live-events", json=genuine, timeout=30)
+    assert plain.status_code == 202 and plain.json()["status"] == "queued"
