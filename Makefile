@@ -29,6 +29,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/python -m rostersync_local.demo $(ARGS)
 
+bench-live-events: $(STAMP)
+	$(VENV)/bin/python -m rostersync_local.bench_live_events $(ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -48,4 +51,4 @@ sam-check: $(SAM)
 clean:
 	rm -rf $(VENV) .tools .aws-sam .rostersync
 
-.PHONY: help install demo lint test sam-check clean
+.PHONY: help install demo bench-live-events lint test sam-check clean
