@@ -198,3 +198,30 @@ def test_a_forged_signed_event_is_refused_and_a_plain_one_queued(stack: Stack, l
     assert garbage.status_code == 400
     plain = requests.post(f"{stack.api_url}/live-events", json=genuine, timeout=30)
     assert plain.status_code == 202 and plain.json()["status"] == "queued"
+
+
+def test_a_renamed_user_is_renamed_on_every_roster_they_are_on(stack: Stack, live_tenant: str) -> None:
+    truth = stack.canvas("GET", "/_sim/ground_truth")
+    available = {c["id"] for c in truth["courses"] if c["workflow_state"] == "available"}
+    courses_of: dict[int, set[int]] = {}
+    for e in truth["enrollments"]:
+        if (
+            e["course_id"] in available
+            and e["type"] == "StudentEnrollment"
+            and e["enrollment_state"] == "active"
+        ):
+            courses_of.setdefault(e["user_id"], set()).add(e["course_id"])
+    user_id, courses = next((user, found) for user, found in courses_of.items() if len(found) > 1)
+    stack.canvas("POST", "/_sim/changes/rename_user", json={"user_id": user_id, "last_name": "Renamed"})
+
+    def renamed_everywhere() -> bool:
+        names = {
+            user["name"]
+            for course in stack.export(live_tenant)["courses"]
+            if course["canvas_id"] in courses
+            for user in course["users"]
+            if user["canvas_id"] == user_id
+        }
+        return bool(names) and all(name.endswith(" Renamed") for name in names)
+
+    eventually(renamed_everywhere)

@@ -90,19 +90,19 @@ def apply_live_event(services: Services, event: NormalizedEvent) -> EventResult:
         for tenant in tenants:
             request_sync(services, tenant.tenant_id, SyncTrigger.LIVE_EVENT)
         return EventResult(EventOutcome.APPLIED, "SIS import finished: full sync requested", tenant_ids)
-    courses = affected_courses(event)
-    if not courses:
-        return EventResult(
-            EventOutcome.IGNORED, f"{event.event_name} reaches rosters at the next full sync", tenant_ids
-        )
     run_id = "live-" + hashlib.sha256(event.dedupe_key.encode()).hexdigest()[:16]
-    synced = [
-        course_id
-        for tenant in tenants
-        for course_id in courses
-        if resync_course(services, tenant, course_id, run_id)
-    ]
-    return EventResult(EventOutcome.APPLIED, "courses re-read from Canvas", tenant_ids, sorted(set(synced)))
+    synced: set[int] = set()
+    for tenant in tenants:
+        courses = affected_courses(event)
+        user_id = event.user_id or event.object_id
+        if event.object_type is ObjectType.USER and user_id is not None:
+            courses = services.table.courses_of_user(tenant.tenant_id, user_id)
+        synced.update(
+            course_id for course_id in courses if resync_course(services, tenant, course_id, run_id)
+        )
+    if not synced:
+        return EventResult(EventOutcome.IGNORED, "no synced course is affected", tenant_ids)
+    return EventResult(EventOutcome.APPLIED, "courses re-read from Canvas", tenant_ids, sorted(synced))
 
 
 def resync_course(services: Services, tenant: Tenant, course_id: int, run_id: str) -> bool:

@@ -5,6 +5,7 @@ Layout (pk / sk):
   T#<t>                 OAUTH#<state>           a pending OAuth authorization (TTL 10 min, single use)
   T#<t>                 SLOT#<n>                a leased Canvas concurrency slot (n < the per-tenant cap)
   T#<t>                 COURSE#<course>         a synced course (data + content hash)
+  T#<t>                 MEMBER#<user>#<course>  the user is on that course's roster (for live user events)
   T#<t>#C#<course>      SECTION# / USER# / ENROLLMENT#<id>   the course's roster (data + content hash)
   T#<t>                 RUN#<run>               a sync run
   T#<t>#RUN#<run>       COURSE#<course>         one course's result in that run
@@ -446,6 +447,10 @@ class RosterTable:
                 batch.put_item(
                     Item={"pk": pk, "sk": item.sk, "data": item.data, "content_hash": item.content_hash}
                 )
+                if item.sk.startswith("USER#"):
+                    # Which courses hold a user, for a live user event (written when the user's row changes).
+                    user_id = item.sk.removeprefix("USER#")
+                    batch.put_item(Item={"pk": tenant_pk(tenant_id), "sk": f"MEMBER#{user_id}#{course_id}"})
             for sk in deletes:
                 batch.delete_item(Key={"pk": pk, "sk": sk})
             if course is not None:
@@ -457,6 +462,13 @@ class RosterTable:
                         "content_hash": course.content_hash,
                     }
                 )
+
+    def courses_of_user(self, tenant_id: str, user_id: int) -> list[int]:
+        items = self._query(
+            KeyConditionExpression=Key("pk").eq(tenant_pk(tenant_id))
+            & Key("sk").begins_with(f"MEMBER#{user_id}#")
+        )
+        return [int(item["sk"].rsplit("#", 1)[1]) for item in items]
 
     def list_courses(self, tenant_id: str) -> list[StoredItem]:
         items = self._query(
