@@ -17,8 +17,7 @@ from pydantic import SecretStr
 from rostersync.canvas.errors import CanvasUnavailableError
 from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.scopes import LIST_COURSE_ENROLLMENTS, required_scopes
-from rostersync.canvas.tokens import TenantTokenSource
-from rostersync.connection import canvas_slot, oauth_client_for
+from rostersync.connection import canvas_slot, token_source_for
 from rostersync.models import CourseOutcome, RunStatus, SyncRequest, SyncTrigger, Tenant
 from rostersync.services import Services
 from rostersync.sync.course import sync_course
@@ -69,16 +68,6 @@ def set_expiry(services: Services, tenant: Tenant, when: datetime) -> None:
     services.secrets.write(tenant.tenant_id, credentials.model_copy(update={"access_token_expires_at": when}))
 
 
-def token_source(services: Services, tenant: Tenant) -> TenantTokenSource:
-    return TenantTokenSource(
-        tenant.tenant_id,
-        secrets=services.secrets,
-        table=services.table,
-        oauth=oauth_client_for(services, tenant),
-        refresh_margin_seconds=services.settings.token_refresh_margin_seconds,
-    )
-
-
 def test_a_token_near_expiry_is_refreshed_ahead_and_the_refresh_token_kept(
     services: Services, sim: RunningSimulator, tenant: Tenant
 ) -> None:
@@ -103,7 +92,7 @@ def test_concurrent_workers_refresh_once_and_share_the_token(
     barrier = threading.Barrier(6)
 
     def worker() -> None:
-        source = token_source(services, tenant)
+        source = token_source_for(services, tenant)
         barrier.wait()
         tokens.append(source.access_token())
 

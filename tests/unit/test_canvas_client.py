@@ -279,7 +279,7 @@ def test_a_name_that_rebinds_to_a_private_address_is_refused_at_connect_time(
     canvas: ScriptedCanvas, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The name passed the save-time check (as if it resolved publicly then) but now leads to loopback.
-    monkeypatch.setattr("rostersync.canvas.client.check_host_is_reachable_safely", lambda *a, **k: None)
+    monkeypatch.setattr("rostersync.canvas.client.check_origin_is_reachable_safely", lambda url, **_: url)
     canvas.reply(COURSES, [{"id": 1}])
     client = CanvasClient(canvas.url, Tokens(), allow_insecure=False, timeout_seconds=5, sleep=lambda _: None)
     with pytest.raises(UnsafeCanvasUrlError, match="non-public"):

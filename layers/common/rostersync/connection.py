@@ -32,17 +32,20 @@ def oauth_client_for(services: Services, tenant: Tenant) -> OAuthClient:
     )
 
 
-def canvas_client_for(services: Services, tenant: Tenant) -> CanvasClient:
-    tokens = TenantTokenSource(
+def token_source_for(services: Services, tenant: Tenant) -> TenantTokenSource:
+    return TenantTokenSource(
         tenant.tenant_id,
         secrets=services.secrets,
         table=services.table,
         oauth=oauth_client_for(services, tenant),
         refresh_margin_seconds=services.settings.token_refresh_margin_seconds,
     )
+
+
+def canvas_client_for(services: Services, tenant: Tenant) -> CanvasClient:
     return CanvasClient(
         tenant.canvas_url,
-        tokens,
+        token_source_for(services, tenant),
         allow_insecure=insecure_canvas_allowed(services, tenant),
         timeout_seconds=services.settings.canvas_timeout_seconds,
     )

@@ -30,7 +30,7 @@ from rostersync.canvas.errors import (
 )
 from rostersync.canvas.http import canvas_session
 from rostersync.canvas.scopes import Endpoint, declared_endpoint
-from rostersync.canvas.urls import check_host_is_reachable_safely
+from rostersync.canvas.urls import check_origin_is_reachable_safely
 
 USER_AGENT = f"rostersync/{__version__} (+https://github.com/rostersync/rostersync)"
 PER_PAGE = 100
@@ -134,16 +134,8 @@ class CanvasClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        parts = urlsplit(base_url)
-        if not parts.hostname:
-            raise UnsafeCanvasUrlError("the Canvas URL names no host")
         # Checked again at connect time: a name that resolved safely when saved may not any more.
-        check_host_is_reachable_safely(
-            parts.hostname,
-            parts.port or (443 if parts.scheme == "https" else 80),
-            allow_insecure=allow_insecure,
-        )
-        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._origin = check_origin_is_reachable_safely(base_url, allow_insecure=allow_insecure)
         self._tokens = tokens
         self._timeout = timeout_seconds
         self._retry = retry or RetryPolicy()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import requests
 from pydantic import ValidationError
@@ -12,7 +12,7 @@ from rostersync.canvas.errors import CanvasUnavailableError, OAuthError
 from rostersync.canvas.http import canvas_session
 from rostersync.canvas.models import TokenGrant
 from rostersync.canvas.scopes import required_scopes
-from rostersync.canvas.urls import check_host_is_reachable_safely
+from rostersync.canvas.urls import check_origin_is_reachable_safely
 
 
 def authorize_url(canvas_url: str, *, client_id: str, redirect_uri: str, state: str) -> str:
@@ -40,12 +40,7 @@ class OAuthClient:
         allow_insecure: bool,
         timeout_seconds: float,
     ) -> None:
-        parts = urlsplit(canvas_url)
-        check_host_is_reachable_safely(
-            parts.hostname or "",
-            parts.port or (443 if parts.scheme == "https" else 80),
-            allow_insecure=allow_insecure,
-        )
+        check_origin_is_reachable_safely(canvas_url, allow_insecure=allow_insecure)
         self._token_url = f"{canvas_url}/login/oauth2/token"
         self._session = canvas_session(allow_insecure=allow_insecure)
         self._client_id = client_id

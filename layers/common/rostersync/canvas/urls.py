@@ -65,3 +65,13 @@ def check_host_is_reachable_safely(host: str, port: int, *, allow_insecure: bool
     for address in _resolve(host, port):
         if not is_allowed_address(address, allow_insecure=allow_insecure):
             raise UnsafeCanvasUrlError(f"the Canvas host {host!r} resolves to a non-public address")
+
+
+def check_origin_is_reachable_safely(url: str, *, allow_insecure: bool) -> str:
+    """The URL's origin, after refusing it if its host now resolves to a non-public address."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise UnsafeCanvasUrlError("the Canvas URL names no host")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    check_host_is_reachable_safely(parts.hostname, port, allow_insecure=allow_insecure)
+    return f"{parts.scheme}://{parts.netloc}"
