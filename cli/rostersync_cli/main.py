@@ -73,6 +73,21 @@ def cmd_local_status(arguments: argparse.Namespace) -> None:
     _print_json({**public_endpoints(state), "functions": functions})
 
 
+def cmd_admin_token(arguments: argparse.Namespace) -> None:
+    state = read_state(arguments.state_dir)
+    if state is None:
+        raise CliError(
+            "development tokens come from the local stack's issuer; start it with rostersync local up"
+        )
+    response = requests.post(
+        f"{state['control_url']}/tokens",
+        json={"tenant": arguments.tenant, "operator": arguments.operator},
+        timeout=10,
+    )
+    response.raise_for_status()
+    print(response.json()["token"])
+
+
 def cmd_local_fire(arguments: argparse.Namespace) -> None:
     state = read_state(arguments.state_dir)
     if state is None:
@@ -315,6 +330,13 @@ def _add_local_commands(groups: Any) -> None:
     up.set_defaults(handler=cmd_local_up)
     local.add_parser("down", help="stop the local stack").set_defaults(handler=cmd_local_down)
     local.add_parser("status", help="endpoints and function counters").set_defaults(handler=cmd_local_status)
+    token = groups.add_parser("admin", help="admin sign-in (development)").add_subparsers(
+        dest="command", required=True
+    )
+    issue = token.add_parser("token", help="a development JWT for a tenant's admin, from the local issuer")
+    issue.add_argument("--tenant", required=True)
+    issue.add_argument("--operator", action="store_true", help="add the operator claim")
+    issue.set_defaults(handler=cmd_admin_token)
     fire = local.add_parser("fire", help="fire a schedule now")
     fire.add_argument("schedule", nargs="?")
     fire.set_defaults(handler=cmd_local_fire)

@@ -16,7 +16,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
 from rostersync_local.functions import Invocation
-from rostersync_local.template import ACCOUNT_ID, RouteSpec
+from rostersync_local.template import ACCOUNT_ID, JwtAuthorizerSpec, RouteSpec
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,16 @@ def _compile(route: RouteSpec) -> _CompiledRoute:
     return _CompiledRoute(route, re.compile("/" + "/".join(parts) + "$"), (greedy, params))
 
 
+Authorize = Callable[[str, JwtAuthorizerSpec], dict[str, Any] | None]
+
+
 class ApiGateway:
-    def __init__(self, routes: Iterable[RouteSpec], invoke: Callable[[str, Any], Invocation]) -> None:
+    def __init__(
+        self, routes: Iterable[RouteSpec], invoke: Callable[[str, Any], Invocation], authorize: Authorize
+    ) -> None:
         self._routes = sorted((_compile(route) for route in routes), key=lambda route: route.specificity)
         self._invoke = invoke
+        self._authorize = authorize
 
     def match(self, method: str, path: str) -> tuple[RouteSpec, dict[str, str]] | None:
         for route in self._routes:
@@ -61,7 +67,21 @@ class ApiGateway:
             response = Response('{"message":"Not Found"}', status=404, content_type="application/json")
             return response(environ, start_response)
         route, path_parameters = matched
-        invocation = self._invoke(route.function, self.event(request, route, path_parameters))
+        event = self.event(request, route, path_parameters)
+        if route.authorizer is not None:
+            # As an HttpApi JWT authorizer: no valid bearer token, no invocation.
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            claims = self._authorize(token.strip(), route.authorizer) if scheme.lower() == "bearer" else None
+            if claims is None:
+                unauthorized = Response(
+                    '{"message":"Unauthorized"}', status=401, content_type="application/json"
+                )
+                unauthorized.headers["WWW-Authenticate"] = "Bearer"
+                return unauthorized(environ, start_response)
+            event["requestContext"]["authorizer"] = {
+                "jwt": {"claims": {name: str(value) for name, value in claims.items()}, "scopes": None}
+            }
+        invocation = self._invoke(route.function, event)
         return self.response(invocation)(environ, start_response)
 
     @staticmethod

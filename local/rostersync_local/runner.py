@@ -27,6 +27,7 @@ from werkzeug.wrappers import Request, Response
 
 from rostersync_local.api_gateway import ApiGateway
 from rostersync_local.functions import FunctionPool, Invocation
+from rostersync_local.issuer import LocalIssuer
 from rostersync_local.queues import QueuePoller
 from rostersync_local.schedules import ScheduleTimers
 from rostersync_local.template import REGION, StackModel, load_stack
@@ -94,7 +95,12 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         aws_endpoint_url = self._start_moto()
         canvas_url = self._start_canvas_simulator() if self._canvas_sim else None
-        overrides = {"AllowInsecureCanvasUrls": "true"}
+        # The control server is also the admins' token issuer: it has to exist before the template
+        # is read, since the authorizer's issuer is a stack parameter.
+        control = _LateBoundApp()
+        control_url = self._serve(control, 0)
+        self.issuer = LocalIssuer(control_url)
+        overrides = {"AllowInsecureCanvasUrls": "true", "AdminJwtIssuer": control_url}
         if canvas_url:
             overrides["LiveEventsJwksUrl"] = f"{canvas_url}/_sim/jwks.json"
         model = load_stack(self._template, STACK_NAME, overrides, aws_endpoint_url)
@@ -120,7 +126,7 @@ class LocalStack:
             self._pools[logical_id] = FunctionPool(
                 spec, base_environment, self.log_dir, spec.max_concurrency or concurrency
             )
-        api_url = self._serve(ApiGateway(model.routes, self.invoke), self._api_port)
+        api_url = self._serve(ApiGateway(model.routes, self.invoke, self.issuer.verify), self._api_port)
         self._timers = ScheduleTimers(model.schedules, self.invoke)
         self._timers.start()
         for trigger in model.queue_triggers:
@@ -136,7 +142,7 @@ class LocalStack:
             )
             poller.start()
             self._pollers.append(poller)
-        control_url = self._serve(self._control_app(model), 0)
+        control.target = self._control_app(model)
         outputs = {**model.outputs, "ApiUrl": api_url}
         self.endpoints = {
             "api_url": api_url,
@@ -212,8 +218,20 @@ class LocalStack:
         def app(environ: dict[str, Any], start_response: Any) -> Any:
             request = Request(environ)
             parts = request.path.strip("/").split("/")
-            if request.method == "GET" and parts == ["status"]:
-                body: Any = {
+            body: Any
+            if request.method == "GET" and parts == [".well-known", "openid-configuration"]:
+                body, status = self.issuer.openid_configuration(), 200
+            elif request.method == "GET" and parts == [".well-known", "jwks.json"]:
+                body, status = self.issuer.jwks(), 200
+            elif request.method == "POST" and parts == ["tokens"]:
+                wanted = request.get_json(silent=True) or {}
+                if not wanted.get("tenant"):
+                    body, status = {"error": "give a tenant"}, 400
+                else:
+                    token = self.issuer.issue(str(wanted["tenant"]), operator=bool(wanted.get("operator")))
+                    body, status = {"token": token}, 200
+            elif request.method == "GET" and parts == ["status"]:
+                body = {
                     logical_id: {
                         "invocations": pool.stats.invocations,
                         "errors": pool.stats.errors,
@@ -264,6 +282,18 @@ class LocalStack:
         for log in self._logs:
             log.close()
         (self.state_dir / "stack.json").unlink(missing_ok=True)
+
+
+class _LateBoundApp:
+    """A WSGI app whose handler is set once the server's own URL has been used to configure it."""
+
+    def __init__(self) -> None:
+        self.target: Any = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if self.target is None:
+            return Response('{"error": "starting"}', status=503)(environ, start_response)
+        return self.target(environ, start_response)
 
 
 def create_resources(model: StackModel, endpoint: str) -> None:

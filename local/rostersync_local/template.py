@@ -55,10 +55,17 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class JwtAuthorizerSpec:
+    issuer: str
+    audience: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class RouteSpec:
     method: str  # upper case, or ANY
     path: str  # OpenAPI style: /tenants/{tenant_id}
     function: str
+    authorizer: JwtAuthorizerSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -272,6 +279,17 @@ def load_stack(
                 enabled=properties.get("State", "ENABLED") == "ENABLED",
             )
         elif kind == "AWS::ApiGatewayV2::Api":
+            schemes = properties.get("Body", {}).get("components", {}).get("securitySchemes", {})
+            authorizers = {
+                name: JwtAuthorizerSpec(
+                    issuer=str(resolver.resolve(config["jwtConfiguration"]["issuer"])),
+                    audience=tuple(
+                        str(value) for value in resolver.resolve(config["jwtConfiguration"]["audience"])
+                    ),
+                )
+                for name, scheme in schemes.items()
+                if (config := scheme.get("x-amazon-apigateway-authorizer", {})).get("type") == "jwt"
+            }
             for path, methods in properties.get("Body", {}).get("paths", {}).items():
                 for method, operation in methods.items():
                     uri = operation.get("x-amazon-apigateway-integration", {}).get("uri", {})
@@ -280,7 +298,9 @@ def load_stack(
                     found = _FUNCTION_ARN_IN_URI.search(text)
                     if found:
                         verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
-                        model.routes.append(RouteSpec(verb, path, found.group(1)))
+                        required = [name for entry in operation.get("security", []) for name in entry]
+                        authorizer = authorizers[required[0]] if required else None
+                        model.routes.append(RouteSpec(verb, path, found.group(1), authorizer))
     model.outputs = {
         name: resolver.resolve(spec.get("Value")) for name, spec in cfn.get("Outputs", {}).items()
     }

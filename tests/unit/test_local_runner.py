@@ -119,6 +119,7 @@ def test_routes_prefer_literal_segments_and_carry_path_parameters() -> None:
             RouteSpec("ANY", "/files/{proxy+}", "Files"),
         ],
         lambda function, event: Invocation(),
+        lambda token, authorizer: None,
     )
     assert gateway.match("GET", "/tenants/me") == (RouteSpec("GET", "/tenants/me", "Me"), {})
     assert gateway.match("GET", "/tenants/t1")[1] == {"tenant_id": "t1"}  # type: ignore[index]
@@ -166,3 +167,32 @@ def test_hosts_stay_warm_report_errors_and_are_killed_on_timeout(tmp_path: Path)
     finally:
         pool.close()
     assert "a log line" in (tmp_path / "Fn.log").read_text()
+
+
+def test_routes_with_a_jwt_authorizer_never_reach_the_function_without_a_valid_token() -> None:
+    from werkzeug.test import Client
+
+    from rostersync_local.issuer import LocalIssuer
+    from rostersync_local.template import JwtAuthorizerSpec
+
+    issuer = LocalIssuer("http://issuer.test")
+    spec = JwtAuthorizerSpec("http://issuer.test", ("rostersync-admin",))
+    invoked: list[Any] = []
+
+    def invoke(function: str, event: Any) -> Invocation:
+        invoked.append(event)
+        return Invocation(payload={"statusCode": 200, "body": "ok"})
+
+    client = Client(ApiGateway([RouteSpec("GET", "/admin/{proxy+}", "Admin", spec)], invoke, issuer.verify))
+    assert client.get("/admin/tenant").status_code == 401
+    assert client.get("/admin/tenant", headers={"Authorization": "Bearer junk"}).status_code == 401
+    other_issuer = LocalIssuer("http://issuer.test").issue("t1")  # same claims, another key
+    assert client.get("/admin/tenant", headers={"Authorization": f"Bearer {other_issuer}"}).status_code == 401
+    expired = issuer.issue("t1", ttl_seconds=-60)
+    assert client.get("/admin/tenant", headers={"Authorization": f"Bearer {expired}"}).status_code == 401
+    wrong_audience = JwtAuthorizerSpec("http://issuer.test", ("someone-else",))
+    assert issuer.verify(issuer.issue("t1"), wrong_audience) is None
+    assert invoked == []
+    answer = client.get("/admin/tenant", headers={"Authorization": f"Bearer {issuer.issue('t1')}"})
+    assert answer.status_code == 200
+    assert invoked[0]["requestContext"]["authorizer"]["jwt"]["claims"]["rostersync:tenant"] == "t1"

@@ -128,3 +128,15 @@ def test_every_dead_letter_queue_has_an_alarm_and_failures_alarm_on_the_emitted_
     failure_metrics = {alarm["MetricName"] for alarm in alarms if alarm["Namespace"] == "rostersync"}
     assert failure_metrics and failure_metrics <= set(OUTCOME_METRICS.values())
     assert all(alarm.get("AlarmActions") for alarm in alarms)
+
+
+def test_admin_routes_sit_behind_the_jwt_authorizer_and_public_ones_do_not() -> None:
+    authorizers = RESOURCES["HttpApi"]["Properties"]["Auth"]["Authorizers"]
+    for function, properties in _events("HttpApi"):
+        authorizer = properties.get("Auth", {}).get("Authorizer")
+        if properties["Path"].startswith("/admin/"):
+            assert authorizer in authorizers, f"{function} {properties['Path']} is not signed-in only"
+        else:
+            assert authorizer is None, (
+                f"{function} {properties['Path']}: OAuth, health and live events are public"
+            )

@@ -1,0 +1,81 @@
+"""The admin API behind the JWT authorizer: every route answers for the token's tenant only."""
+
+import json
+
+import pytest
+import requests
+
+from tests.integration.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def two_tenants(stack: Stack) -> tuple[str, str]:
+    return stack.connect_tenant(), stack.connect_tenant()
+
+
+def token(stack: Stack, tenant_id: str) -> str:
+    return stack.cli_ok("admin", "token", "--tenant", tenant_id)
+
+
+def call(stack: Stack, method: str, path: str, bearer: str | None, **kwargs: object) -> requests.Response:
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    return requests.request(method, f"{stack.api_url}{path}", headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+ROUTES = [("GET", "/admin/tenant"), ("GET", "/admin/runs"), ("GET", "/admin/errors"), ("GET", "/admin/holds"),
+          ("POST", "/admin/sync"), ("POST", "/admin/holds/101/approve")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_no_valid_token_no_answer(stack: Stack, two_tenants: tuple[str, str], method: str, path: str) -> None:
+    assert call(stack, method, path, None).status_code == 401
+    assert call(stack, method, path, "not-a-jwt").status_code == 401
+    first, _ = two_tenants
+    forged = token(stack, first)
+    header, payload, signature = forged.split(".")
+    tampered = f"{header}.{payload[:-2]}AA.{signature}"
+    assert call(stack, method, path, tampered).status_code == 401
+
+
+def test_each_tenant_sees_only_itself_and_never_a_secret(stack: Stack, two_tenants: tuple[str, str]) -> None:
+    first, second = two_tenants
+    for tenant_id in (first, second):
+        answer = call(stack, "GET", "/admin/tenant", token(stack, tenant_id))
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["tenant_id"] == tenant_id
+        assert body["redirect_uri"] == f"{stack.api_url}/oauth/callback"
+        secret = json.loads(
+            stack.aws("secretsmanager").get_secret_value(
+                SecretId=f"{stack.outputs['TenantSecretPrefix']}/{tenant_id}"
+            )["SecretString"]
+        )
+        for name in ("client_secret", "access_token", "refresh_token"):
+            assert secret[name] not in answer.text
+
+
+def test_sync_now_runs_for_the_tokens_tenant_with_a_cooldown(
+    stack: Stack, two_tenants: tuple[str, str]
+) -> None:
+    first, second = two_tenants
+    started = call(stack, "POST", "/admin/sync", token(stack, first))
+    assert started.status_code == 202
+    run_id = started.json()["run_id"]
+    again = call(stack, "POST", "/admin/sync", token(stack, first))
+    assert again.status_code == 429 and "Retry-After" in again.headers
+    summary = json.loads(stack.cli_ok("sync", "status", "--tenant", first, "--run", run_id))
+    assert summary and summary[0]["run"]["tenant_id"] == first
+    other_runs = call(stack, "GET", "/admin/runs", token(stack, second)).json()
+    assert run_id not in {run["run"]["run_id"] for run in other_runs}
+
+
+def test_holds_and_errors_of_another_tenant_are_out_of_reach(
+    stack: Stack, two_tenants: tuple[str, str]
+) -> None:
+    _, second = two_tenants
+    refused = call(stack, "POST", "/admin/holds/101/approve", token(stack, second))
+    assert refused.status_code == 400 and "no sync waiting" in refused.json()["error"]
+    csv_answer = call(stack, "GET", "/admin/errors", token(stack, second), params={"format": "csv"})
+    assert csv_answer.status_code == 200 and csv_answer.text.startswith("run_id,course_id,user_id,code")
