@@ -32,6 +32,7 @@ from rostersync.tenants import (
     update_sync_list,
 )
 from rostersync_cli.events_cli import add_events_commands, parse_file
+from rostersync_cli.grades_cli import add_grades_commands
 from rostersync_cli.stack import NoStackError, StackBinding, bind
 from rostersync_local.control import default_state_dir, public_endpoints, read_state, start_stack, stop_stack
 
@@ -469,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sync_commands(groups)
     _add_course_list_commands(groups)
     add_events_commands(groups, replay_handler=cmd_events_replay)
+    add_grades_commands(groups, bind=lambda arguments: _binding(arguments).services)
     _add_dead_letter_commands(groups)
     _add_roster_commands(groups)
     groups.add_parser("scopes", help="the developer-key scopes rostersync uses").set_defaults(

@@ -33,6 +33,7 @@ def _settings(outputs: dict[str, str], allow_insecure: bool) -> Settings:
         sync_request_queue_url=outputs["SyncRequestQueueUrl"],
         tenant_secret_prefix=outputs["TenantSecretPrefix"],
         live_events_queue_url=outputs.get("LiveEventsQueueUrl", ""),
+        grades_queue_url=outputs.get("GradesQueueUrl", ""),
         allow_insecure_canvas_urls=allow_insecure,
     )
 

@@ -246,3 +246,39 @@ def test_a_poison_message_reaches_the_dead_letter_queue_and_can_be_moved_back(st
         QueueUrl=stack.outputs["CourseSyncDeadLetterQueueUrl"], AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
+
+
+def test_grades_pushed_with_the_cli_reach_canvas_through_the_grades_queue(
+    stack: Stack, tmp_path: Path
+) -> None:
+    tenant_id = stack.connect_tenant()
+    stack.cli_ok("sync", "run", "--tenant", tenant_id, "--wait", "--force")
+    course = max(stack.export(tenant_id)["courses"], key=lambda c: len(c["enrollments"]))
+    student_ids = {
+        e["user_id"] for e in course["enrollments"] if e["type"] == "StudentEnrollment" and e["active"]
+    }
+    students = [u["sis_user_id"] for u in course["users"] if u["canvas_id"] in student_ids][:3]
+    grades = tmp_path / "grades.csv"
+    grades.write_text(
+        "student,score\n" + "".join(f"{student},{80 + n}\n" for n, student in enumerate(students))
+    )
+    course_id = str(course["canvas_id"])
+    pushed = stack.cli_ok(
+        "grades",
+        "push",
+        "--tenant",
+        tenant_id,
+        "--course",
+        course_id,
+        "--assignment",
+        "Midterm",
+        "--csv",
+        str(grades),
+    )
+    batch_id = pushed.split()[-1]
+    deadline = time.monotonic() + 60
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline and counts.get("sent") != len(students):
+        time.sleep(1)
+        counts = json.loads(stack.cli_ok("grades", "status", batch_id, "--tenant", tenant_id))["counts"]
+    assert counts.get("sent") == len(students) == 3, counts

@@ -38,7 +38,7 @@ def test_concrete_paths_match_their_scope(method: str, path: str, route: str) ->
     ("method", "path"),
     [
         ("POST", "/api/v1/accounts"),
-        ("GET", "/api/v1/courses/1/assignments"),
+        ("GET", "/api/v1/courses/1/assignments/1"),
         ("GET", "/api/v1/courses/1"),
         ("DELETE", "/api/v1/courses/1/enrollments"),
         ("GET", "/api/v1/courses/1/enrollments/extra"),

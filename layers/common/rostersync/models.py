@@ -325,3 +325,83 @@ class HeldSync(BaseModel):
     puts: list[HeldItem]
     deletes: list[str]
     created_at: datetime = Field(default_factory=utc_now)
+
+
+# -- grade passback ---------------------------------------------------------------------------------
+class GradeState(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+
+
+class GradeAssignment(BaseModel):
+    """The assignment grades go to, named by our own id; created in Canvas on first use."""
+
+    model_config = ConfigDict(frozen=True)
+
+    external_id: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=255)
+    points_possible: float | None = Field(default=None, ge=0)
+    grading_type: str = "points"
+
+
+class GradeEntry(BaseModel):
+    """One student's grade: a score, a grade (as Canvas's posted_grade) or excused; a comment optional."""
+
+    model_config = ConfigDict(frozen=True)
+
+    student: str = Field(min_length=1)  # the tenant's user identifier (TenantSettings.user_id_field)
+    score: float | None = None
+    grade: str | None = None
+    excused: bool = False
+    comment: str | None = None
+
+    @model_validator(mode="after")
+    def _one_grade(self) -> GradeEntry:
+        given = sum((self.score is not None, self.grade not in (None, ""), self.excused))
+        if given > 1:
+            raise ValueError("give one of score, grade or excused")
+        if given == 0 and not self.comment:
+            raise ValueError("give a score, a grade, excused or a comment")
+        return self
+
+
+class GradeBatch(BaseModel):
+    tenant_id: str
+    batch_id: str = ""  # assigned when submitted
+    course_id: int
+    assignment: GradeAssignment
+    grades: list[GradeEntry] = Field(min_length=1, max_length=10_000)
+
+
+class GradeStatus(BaseModel):
+    """Where one grade of a batch stands."""
+
+    index: int
+    student: str
+    state: GradeState = GradeState.PENDING
+    reason: str | None = None
+    canvas_user_id: int | None = None
+    updated_at: datetime = Field(default_factory=utc_now)
+
+
+class GradeBatchRecord(BaseModel):
+    """A submitted batch: what it is for, where it went, and notes for the people who sent it."""
+
+    tenant_id: str
+    batch_id: str
+    course_id: int
+    assignment: GradeAssignment
+    size: int
+    created_at: datetime = Field(default_factory=utc_now)
+    canvas_assignment_id: int | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class GradeMessage(BaseModel):
+    """One SQS message: a batch to (re)process. `indexes` limits it to some grades (a retry)."""
+
+    tenant_id: str
+    batch_id: str
+    indexes: list[int] | None = None

@@ -27,6 +27,7 @@ class Settings(BaseModel):
     canvas_slot_lease_seconds: int = Field(default=150, gt=0)
     manual_sync_cooldown_seconds: int = Field(default=60, ge=0)
     live_events_queue_url: str = ""
+    grades_queue_url: str = ""
     live_events_jwks_url: str = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
 
 
@@ -45,6 +46,7 @@ _ENVIRONMENT = {
     "canvas_slot_lease_seconds": "CANVAS_SLOT_LEASE_SECONDS",
     "manual_sync_cooldown_seconds": "MANUAL_SYNC_COOLDOWN_SECONDS",
     "live_events_queue_url": "LIVE_EVENTS_QUEUE_URL",
+    "grades_queue_url": "GRADES_QUEUE_URL",
     "live_events_jwks_url": "LIVE_EVENTS_JWKS_URL",
 }
 

@@ -175,11 +175,14 @@ class CanvasClient:
         failures = throttles = 0
         while True:
             token = self._tokens.access_token()
+            # Writes carry their fields as a form body, never in the URL (grades and comments included).
+            query, form = (params, None) if method == "GET" else (None, params)
             try:
                 response = self._session.request(
                     method,
                     url,
-                    params=params,
+                    params=query,
+                    data=form,
                     headers={"Authorization": f"Bearer {token}"},
                     timeout=self._timeout,
                     allow_redirects=False,

@@ -43,6 +43,11 @@ GET_ACCOUNT_COURSE = Endpoint("GET", "/api/v1/accounts/:account_id/courses/:id")
 LIST_COURSE_SECTIONS = Endpoint("GET", "/api/v1/courses/:course_id/sections")
 LIST_COURSE_ENROLLMENTS = Endpoint("GET", "/api/v1/courses/:course_id/enrollments")
 LIST_COURSE_USERS = Endpoint("GET", "/api/v1/courses/:course_id/users")
+LIST_ASSIGNMENTS = Endpoint("GET", "/api/v1/courses/:course_id/assignments")
+CREATE_ASSIGNMENT = Endpoint("POST", "/api/v1/courses/:course_id/assignments")
+SUBMISSION_ROUTE = "/api/v1/courses/:course_id/assignments/:assignment_id/submissions/:user_id"
+GET_SUBMISSION = Endpoint("GET", SUBMISSION_ROUTE)
+GRADE_SUBMISSION = Endpoint("PUT", SUBMISSION_ROUTE)
 
 MANIFEST: tuple[Endpoint, ...] = (
     LIST_ADMIN_ACCOUNTS,
@@ -52,6 +57,10 @@ MANIFEST: tuple[Endpoint, ...] = (
     LIST_COURSE_SECTIONS,
     LIST_COURSE_ENROLLMENTS,
     LIST_COURSE_USERS,
+    LIST_ASSIGNMENTS,
+    CREATE_ASSIGNMENT,
+    GET_SUBMISSION,
+    GRADE_SUBMISSION,
 )
 
 

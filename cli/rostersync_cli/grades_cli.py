@@ -1,0 +1,88 @@
+"""`rostersync grades push|status|retry`: grade passback from the operator CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rostersync.grades.csvfile import GradeCsvError, parse_grades_csv
+from rostersync.grades.passback import (
+    UnknownBatchError,
+    batch_status,
+    retry_failed,
+    submit_batch,
+)
+from rostersync.models import GradeAssignment, GradeBatch
+from rostersync.services import Services
+from rostersync.tenants import TenantError
+
+Bind = Callable[[argparse.Namespace], Services]
+
+
+class GradesCliError(RuntimeError):
+    """The grades command cannot run as asked (bad CSV, unknown tenant or batch)."""
+
+
+def add_grades_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser], bind: Bind) -> None:
+    grades = groups.add_parser("grades", help="grade passback to Canvas").add_subparsers(
+        dest="command", required=True
+    )
+    push = grades.add_parser("push", help="send a CSV of grades to a Canvas assignment; prints the batch id")
+    push.add_argument("--tenant", required=True)
+    push.add_argument("--course", required=True, type=int, help="the Canvas course id")
+    push.add_argument("--assignment", required=True, help="the assignment's name (created if needed)")
+    push.add_argument("--external-id", help="our id of the assignment (default: its name)")
+    push.add_argument("--points", type=float, default=100.0, help="points possible (default 100)")
+    push.add_argument("--grading-type", default="points")
+    push.add_argument(
+        "--csv", required=True, type=Path, help="columns: student, score, grade, excused, comment"
+    )
+    push.set_defaults(handler=lambda arguments: _push(arguments, bind))
+
+    status = grades.add_parser("status", help="each grade's state and the batch's notes, as JSON")
+    status.add_argument("batch")
+    status.add_argument("--tenant", required=True)
+    status.set_defaults(handler=lambda arguments: _status(arguments, bind))
+
+    retry = grades.add_parser("retry", help="queue a batch's failed grades again")
+    retry.add_argument("batch")
+    retry.add_argument("--tenant", required=True)
+    retry.set_defaults(handler=lambda arguments: _retry(arguments, bind))
+
+
+def _push(arguments: argparse.Namespace, bind: Bind) -> None:
+    try:
+        entries = parse_grades_csv(Path(arguments.csv).read_text(encoding="utf-8"))
+        batch = GradeBatch(
+            tenant_id=arguments.tenant,
+            course_id=arguments.course,
+            assignment=GradeAssignment(
+                external_id=arguments.external_id or arguments.assignment,
+                name=arguments.assignment,
+                points_possible=arguments.points,
+                grading_type=arguments.grading_type,
+            ),
+            grades=entries,
+        )
+        print(submit_batch(bind(arguments), arguments.tenant, batch))
+    except (OSError, GradeCsvError, TenantError, ValueError) as error:
+        raise GradesCliError(str(error)) from error
+
+
+def _status(arguments: argparse.Namespace, bind: Bind) -> None:
+    print(json.dumps(_call(batch_status, arguments, bind), indent=2))
+
+
+def _retry(arguments: argparse.Namespace, bind: Bind) -> None:
+    count = _call(retry_failed, arguments, bind)
+    print(json.dumps({"batch_id": arguments.batch, "requeued": count}))
+
+
+def _call(function: Callable[..., Any], arguments: argparse.Namespace, bind: Bind) -> Any:
+    try:
+        return function(bind(arguments), arguments.tenant, arguments.batch)
+    except UnknownBatchError as error:
+        raise GradesCliError(f"no grade batch {error} for tenant {arguments.tenant}") from error

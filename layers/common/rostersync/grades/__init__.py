@@ -1,0 +1,1 @@
+"""Grade passback: our grades into Canvas assignments, one batch at a time, only what changed."""

@@ -1,0 +1,248 @@
+"""Grade passback (issue 7) against an in-process simulator, processing the queue's messages directly."""
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import boto3
+import pytest
+import requests
+
+from rostersync.canvas.models import CanvasCourse
+from rostersync.canvas.scopes import GET_SUBMISSION
+from rostersync.connection import canvas_client_for
+from rostersync.grades.passback import (
+    NOT_ENROLLED,
+    batch_status,
+    course_students,
+    process_batch,
+    retry_failed,
+    submit_batch,
+)
+from rostersync.models import GradeAssignment, GradeBatch, GradeEntry, GradeMessage, Tenant
+from rostersync.services import Services
+from rostersync.sync.course import sync_course
+from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve
+from tests.integration.conftest import connect, message
+
+pytestmark = pytest.mark.integration
+
+PUT_ROUTE = "PUT /api/v1/courses/:course_id/assignments/:assignment_id/submissions/:user_id"
+POST_ROUTE = "POST /api/v1/courses/:course_id/assignments"
+
+
+@dataclass(frozen=True)
+class Grading:
+    services: Services
+    tenant: Tenant
+    sim: RunningSimulator
+    students: dict[int, dict[str, int]]  # course -> identifier -> Canvas user id (the stored roster)
+
+    def push(self, course_id: int, external_id: str, grades: list[GradeEntry]) -> str:
+        batch = GradeBatch(
+            tenant_id=self.tenant.tenant_id,
+            course_id=course_id,
+            assignment=GradeAssignment(
+                external_id=external_id, name=f"Quiz {external_id}", points_possible=100
+            ),
+            grades=grades,
+        )
+        batch_id = submit_batch(self.services, self.tenant.tenant_id, batch)
+        self.process_queue()
+        return batch_id
+
+    def process_queue(self) -> list[GradeMessage]:
+        """Receive what submit/retry sent and process it, as the function would."""
+        sqs = boto3.client("sqs")
+        url = self.services.settings.grades_queue_url
+        processed: list[GradeMessage] = []
+        while True:
+            received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not received:
+                return processed
+            for item in received:
+                grade_message = GradeMessage.model_validate_json(item["Body"])
+                process_batch(self.services, grade_message)
+                processed.append(grade_message)
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=item["ReceiptHandle"])
+
+    def status(self, batch_id: str) -> dict[str, object]:
+        return batch_status(self.services, self.tenant.tenant_id, batch_id)
+
+    def puts(self) -> int:
+        routes = requests.get(f"{self.sim.url}/_sim/stats", timeout=10).json()["by_route"]
+        return int(routes.get(PUT_ROUTE, 0))
+
+    def submission(self, course_id: int, assignment_id: int, user_id: int) -> dict[str, object]:
+        client = canvas_client_for(self.services, self.tenant)
+        found: dict[str, object] = client.get_one(
+            GET_SUBMISSION, course_id=course_id, assignment_id=assignment_id, user_id=user_id
+        )
+        return found
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[RunningSimulator]:
+    with serve(SimulatorConfig(seed=31, courses=12, reference_year=2026)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def grading(services: Services, sim: RunningSimulator) -> Grading:
+    queue_url = boto3.client("sqs").get_queue_url(QueueName="conn-test-GradesQueue")["QueueUrl"]
+    settings = services.settings.model_copy(update={"grades_queue_url": queue_url})
+    with_queue = dataclasses.replace(services, settings=settings)
+    tenant = connect(with_queue, sim)
+    students: dict[int, dict[str, int]] = {}
+    for course in sim.state.institution.courses:
+        if course.db_state != "available":
+            continue
+        canvas_course = CanvasCourse(
+            id=course.id, name=course.name, workflow_state="available", sis_course_id=course.sis_course_id
+        )
+        sync_course(with_queue, message(tenant, canvas_course), attempt=1)
+        students[course.id] = course_students(with_queue, tenant, course.id)
+    return Grading(with_queue, tenant, sim, students)
+
+
+def _counts(status: dict[str, object]) -> dict[str, int]:
+    counts = status["counts"]
+    assert isinstance(counts, dict)
+    return counts
+
+
+def _grades(status: dict[str, object]) -> list[dict[str, object]]:
+    grades = status["grades"]
+    assert isinstance(grades, list)
+    return grades
+
+
+def test_two_hundred_grades_arrive_once_and_only_changes_are_sent_again(grading: Grading) -> None:
+    courses = sorted(grading.students, key=lambda course: -len(grading.students[course]))
+    plan: dict[int, list[GradeEntry]] = {}
+    total = 0
+    for course_id in courses:
+        take = min(len(grading.students[course_id]), 200 - total)
+        identifiers = sorted(grading.students[course_id])[:take]
+        plan[course_id] = [GradeEntry(student=s, score=(i * 7) % 101) for i, s in enumerate(identifiers)]
+        total += take
+        if total == 200:
+            break
+    assert total == 200
+
+    puts_before = grading.puts()
+    batches = {course_id: grading.push(course_id, "final", grades) for course_id, grades in plan.items()}
+    assert grading.puts() - puts_before == 200
+    for course_id, batch_id in batches.items():
+        status = grading.status(batch_id)
+        assert _counts(status)["sent"] == len(plan[course_id]), status
+        assignment_id = status["canvas_assignment_id"]
+        assert isinstance(assignment_id, int)
+        for entry in plan[course_id]:
+            user_id = grading.students[course_id][entry.student]
+            submission = grading.submission(course_id, assignment_id, user_id)
+            assert submission["score"] == entry.score
+
+    # The same grades again (a new batch), and a duplicate delivery of a processed message: no PUT.
+    puts_before = grading.puts()
+    again = {course_id: grading.push(course_id, "final", grades) for course_id, grades in plan.items()}
+    for course_id, grades in plan.items():
+        process_batch(
+            grading.services, GradeMessage(tenant_id=grading.tenant.tenant_id, batch_id=again[course_id])
+        )
+        process_batch(
+            grading.services, GradeMessage(tenant_id=grading.tenant.tenant_id, batch_id=batches[course_id])
+        )
+        counts = _counts(grading.status(again[course_id]))
+        assert counts["unchanged"] == len(grades) and counts["sent"] == 0
+    assert grading.puts() - puts_before == 0
+
+    # Five changed grades: exactly five PUTs.
+    course_id = courses[0]
+    changed = [
+        entry.model_copy(update={"score": (entry.score or 0) + 1}) if index < 5 else entry
+        for index, entry in enumerate(plan[course_id])
+    ]
+    puts_before = grading.puts()
+    batch_id = grading.push(course_id, "final", changed)
+    assert grading.puts() - puts_before == 5
+    assert _counts(grading.status(batch_id)) == {
+        "pending": 0,
+        "sent": 5,
+        "unchanged": len(changed) - 5,
+        "failed": 0,
+    }
+
+
+def test_a_deleted_assignment_is_created_again_and_reported(grading: Grading) -> None:
+    course_id = sorted(grading.students)[1]
+    students = sorted(grading.students[course_id])[:3]
+    first = grading.push(course_id, "midterm", [GradeEntry(student=s, score=80) for s in students])
+    old_id = grading.status(first)["canvas_assignment_id"]
+    assert isinstance(old_id, int)
+    with grading.sim.state.lock:
+        del grading.sim.state.assignments[old_id]
+
+    second = grading.push(course_id, "midterm", [GradeEntry(student=s, score=80) for s in students])
+    status = grading.status(second)
+    new_id = status["canvas_assignment_id"]
+    assert isinstance(new_id, int) and new_id != old_id
+    notes = status["notes"]
+    assert isinstance(notes, list) and len(notes) == 1 and "created it again" in notes[0], notes
+    assert _counts(status)["sent"] == 3
+    assert grading.submission(course_id, new_id, grading.students[course_id][students[0]])["score"] == 80
+
+
+def test_a_dropped_student_fails_with_a_reason_and_the_rest_are_sent(grading: Grading) -> None:
+    course_id = sorted(grading.students)[2]
+    students = sorted(grading.students[course_id])[:4]
+    dropped_id = grading.students[course_id][students[0]]
+    institution = grading.sim.state.institution
+    with grading.sim.state.lock:
+        for enrollment in institution.enrollments_by_course[course_id]:
+            if enrollment.user_id == dropped_id:
+                enrollment.state = "deleted"
+        institution.reindex()
+    course = institution.courses_by_id[course_id]
+    canvas_course = CanvasCourse(
+        id=course.id, name=course.name, workflow_state="available", sis_course_id=course.sis_course_id
+    )
+    sync_course(grading.services, message(grading.tenant, canvas_course), attempt=1)
+
+    grades = [GradeEntry(student=s, grade="B") for s in students] + [GradeEntry(student="nobody", score=1)]
+    status = grading.status(grading.push(course_id, "essay", grades))
+    by_student = {grade["student"]: grade for grade in _grades(status)}
+    assert by_student[students[0]]["state"] == "failed"
+    assert by_student[students[0]]["reason"] == NOT_ENROLLED
+    assert by_student["nobody"]["reason"] == NOT_ENROLLED
+    assert [by_student[s]["state"] for s in students[1:]] == ["sent"] * 3
+
+
+def test_an_invalid_grade_fails_with_canvas_message_and_retry_resends_only_failures(grading: Grading) -> None:
+    course_id = sorted(grading.students)[3]
+    students = sorted(grading.students[course_id])[:4]
+    grades = [
+        GradeEntry(student=students[0], grade="banana"),
+        GradeEntry(student=students[1], score=90, comment="Well argued."),
+        GradeEntry(student=students[2], excused=True),
+        GradeEntry(student=students[3], grade="A-"),
+    ]
+    batch_id = grading.push(course_id, "lab", grades)
+    status = grading.status(batch_id)
+    by_student = {grade["student"]: grade for grade in _grades(status)}
+    assert by_student[students[0]]["state"] == "failed"
+    assert "Invalid grade value 'banana'" in str(by_student[students[0]]["reason"])
+    assert [by_student[s]["state"] for s in students[1:]] == ["sent"] * 3
+
+    puts_before = grading.puts()
+    assert retry_failed(grading.services, grading.tenant.tenant_id, batch_id) == 1
+    processed = grading.process_queue()
+    assert [m.indexes for m in processed] == [[0]]
+    assert grading.puts() - puts_before == 1
+    assert _counts(grading.status(batch_id))["failed"] == 1
+
+    # Comment and excused already in Canvas: nothing to send for the same grades.
+    puts_before = grading.puts()
+    status = grading.status(grading.push(course_id, "lab", grades[1:]))
+    assert _counts(status)["unchanged"] == 3
+    assert grading.puts() - puts_before == 0
