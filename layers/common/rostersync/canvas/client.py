@@ -147,6 +147,10 @@ class CanvasClient:
     def get_one(self, endpoint: Endpoint, params: Params | None = None, **path: int | str) -> Any:
         return self._request(endpoint, self._origin + endpoint.path(**path), params or []).json()
 
+    def write(self, endpoint: Endpoint, form: Params, **path: int | str) -> Any:
+        """A POST or PUT with its fields as a form body; returns Canvas's JSON answer."""
+        return self._request(endpoint, self._origin + endpoint.path(**path), form).json()
+
     def get_all(self, endpoint: Endpoint, params: Params | None = None, **path: int | str) -> list[Any]:
         """Every item of a paginated list; nothing is returned unless every page arrived."""
         return [item for page in self.pages(endpoint, params, **path) for item in page]

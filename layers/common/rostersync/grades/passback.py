@@ -199,7 +199,7 @@ def ensure_assignment(
     ]
     if assignment.points_possible is not None:
         params.append(("assignment[points_possible]", f"{assignment.points_possible:g}"))
-    created = client.get_one(CREATE_ASSIGNMENT, params, course_id=record.course_id)
+    created = client.write(CREATE_ASSIGNMENT, params, course_id=record.course_id)
     canvas_id = int(created["id"])
     store.remember_assignment(record.tenant_id, record.course_id, assignment.external_id, canvas_id)
     note = None
@@ -235,7 +235,7 @@ def pass_grade(
         )
         if not changes:
             return _with(status, GradeState.UNCHANGED, None, user_id)
-        client.get_one(GRADE_SUBMISSION, changes, **path)  # the endpoint's method: PUT, as a form body
+        client.write(GRADE_SUBMISSION, changes, **path)
     except (InsufficientScopeError, AuthorizationError):
         raise
     except (CanvasPermissionError, CanvasNotFoundError):
