@@ -2,11 +2,14 @@
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError, UnauthorizedError
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError, UnauthorizedError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from rostersync import admin
+from rostersync.grades.passback import UnknownBatchError, batch_status, submit_batch
+from rostersync.models import GradeBatch
 from rostersync.services import Services
 from rostersync.sync.planner import SyncCooldownError
 from rostersync.sync.reports import sync_errors, sync_errors_csv
@@ -92,6 +95,29 @@ def errors() -> Response[str] | list[dict[str, object]]:
     if app.current_event.get_query_string_value("format") == "csv":
         return Response(status_code=200, content_type="text/csv", body=sync_errors_csv(found))
     return [error.model_dump(mode="json") for error in found]
+
+
+@app.post("/admin/grades")
+def push_grades() -> Response[dict[str, str]]:
+    # The batch is the tenant's own whatever the body says: the tenant comes from the token only.
+    try:
+        batch = GradeBatch.model_validate(
+            {**(app.current_event.json_body or {}), "tenant_id": signed_in_tenant()}
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise BadRequestError(f"invalid grade batch: {where}: {first['msg']}") from None
+    batch_id = submit_batch(services, batch.tenant_id, batch)
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body={"batch_id": batch_id})
+
+
+@app.get("/admin/grades/<batch_id>")
+def grade_batch(batch_id: str) -> dict[str, object]:
+    try:
+        return batch_status(services, signed_in_tenant(), batch_id)
+    except UnknownBatchError as error:
+        raise NotFoundError(str(error)) from error
 
 
 @app.get("/admin/holds")

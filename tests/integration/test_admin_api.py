@@ -1,6 +1,7 @@
 """The admin API behind the JWT authorizer: every route answers for the token's tenant only."""
 
 import json
+import time
 
 import pytest
 import requests
@@ -79,3 +80,34 @@ def test_holds_and_errors_of_another_tenant_are_out_of_reach(
     assert refused.status_code == 400 and "no sync waiting" in refused.json()["error"]
     csv_answer = call(stack, "GET", "/admin/errors", token(stack, second), params={"format": "csv"})
     assert csv_answer.status_code == 200 and csv_answer.text.startswith("run_id,course_id,user_id,code")
+
+
+def test_grades_pushed_over_the_api_belong_to_the_tokens_tenant(
+    stack: Stack, two_tenants: tuple[str, str]
+) -> None:
+    first, second = two_tenants
+    stack.cli_ok("sync", "run", "--tenant", first, "--wait", "--force")
+    course = max(stack.export(first)["courses"], key=lambda c: len(c["enrollments"]))
+    students = {
+        e["user_id"] for e in course["enrollments"] if e["type"] == "StudentEnrollment" and e["active"]
+    }
+    student = next(u["sis_user_id"] for u in course["users"] if u["canvas_id"] in students)
+    batch = {
+        "tenant_id": second,  # ignored: the token decides
+        "course_id": course["canvas_id"],
+        "assignment": {"external_id": "final-exam", "name": "Final exam", "points_possible": 50},
+        "grades": [{"student": student, "score": 42}],
+    }
+    pushed = call(stack, "POST", "/admin/grades", token(stack, first), json=batch)
+    assert pushed.status_code == 202
+    batch_id = pushed.json()["batch_id"]
+    assert call(stack, "GET", f"/admin/grades/{batch_id}", token(stack, second)).status_code == 404
+    deadline = time.monotonic() + 60
+    state = ""
+    while time.monotonic() < deadline and state != "sent":
+        time.sleep(1)
+        answer = call(stack, "GET", f"/admin/grades/{batch_id}", token(stack, first)).json()
+        state = answer["grades"][0]["state"]
+    assert state == "sent"
+    bad = call(stack, "POST", "/admin/grades", token(stack, first), json={"course_id": 1, "grades": []})
+    assert bad.status_code == 400 and "invalid grade batch" in bad.json()["message"]
