@@ -84,6 +84,14 @@ class Stack:
             aws_secret_access_key="local",
         )
 
+    def tenant_secret(self, tenant_id: str) -> dict[str, Any]:
+        """What Secrets Manager holds for a tenant (client secret and tokens), read directly."""
+        secret_id = f"{self.outputs['TenantSecretPrefix']}/{tenant_id}"
+        value: dict[str, Any] = json.loads(
+            self.aws("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+        )
+        return value
+
     def developer_key(self, **fields: Any) -> dict[str, Any]:
         key: dict[str, Any] = self.canvas(
             "POST",

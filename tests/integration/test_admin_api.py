@@ -48,11 +48,7 @@ def test_each_tenant_sees_only_itself_and_never_a_secret(stack: Stack, two_tenan
         body = answer.json()
         assert body["tenant_id"] == tenant_id
         assert body["redirect_uri"] == f"{stack.api_url}/oauth/callback"
-        secret = json.loads(
-            stack.aws("secretsmanager").get_secret_value(
-                SecretId=f"{stack.outputs['TenantSecretPrefix']}/{tenant_id}"
-            )["SecretString"]
-        )
+        secret = stack.tenant_secret(tenant_id)
         for name in ("client_secret", "access_token", "refresh_token"):
             assert secret[name] not in answer.text
 

@@ -29,11 +29,7 @@ def test_connecting_records_the_root_account_and_keeps_tokens_out_of_dynamodb(
         truth["root_account"]["id"],
         truth["root_account"]["uuid"],
     )
-    secret = json.loads(
-        stack.aws("secretsmanager").get_secret_value(
-            SecretId=f"{stack.outputs['TenantSecretPrefix']}/{email_tenant}"
-        )["SecretString"]
-    )
+    secret = stack.tenant_secret(email_tenant)
     assert secret["access_token"] and secret["refresh_token"] and secret["client_secret"]
     items = stack.aws("dynamodb").scan(TableName=stack.outputs["RosterTableName"])["Items"]
     dumped = json.dumps(items)
@@ -95,11 +91,7 @@ def test_every_canvas_call_made_so_far_is_in_the_scope_manifest(stack: Stack, em
 
 
 def test_no_secret_reaches_a_log_line(stack: Stack, email_tenant: str) -> None:
-    secret = json.loads(
-        stack.aws("secretsmanager").get_secret_value(
-            SecretId=f"{stack.outputs['TenantSecretPrefix']}/{email_tenant}"
-        )["SecretString"]
-    )
+    secret = stack.tenant_secret(email_tenant)
     logs = "".join(path.read_text(errors="replace") for path in Path(stack.state_dir, "logs").glob("*.log"))
     assert "CourseSyncWorkerFunction" in {path.stem for path in Path(stack.state_dir, "logs").glob("*.log")}
     for name in ("access_token", "refresh_token", "client_secret"):

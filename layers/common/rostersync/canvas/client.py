@@ -173,8 +173,9 @@ class CanvasClient:
 
     def _request(self, endpoint: Endpoint, url: str, params: Params) -> requests.Response:
         method = endpoint.method
-        if declared_endpoint(method, urlsplit(url).path) is not endpoint:
-            raise UndeclaredEndpointError(f"{method} {urlsplit(url).path} is not {endpoint.scope}")
+        path = urlsplit(url).path
+        if declared_endpoint(method, path) is not endpoint:
+            raise UndeclaredEndpointError(f"{method} {path} is not {endpoint.scope}")
         renewed = False
         failures = throttles = 0
         while True:

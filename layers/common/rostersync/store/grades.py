@@ -24,7 +24,7 @@ from rostersync.models import (
     utc_now,
 )
 from rostersync.services import Services
-from rostersync.store.table import tenant_pk
+from rostersync.store.table import query_all, tenant_pk
 
 BATCH_SK = "BATCH"
 GRADE_PREFIX = "GRADE#"
@@ -159,12 +159,7 @@ class GradeStore:
         )
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        while True:
-            response = self._table.query(**kwargs)
-            yield from response.get("Items", [])
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return query_all(self._table, **kwargs)
 
 
 def _stored_grade(item: dict[str, Any]) -> StoredGrade:

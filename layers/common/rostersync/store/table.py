@@ -63,6 +63,16 @@ def _is_conditional_failure(error: ClientError) -> bool:
     return code == "ConditionalCheckFailedException"
 
 
+def query_all(table: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item a query matches, page after page."""
+    while True:
+        response = table.query(**kwargs)
+        yield from response.get("Items", [])
+        if "LastEvaluatedKey" not in response:
+            return
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
 def _strip_keys(item: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in item.items() if key not in {"pk", "sk", "gsi1pk", "gsi1sk"}}
 
@@ -477,9 +487,4 @@ class RosterTable:
         return [StoredItem(item["sk"], item["data"], item["content_hash"]) for item in items]
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        while True:
-            response = self._table.query(**kwargs)
-            yield from response.get("Items", [])
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return query_all(self._table, **kwargs)
