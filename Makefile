@@ -10,12 +10,14 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 SAM_VENV := .tools/sam
 SAM := $(SAM_VENV)/bin/sam
+export CHROMIUM ?= /usr/bin/chromium
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 help:
 	@echo "make demo   - run a full roster sync on the embedded local stack (moto + Canvas simulator)"
 	@echo "make test   - lint, type-check and run the test suite"
+	@echo "make bench  - rostersync against a canvasapi baseline at 1k/5k/20k enrollments (JSON + PNG)"
 	@echo "make sam-check - sam validate --lint and sam build (SAM CLI in its own venv)"
 
 $(STAMP): pyproject.toml layers/common/requirements.txt
@@ -29,6 +31,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/python -m rostersync_local.demo $(ARGS)
 
+bench: $(STAMP)
+	$(VENV)/bin/python -m rostersync_local.bench $(ARGS)
+
 bench-live-events: $(STAMP)
 	$(VENV)/bin/python -m rostersync_local.bench_live_events $(ARGS)
 
@@ -37,7 +42,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+# The admin page's end-to-end test drives Debian's Chromium (Playwright never downloads a browser).
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium
+
+test: lint $(CHROMIUM)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 $(SAM): 
@@ -51,4 +61,4 @@ sam-check: $(SAM)
 clean:
 	rm -rf $(VENV) .tools .aws-sam .rostersync
 
-.PHONY: help install demo bench-live-events lint test sam-check clean
+.PHONY: help install demo bench bench-live-events lint test sam-check clean
