@@ -28,6 +28,7 @@ from rostersync.tenants import (
     configure_tenant,
     create_tenant,
     parse_course_list_csv,
+    remove_tenant,
     require_tenant,
     update_sync_list,
 )
@@ -113,7 +114,7 @@ def cmd_tenant_add(arguments: argparse.Namespace) -> None:
         name=arguments.name,
         canvas_url=arguments.canvas_url,
         client_id=arguments.client_id,
-        client_secret=_secret_argument(arguments.client_secret),
+        client_secret=_secret_argument(arguments.client_secret) if arguments.client_secret else None,
         allow_insecure_canvas=arguments.allow_insecure_canvas,
         settings=TenantSettings(user_id_field=UserIdField(arguments.user_id_field)),
     )
@@ -178,7 +179,17 @@ def cmd_tenant_show(arguments: argparse.Namespace) -> None:
 
 def cmd_tenant_authorize(arguments: argparse.Namespace) -> None:
     binding = _binding(arguments)
-    print(begin_authorization(binding.services, arguments.tenant, binding.api_url))
+    print(begin_authorization(binding.services, arguments.tenant, binding.api_url, "operator (CLI)"))
+
+
+def cmd_tenant_remove(arguments: argparse.Namespace) -> None:
+    services = _binding(arguments).services
+    tenant = require_tenant(services, arguments.tenant)
+    if not arguments.yes:
+        raise CliError(
+            f"this deletes {tenant.name} ({tenant.tenant_id}), its rosters and its secret; add --yes"
+        )
+    _print_json({"tenant": tenant.tenant_id, "removed_items": remove_tenant(services, tenant.tenant_id)})
 
 
 # -- sync --------------------------------------------------------------------------------------
@@ -347,9 +358,11 @@ def _add_tenant_commands(groups: Any) -> None:
     tenant = groups.add_parser("tenant", help="institutions").add_subparsers(dest="command", required=True)
     add = tenant.add_parser("add", help="add a tenant; prints its id")
     add.add_argument("--name", required=True)
-    add.add_argument("--canvas-url", required=True)
-    add.add_argument("--client-id", required=True)
-    add.add_argument("--client-secret", required=True, help="the key's secret, or - to read it from stdin")
+    add.add_argument(
+        "--canvas-url", help="leave out (with the key) for the tenant's admin to enter on the page"
+    )
+    add.add_argument("--client-id")
+    add.add_argument("--client-secret", help="the key's secret, or - to read it from stdin")
     add.add_argument(
         "--allow-insecure-canvas", action="store_true", help="development: allow http and loopback"
     )
@@ -390,6 +403,10 @@ def _add_tenant_commands(groups: Any) -> None:
     authorize = tenant.add_parser("authorize", help="print a one-time OAuth start URL")
     authorize.add_argument("tenant")
     authorize.set_defaults(handler=cmd_tenant_authorize)
+    remove = tenant.add_parser("remove", help="delete a tenant, its stored rosters and its secret")
+    remove.add_argument("tenant")
+    remove.add_argument("--yes", action="store_true", help="confirm")
+    remove.set_defaults(handler=cmd_tenant_remove)
 
 
 def _add_sync_commands(groups: Any) -> None:

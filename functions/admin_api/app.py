@@ -1,36 +1,106 @@
-"""Admin HTTP API: the OAuth start link, health, and the signed-in admin's own tenant."""
+"""Admin HTTP API and the LMS settings page: the signed-in admin's own tenant, and the OAuth start link."""
+
+from pathlib import Path
+from typing import TypeVar
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError, UnauthorizedError
+from aws_lambda_powertools.event_handler.exceptions import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    UnauthorizedError,
+)
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from rostersync import admin
 from rostersync.grades.passback import UnknownBatchError, batch_status, submit_batch
 from rostersync.models import GradeBatch
 from rostersync.services import Services
 from rostersync.sync.planner import SyncCooldownError
-from rostersync.sync.reports import sync_errors, sync_errors_csv
-from rostersync.tenants import TenantError, UnknownTenantError, canvas_authorize_redirect
-from rostersync.web import html_page, public_base_url
+from rostersync.sync.reports import export_roster, roster_totals, sync_errors, sync_errors_csv
+from rostersync.tenants import CanvasSettingsError, TenantError, UnknownTenantError, canvas_authorize_redirect
+from rostersync.web import SECURITY_HEADERS, html_page, public_base_url
 
 TENANT_CLAIM = "rostersync:tenant"
+OPERATOR_CLAIM = "rostersync:operator"
+OAUTH_BROWSER_COOKIE = "rostersync_oauth"
+CONSOLE = Path(__file__).parent / "console"
+CONSOLE_FILES = {
+    "index.html": content_types.TEXT_HTML,
+    "app.js": "text/javascript",
+    "app.css": "text/css",
+}
 
 logger = Logger()
 tracer = Tracer()
 app = APIGatewayHttpResolver()
 services = Services.from_environment()
+Form = TypeVar("Form", bound=BaseModel)
+
+
+def _claims() -> dict[str, object]:
+    return dict(app.current_event.request_context.authorizer.jwt_claim or {})
 
 
 def signed_in_tenant() -> str:
     """The tenant named in the admin's verified token (API Gateway's JWT authorizer checked it)."""
-    claims = app.current_event.request_context.authorizer.jwt_claim or {}
-    tenant_id = claims.get(TENANT_CLAIM)
+    tenant_id = _claims().get(TENANT_CLAIM)
     if not tenant_id:
         raise UnauthorizedError("the token names no tenant")
     return str(tenant_id)
+
+
+def parsed(model: type[Form], **overrides: object) -> Form:
+    try:
+        return model.model_validate({**(app.current_event.json_body or {}), **overrides})
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise BadRequestError(f"invalid request: {where}: {first['msg']}") from None
+
+
+def security_headers(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[object]:
+    response = next_middleware(resolver)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def same_origin_json_only(
+    resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware
+) -> Response[object]:
+    """CSRF defence for every state-changing route, on top of the bearer token (which browsers never send
+    on their own): a JSON body (a cross-site form cannot send one without a refused CORS preflight) and, when
+    the browser says where the request comes from, our own origin."""
+    event = resolver.current_event
+    if event.http_method != "GET":
+        headers = {name.lower(): value for name, value in (event.headers or {}).items()}
+        if not headers.get("content-type", "").startswith(content_types.APPLICATION_JSON):
+            return Response(415, content_types.APPLICATION_JSON, {"error": "send a JSON body"})
+        own_origin = "/".join(public_base_url(event).split("/")[:3])
+        if headers.get("origin", own_origin) != own_origin:
+            return Response(403, content_types.APPLICATION_JSON, {"error": "cross-origin request refused"})
+        if headers.get("sec-fetch-site", "same-origin") not in {"same-origin", "none"}:
+            return Response(403, content_types.APPLICATION_JSON, {"error": "cross-site request refused"})
+    return next_middleware(resolver)
+
+
+app.use(middlewares=[security_headers, same_origin_json_only])
+
+
+@app.exception_handler(CanvasSettingsError)  # type: ignore[untyped-decorator]
+def invalid_setting(error: CanvasSettingsError) -> Response[dict[str, str]]:
+    return Response(
+        status_code=400,
+        content_type=content_types.APPLICATION_JSON,
+        body={"error": str(error), "field": error.field},
+    )
 
 
 @app.exception_handler(UnknownTenantError)  # type: ignore[untyped-decorator]
@@ -58,15 +128,38 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@app.get("/console")
+def console_page() -> Response[str]:
+    return console_file("index.html")
+
+
+@app.get("/console/<name>")
+def console_file(name: str) -> Response[str]:
+    if name not in CONSOLE_FILES:
+        raise NotFoundError()
+    return Response(200, CONSOLE_FILES[name], (CONSOLE / name).read_text(encoding="utf-8"))
+
+
 @app.get("/oauth/start")
 def oauth_start() -> Response[str]:
-    state = app.current_event.get_query_string_value("state")
-    redirect_uri = f"{public_base_url(app.current_event)}/oauth/callback"
+    base_url = public_base_url(app.current_event)
     try:
-        location = canvas_authorize_redirect(services, state, redirect_uri)
+        redirect = canvas_authorize_redirect(
+            services, app.current_event.get_query_string_value("state"), f"{base_url}/oauth/callback"
+        )
     except TenantError as error:
         return html_page(400, "Cannot start the Canvas authorization", str(error))
-    return Response(status_code=302, headers={"Location": location, "Cache-Control": "no-store"}, body="")
+    # The callback must come back to this browser: the cookie binds the state to it (login CSRF defence).
+    cookie = Cookie(
+        OAUTH_BROWSER_COOKIE,
+        redirect.browser_binding,
+        path="/oauth/callback",
+        secure=base_url.startswith("https://"),
+        http_only=True,
+        max_age=services.settings.oauth_state_ttl_seconds,
+        same_site=SameSite.LAX_MODE,
+    )
+    return Response(302, headers={"Location": redirect.location}, body="", cookies=[cookie])
 
 
 @app.get("/admin/tenant")
@@ -76,9 +169,56 @@ def tenant() -> dict[str, object]:
     )
 
 
+@app.get("/admin/roster/totals")
+def roster_counts() -> dict[str, int]:
+    return roster_totals(export_roster(services, signed_in_tenant()))
+
+
 @app.get("/admin/runs")
 def runs() -> list[dict[str, object]]:
     return admin.recent_runs(services, signed_in_tenant())
+
+
+@app.post("/admin/settings/canvas")
+def save_canvas_settings() -> dict[str, object]:
+    return admin.save_settings(services, signed_in_tenant(), parsed(admin.CanvasSettingsForm))
+
+
+@app.post("/admin/authorization")
+def generate_key() -> dict[str, str]:
+    """The Generate Key button: a start link bound to this admin and tenant, single use, 10 minutes."""
+    subject = str(_claims().get("sub") or "unknown admin")
+    start_url = admin.start_authorization(
+        services, signed_in_tenant(), subject, public_base_url(app.current_event)
+    )
+    return {"start_url": start_url}
+
+
+@app.post("/admin/self-test")
+def connection_self_test() -> dict[str, object]:
+    report = admin.self_test(services, signed_in_tenant())
+    return {**report.model_dump(mode="json"), "passed": report.passed}
+
+
+@app.post("/admin/courses/sync-list")
+def course_sync_list() -> dict[str, object]:
+    return admin.update_course_list(services, signed_in_tenant(), parsed(admin.CourseListForm))
+
+
+@app.post("/admin/courses/all")
+def sync_all_courses() -> dict[str, object]:
+    account_id = (app.current_event.json_body or {}).get("account_id")
+    if account_id is not None and not str(account_id).isdigit():
+        raise BadRequestError("account_id is a Canvas account number")
+    return admin.sync_all_courses_of(services, signed_in_tenant(), int(account_id) if account_id else None)
+
+
+@app.post("/admin/tenants")
+def add_tenant() -> Response[dict[str, object]]:
+    if str(_claims().get(OPERATOR_CLAIM)).lower() != "true":
+        raise ForbiddenError("only an operator creates tenants")
+    created = admin.add_tenant(services, parsed(admin.NewTenantForm))
+    return Response(201, content_types.APPLICATION_JSON, created)
 
 
 @app.post("/admin/sync")
@@ -100,14 +240,7 @@ def errors() -> Response[str] | list[dict[str, object]]:
 @app.post("/admin/grades")
 def push_grades() -> Response[dict[str, str]]:
     # The batch is the tenant's own whatever the body says: the tenant comes from the token only.
-    try:
-        batch = GradeBatch.model_validate(
-            {**(app.current_event.json_body or {}), "tenant_id": signed_in_tenant()}
-        )
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise BadRequestError(f"invalid grade batch: {where}: {first['msg']}") from None
+    batch = parsed(GradeBatch, tenant_id=signed_in_tenant())
     batch_id = submit_batch(services, batch.tenant_id, batch)
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body={"batch_id": batch_id})
 

@@ -3,16 +3,28 @@
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.shared.cookies import Cookie
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rostersync.services import Services
 from rostersync.tenants import TenantError, complete_authorization
-from rostersync.web import html_page
+from rostersync.web import SECURITY_HEADERS, html_page, public_base_url
+
+OAUTH_BROWSER_COOKIE = "rostersync_oauth"
 
 logger = Logger()
 tracer = Tracer()
 app = APIGatewayHttpResolver()
 services = Services.from_environment()
+
+
+def browser_binding() -> str | None:
+    """The cookie /oauth/start set on the browser that began this authorization."""
+    for cookie in app.current_event.cookies or []:
+        name, _, value = cookie.strip().partition("=")
+        if name == OAUTH_BROWSER_COOKIE:
+            return value
+    return None
 
 
 @app.get("/oauth/callback")
@@ -24,6 +36,7 @@ def oauth_callback() -> Response[str]:
             event.get_query_string_value("state"),
             event.get_query_string_value("code"),
             event.get_query_string_value("error"),
+            browser_binding(),
         )
     except TenantError as error:
         logger.warning("authorization not completed", extra={"reason": str(error)})
@@ -31,11 +44,16 @@ def oauth_callback() -> Response[str]:
     logger.info(
         "tenant connected", extra={"tenant_id": tenant.tenant_id, "root_account_id": tenant.root_account_id}
     )
-    return html_page(
-        200,
-        "Connected to Canvas",
-        f"{tenant.name} is connected (Canvas root account {tenant.root_account_id}). "
-        "You can close this page.",
+    # Back to the settings page, which shows who authorized and for which root account.
+    spent = Cookie(OAUTH_BROWSER_COOKIE, "", path="/oauth/callback", http_only=True, max_age=0)
+    return Response(
+        302,
+        headers={
+            "Location": f"{public_base_url(event)}/console?connected={tenant.tenant_id}",
+            **SECURITY_HEADERS,
+        },
+        body="",
+        cookies=[spent],
     )
 
 

@@ -182,14 +182,13 @@ def connect(services: Services, sim: RunningSimulator) -> Tenant:
         client_secret=key["client_secret"],
         allow_insecure_canvas=True,
     )
-    state = parse_qs(urlsplit(begin_authorization(services, tenant.tenant_id, "http://127.0.0.1:9")).query)[
-        "state"
-    ][0]
-    authorize = requests.get(
-        canvas_authorize_redirect(services, state, REDIRECT_URI), allow_redirects=False, timeout=10
-    )
+    state = parse_qs(
+        urlsplit(begin_authorization(services, tenant.tenant_id, "http://127.0.0.1:9", "operator")).query
+    )["state"][0]
+    redirect = canvas_authorize_redirect(services, state, REDIRECT_URI)
+    authorize = requests.get(redirect.location, allow_redirects=False, timeout=10)
     code = parse_qs(urlsplit(authorize.headers["Location"]).query)["code"][0]
-    return complete_authorization(services, state, code, None)
+    return complete_authorization(services, state, code, None, redirect.browser_binding)
 
 
 def message(tenant: Tenant, course: CanvasCourse) -> CourseSyncMessage:

@@ -232,11 +232,11 @@ def test_an_unknown_authorization_code_changes_nothing(services: Services, sim: 
         services, name="Bad code", canvas_url=sim.url, client_id=key["client_id"],
         client_secret=key["client_secret"], allow_insecure_canvas=True,
     )  # fmt: skip
-    state = parse_qs(urlsplit(begin_authorization(services, tenant.tenant_id, "http://127.0.0.1:9")).query)[
-        "state"
-    ][0]
-    canvas_authorize_redirect(services, state, REDIRECT_URI)
+    state = parse_qs(
+        urlsplit(begin_authorization(services, tenant.tenant_id, "http://127.0.0.1:9", "operator")).query
+    )["state"][0]
+    redirect = canvas_authorize_redirect(services, state, REDIRECT_URI)
     with pytest.raises(TenantError, match="authorization_code not found"):
-        complete_authorization(services, state, "not-a-code", None)
+        complete_authorization(services, state, "not-a-code", None, redirect.browser_binding)
     assert services.table.get_tenant(tenant.tenant_id) == tenant
     assert services.secrets.read(tenant.tenant_id, fresh=True).access_token is None

@@ -4,23 +4,101 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from rostersync.canvas.scopes import required_scopes
-from rostersync.models import SyncTrigger
+from rostersync.models import CourseSelection, SyncTrigger, TenantStatus
+from rostersync.selftest import SelfTestReport, run_self_test
 from rostersync.services import Services
 from rostersync.sync.holds import approve_hold, pending_holds, reject_hold
 from rostersync.sync.planner import request_sync
 from rostersync.sync.reports import run_summary
-from rostersync.tenants import require_tenant
+from rostersync.tenants import (
+    SyncListMode,
+    begin_authorization,
+    configure_tenant,
+    create_tenant,
+    parse_course_list_csv,
+    require_tenant,
+    save_canvas_settings,
+    update_sync_list,
+)
+
+
+class CanvasSettingsForm(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=2048)
+
+    canvas_url: str
+    client_id: str
+    client_secret: str | None = None  # blank keeps the saved secret
+
+
+class CourseListForm(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=1_000_000)
+
+    mode: SyncListMode
+    csv: str
+    confirm: bool = False
+
+
+class NewTenantForm(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=2048)
+
+    name: str
+    allow_insecure_canvas: bool = False  # development stacks only: the stack must allow it too
 
 
 def tenant_overview(services: Services, tenant_id: str, callback_url: str) -> dict[str, Any]:
     """The settings page's data: never the client secret or a token (they live in Secrets Manager only)."""
     tenant = require_tenant(services, tenant_id)
+    latest = services.table.list_runs(tenant_id, 1)
+    last_run = run_summary(services, tenant_id, latest[0].run_id) if latest else None
     return {
         **tenant.model_dump(mode="json", exclude={"allow_insecure_canvas"}),
+        "client_secret_saved": tenant.canvas_url is not None,
         "redirect_uri": callback_url,
         "developer_key_scopes": required_scopes(),
+        "last_run": last_run.model_dump(mode="json") if last_run else None,
     }
+
+
+def save_settings(services: Services, tenant_id: str, form: CanvasSettingsForm) -> dict[str, Any]:
+    tenant = save_canvas_settings(
+        services,
+        tenant_id,
+        canvas_url=form.canvas_url,
+        client_id=form.client_id,
+        client_secret=form.client_secret,
+    )
+    return {"status": tenant.status.value, "canvas_url": tenant.canvas_url, "client_id": tenant.client_id}
+
+
+def start_authorization(services: Services, tenant_id: str, admin: str, api_url: str) -> str:
+    return begin_authorization(services, tenant_id, api_url, admin)
+
+
+def self_test(services: Services, tenant_id: str) -> SelfTestReport:
+    return run_self_test(services, tenant_id)
+
+
+def update_course_list(services: Services, tenant_id: str, form: CourseListForm) -> dict[str, Any]:
+    references = parse_course_list_csv(form.csv)
+    tenant = update_sync_list(services, tenant_id, form.mode, references, confirmed=form.confirm)
+    return tenant.settings.courses.model_dump(mode="json")
+
+
+def sync_all_courses_of(services: Services, tenant_id: str, account_id: int | None) -> dict[str, Any]:
+    """Leave the sync list for "every published course of this account" (the root account when None)."""
+    selection = CourseSelection(account_id=account_id)
+    return configure_tenant(
+        services, tenant_id, {"courses": selection.model_dump()}
+    ).settings.courses.model_dump(mode="json")
+
+
+def add_tenant(services: Services, form: NewTenantForm) -> dict[str, Any]:
+    """An operator's new tenant, named only: its admin enters the Canvas settings on the page."""
+    tenant = create_tenant(services, name=form.name, allow_insecure_canvas=form.allow_insecure_canvas)
+    return {"tenant_id": tenant.tenant_id, "name": tenant.name, "status": TenantStatus.NOT_CONFIGURED.value}
 
 
 def recent_runs(services: Services, tenant_id: str, limit: int = 20) -> list[dict[str, Any]]:

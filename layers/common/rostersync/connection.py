@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rostersync.canvas.client import CanvasClient
-from rostersync.canvas.errors import CanvasUnavailableError
+from rostersync.canvas.errors import CanvasNotConfiguredError, CanvasUnavailableError
 from rostersync.canvas.oauth import OAuthClient
 from rostersync.canvas.tokens import TenantTokenSource
 from rostersync.models import Tenant
@@ -21,11 +21,19 @@ def insecure_canvas_allowed(services: Services, tenant: Tenant) -> bool:
     return tenant.allow_insecure_canvas and services.settings.allow_insecure_canvas_urls
 
 
+def canvas_key_of(tenant: Tenant) -> tuple[str, str]:
+    """The tenant's Canvas URL and developer key id; a tenant whose admin has not saved them has none."""
+    if tenant.canvas_url is None or tenant.client_id is None:
+        raise CanvasNotConfiguredError("the tenant's Canvas URL and Client ID are not saved yet")
+    return tenant.canvas_url, tenant.client_id
+
+
 def oauth_client_for(services: Services, tenant: Tenant) -> OAuthClient:
+    canvas_url, client_id = canvas_key_of(tenant)
     credentials = services.secrets.read(tenant.tenant_id)
     return OAuthClient(
-        tenant.canvas_url,
-        client_id=tenant.client_id,
+        canvas_url,
+        client_id=client_id,
         client_secret=credentials.client_secret.get_secret_value(),
         allow_insecure=insecure_canvas_allowed(services, tenant),
         timeout_seconds=services.settings.canvas_timeout_seconds,
@@ -44,7 +52,7 @@ def token_source_for(services: Services, tenant: Tenant) -> TenantTokenSource:
 
 def canvas_client_for(services: Services, tenant: Tenant) -> CanvasClient:
     return CanvasClient(
-        tenant.canvas_url,
+        canvas_key_of(tenant)[0],
         token_source_for(services, tenant),
         allow_insecure=insecure_canvas_allowed(services, tenant),
         timeout_seconds=services.settings.canvas_timeout_seconds,

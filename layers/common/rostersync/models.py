@@ -16,6 +16,7 @@ def utc_now() -> datetime:
 
 
 class TenantStatus(StrEnum):
+    NOT_CONFIGURED = "not_configured"  # created by an operator; its admin has not saved Canvas settings yet
     PENDING_AUTHORIZATION = "pending_authorization"
     ACTIVE = "active"
     NEEDS_REAUTHORIZATION = "needs_reauthorization"
@@ -130,8 +131,8 @@ class Tenant(BaseModel):
 
     tenant_id: str
     name: str
-    canvas_url: str
-    client_id: str
+    canvas_url: str | None = None  # None until the tenant's admin saves the Canvas settings
+    client_id: str | None = None
     status: TenantStatus = TenantStatus.PENDING_AUTHORIZATION
     status_reason: str | None = None
     allow_insecure_canvas: bool = False
@@ -140,6 +141,7 @@ class Tenant(BaseModel):
     root_account_uuid: str | None = None
     created_at: datetime = Field(default_factory=utc_now)
     authorized_at: datetime | None = None
+    authorized_by: str | None = None  # the Canvas user who authorized, as "Name (id)"
     next_sync_at: datetime | None = None  # the schedule's next full sync (None: at the next tick)
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from urllib.parse import urlencode
@@ -19,7 +22,7 @@ from rostersync.canvas.oauth import authorize_url
 from rostersync.canvas.scopes import GET_ACCOUNT, LIST_ADMIN_ACCOUNTS
 from rostersync.canvas.tokens import FixedTokenSource
 from rostersync.canvas.urls import normalize_canvas_url
-from rostersync.connection import insecure_canvas_allowed, oauth_client_for
+from rostersync.connection import canvas_key_of, insecure_canvas_allowed, oauth_client_for
 from rostersync.models import Tenant, TenantSettings, TenantStatus
 from rostersync.services import Services
 from rostersync.store.secrets import TenantCredentials
@@ -49,41 +52,108 @@ def require_tenant(services: Services, tenant_id: str) -> Tenant:
     return tenant
 
 
+class CanvasSettingsError(TenantError):
+    """One Canvas setting is not acceptable; `field` names it so a form can show the message beside it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _checked_canvas_settings(
+    services: Services, canvas_url: str, client_id: str, *, allow_insecure_canvas: bool
+) -> tuple[str, str]:
+    if not client_id.strip().isdigit():
+        raise CanvasSettingsError(
+            "client_id", "the Client ID is the developer key's number, e.g. 10000000000042"
+        )
+    allow_insecure = allow_insecure_canvas and services.settings.allow_insecure_canvas_urls
+    try:
+        origin = normalize_canvas_url(canvas_url, allow_insecure=allow_insecure)
+    except CanvasError as error:
+        raise CanvasSettingsError("canvas_url", str(error)) from error
+    return origin, client_id.strip()
+
+
 def create_tenant(
     services: Services,
     *,
     name: str,
-    canvas_url: str,
-    client_id: str,
-    client_secret: str,
+    canvas_url: str | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
     allow_insecure_canvas: bool = False,
     settings: TenantSettings | None = None,
 ) -> Tenant:
+    """A new tenant: with its Canvas settings, or with a name only for its admin to fill in."""
     if not name.strip():
         raise TenantError("a tenant needs a name")
-    if not client_id.strip().isdigit():
-        raise TenantError("the Client ID is the developer key's number, e.g. 10000000000042")
-    if not client_secret.strip():
-        raise TenantError("the Client Secret is empty")
     if allow_insecure_canvas and not services.settings.allow_insecure_canvas_urls:
         raise TenantError("this stack does not allow insecure (http or loopback) Canvas URLs")
-    try:
-        origin = normalize_canvas_url(canvas_url, allow_insecure=allow_insecure_canvas)
-    except CanvasError as error:
-        raise TenantError(str(error)) from error
     tenant = Tenant(
         tenant_id=new_tenant_id(),
         name=name.strip(),
-        canvas_url=origin,
-        client_id=client_id.strip(),
+        status=TenantStatus.NOT_CONFIGURED,
         allow_insecure_canvas=allow_insecure_canvas,
         settings=settings or TenantSettings(),
     )
-    services.secrets.create(
-        tenant.tenant_id, TenantCredentials.model_validate({"client_secret": client_secret.strip()})
-    )
+    given = [value for value in (canvas_url, client_id, client_secret) if value]
+    if given and len(given) < 3:
+        raise TenantError("give the Canvas URL, Client ID and Client Secret together, or none of them")
+    if canvas_url and client_id and client_secret:
+        origin, key_id = _checked_canvas_settings(
+            services, canvas_url, client_id, allow_insecure_canvas=allow_insecure_canvas
+        )
+        if not client_secret.strip():
+            raise CanvasSettingsError("client_secret", "the Client Secret is empty")
+        tenant = tenant.model_copy(
+            update={"canvas_url": origin, "client_id": key_id, "status": TenantStatus.PENDING_AUTHORIZATION}
+        )
+        services.secrets.create(
+            tenant.tenant_id, TenantCredentials.model_validate({"client_secret": client_secret.strip()})
+        )
     services.table.create_tenant(tenant)
     return tenant
+
+
+def save_canvas_settings(
+    services: Services, tenant_id: str, *, canvas_url: str, client_id: str, client_secret: str | None
+) -> Tenant:
+    """Edit/Save: a blank secret keeps the stored one; a new URL or key needs a new authorization."""
+    tenant = require_tenant(services, tenant_id)
+    origin, key_id = _checked_canvas_settings(
+        services, canvas_url, client_id, allow_insecure_canvas=tenant.allow_insecure_canvas
+    )
+    new_secret = (client_secret or "").strip()
+    if not new_secret and tenant.canvas_url is None:
+        raise CanvasSettingsError("client_secret", "enter the developer key's Client Secret")
+    same_key = (origin, key_id) == (tenant.canvas_url, tenant.client_id)
+    if new_secret:
+        services.secrets.save_client_secret(tenant_id, new_secret, keep_tokens=same_key)
+    if same_key:
+        return tenant
+    saved = tenant.model_copy(
+        update={
+            "canvas_url": origin,
+            "client_id": key_id,
+            "status": TenantStatus.PENDING_AUTHORIZATION,
+            "status_reason": "Canvas settings saved; generate a key to authorize",
+            "root_account_id": None,
+            "root_account_uuid": None,
+            "authorized_at": None,
+            "authorized_by": None,
+        }
+    )
+    services.table.update_tenant_status(saved)
+    return saved
+
+
+def remove_tenant(services: Services, tenant_id: str) -> int:
+    """Delete the tenant, all its stored data and its secret; return how many items were deleted."""
+    tenant = require_tenant(services, tenant_id)
+    if tenant.canvas_url is not None:
+        services.secrets.delete(tenant_id)
+    return services.table.delete_tenant(tenant_id)
 
 
 def configure_tenant(services: Services, tenant_id: str, changes: dict[str, object]) -> Tenant:
@@ -153,48 +223,71 @@ def _split_state(combined: str | None) -> tuple[str, str]:
     return tenant_id, state
 
 
-def begin_authorization(services: Services, tenant_id: str, api_url: str) -> str:
-    """A one-time start URL for the admin (or a script) to open."""
-    require_tenant(services, tenant_id)
+def _digest(browser_binding: str) -> str:
+    return hashlib.sha256(browser_binding.encode()).hexdigest()
+
+
+def begin_authorization(services: Services, tenant_id: str, api_url: str, started_by: str) -> str:
+    """A start URL for one authorization by `started_by` (an admin's token subject, or an operator)."""
+    tenant = require_tenant(services, tenant_id)
+    canvas_key_of_or_refuse(tenant)
     state = secrets.token_urlsafe(32)
-    services.table.put_oauth_state(tenant_id, state, services.settings.oauth_state_ttl_seconds)
+    services.table.put_oauth_state(tenant_id, state, services.settings.oauth_state_ttl_seconds, started_by)
     return f"{api_url.rstrip('/')}/oauth/start?" + urlencode({"state": f"{tenant_id}.{state}"})
 
 
-def canvas_authorize_redirect(services: Services, combined_state: str | None, redirect_uri: str) -> str:
-    """Where the start URL sends the browser: Canvas's authorize page for this tenant's key."""
+@dataclass(frozen=True)
+class AuthorizeRedirect:
+    location: str  # Canvas's authorize page
+    browser_binding: str  # a cookie value for the browser; the callback must bring it back
+
+
+def canvas_authorize_redirect(
+    services: Services, combined_state: str | None, redirect_uri: str
+) -> AuthorizeRedirect:
+    """Where the start URL sends the browser. The state is bound to this browser, so the link opens once."""
     tenant_id, state = _split_state(combined_state)
-    if services.table.get_oauth_state(tenant_id, state) is None:
+    browser_binding = secrets.token_urlsafe(32)
+    if not services.table.open_oauth_state(tenant_id, state, redirect_uri, _digest(browser_binding)):
         raise AuthorizationFlowError(
-            "this authorization link is unknown or expired; start again from rostersync"
+            "this authorization link is unknown, expired or already opened; start again from rostersync"
         )
-    tenant = require_tenant(services, tenant_id)
-    services.table.record_oauth_redirect_uri(tenant_id, state, redirect_uri)
-    return authorize_url(
-        tenant.canvas_url, client_id=tenant.client_id, redirect_uri=redirect_uri, state=f"{tenant_id}.{state}"
+    canvas_url, client_id = canvas_key_of_or_refuse(require_tenant(services, tenant_id))
+    location = authorize_url(
+        canvas_url, client_id=client_id, redirect_uri=redirect_uri, state=f"{tenant_id}.{state}"
     )
+    return AuthorizeRedirect(location, browser_binding)
 
 
 def complete_authorization(
-    services: Services, combined_state: str | None, code: str | None, error: str | None
+    services: Services,
+    combined_state: str | None,
+    code: str | None,
+    error: str | None,
+    browser_binding: str | None,
 ) -> Tenant:
     """Canvas redirected back: exchange the code, find the root account, store tokens, activate."""
     tenant_id, state = _split_state(combined_state)
     pending = services.table.take_oauth_state(tenant_id, state)
-    if pending is None or pending.redirect_uri is None:
+    if pending is None or pending.redirect_uri is None or pending.browser_hash is None:
         raise AuthorizationFlowError("this authorization is unknown, expired or already used; start again")
+    if browser_binding is None or not hmac.compare_digest(pending.browser_hash, _digest(browser_binding)):
+        raise AuthorizationFlowError(
+            "this authorization was started in another browser; start again from the settings page"
+        )
     if error:
         reason = "the Canvas user declined access" if error == "access_denied" else f"Canvas answered {error}"
         raise AuthorizationFlowError(f"authorization not completed: {reason}")
     if not code:
         raise AuthorizationFlowError("Canvas sent no authorization code")
     tenant = require_tenant(services, tenant_id)
+    canvas_url, _ = canvas_key_of_or_refuse(tenant)
     try:
         grant = oauth_client_for(services, tenant).exchange_code(code, pending.redirect_uri)
         if grant.refresh_token is None:
             raise AuthorizationFlowError("Canvas issued no refresh token")
         client = CanvasClient(
-            tenant.canvas_url,
+            canvas_url,
             FixedTokenSource(grant.access_token.get_secret_value()),
             allow_insecure=insecure_canvas_allowed(services, tenant),
             timeout_seconds=services.settings.canvas_timeout_seconds,
@@ -220,10 +313,18 @@ def complete_authorization(
             "root_account_id": root.id,
             "root_account_uuid": root.uuid,
             "authorized_at": now,
+            "authorized_by": f"{grant.user.name} ({grant.user.id})" if grant.user else None,
         }
     )
     services.table.update_tenant_status(connected)
     return connected
+
+
+def canvas_key_of_or_refuse(tenant: Tenant) -> tuple[str, str]:
+    try:
+        return canvas_key_of(tenant)
+    except CanvasError as error:
+        raise TenantError(f"{error}: save them on the settings page first") from error
 
 
 def discover_root_account(client: CanvasClient) -> CanvasAccount:

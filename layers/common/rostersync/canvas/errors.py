@@ -55,6 +55,10 @@ class AuthorizationError(CanvasError):
     code = "needs_reauthorization"
 
 
+class CanvasNotConfiguredError(CanvasError):
+    code = "canvas_not_configured"
+
+
 class OAuthError(CanvasError):
     """The token endpoint refused a request."""
 

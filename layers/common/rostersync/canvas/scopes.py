@@ -38,7 +38,7 @@ class Endpoint:
 
 LIST_ADMIN_ACCOUNTS = Endpoint("GET", "/api/v1/accounts")
 GET_ACCOUNT = Endpoint("GET", "/api/v1/accounts/:id")
-LIST_HELP_LINKS = Endpoint("GET", "/api/v1/accounts/:account_id/help_links")  # the self-test's token check
+GET_HELP_LINKS = Endpoint("GET", "/api/v1/accounts/:account_id/help_links")  # the self-test's token check
 LIST_ACCOUNT_ROLES = Endpoint("GET", "/api/v1/accounts/:account_id/roles")
 LIST_ACCOUNT_COURSES = Endpoint("GET", "/api/v1/accounts/:account_id/courses")
 GET_ACCOUNT_COURSE = Endpoint("GET", "/api/v1/accounts/:account_id/courses/:id")
@@ -54,7 +54,7 @@ GRADE_SUBMISSION = Endpoint("PUT", SUBMISSION_ROUTE)
 MANIFEST: tuple[Endpoint, ...] = (
     LIST_ADMIN_ACCOUNTS,
     GET_ACCOUNT,
-    LIST_HELP_LINKS,
+    GET_HELP_LINKS,
     LIST_ACCOUNT_ROLES,
     LIST_ACCOUNT_COURSES,
     GET_ACCOUNT_COURSE,

@@ -54,6 +54,22 @@ class TenantSecretStore:
         value = self._provider.get(self._name(tenant_id), max_age=60, transform="json", force_fetch=fresh)
         return TenantCredentials.model_validate(value)
 
+    def save_client_secret(self, tenant_id: str, client_secret: str, *, keep_tokens: bool) -> None:
+        """A new Client Secret (created on the first save); tokens of another key are dropped."""
+        try:
+            self._client.describe_secret(SecretId=self._name(tenant_id))
+        except self._client.exceptions.ResourceNotFoundException:
+            self.create(tenant_id, TenantCredentials.model_validate({"client_secret": client_secret}))
+            return
+        current = self.read(tenant_id, fresh=True)
+        kept = current if keep_tokens else TenantCredentials.model_validate({"client_secret": "-"})
+        self.write(tenant_id, kept.model_copy(update={"client_secret": SecretStr(client_secret)}))
+
+    def delete(self, tenant_id: str) -> None:
+        # A recovery window rather than a forced delete: an operator's mistake can still be undone.
+        self._client.delete_secret(SecretId=self._name(tenant_id), RecoveryWindowInDays=7)
+        self._provider.clear_cache()  # type: ignore[no-untyped-call]
+
     def write(self, tenant_id: str, credentials: TenantCredentials) -> None:
         self._client.put_secret_value(
             SecretId=self._name(tenant_id), SecretString=credentials.to_secret_string()

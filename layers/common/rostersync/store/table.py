@@ -18,13 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from rostersync.models import (
@@ -63,14 +63,22 @@ def _is_conditional_failure(error: ClientError) -> bool:
     return code == "ConditionalCheckFailedException"
 
 
-def query_all(table: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    """Every item a query matches, page after page."""
+def _every_page(operation: Callable[..., dict[str, Any]], **kwargs: Any) -> Iterator[dict[str, Any]]:
     while True:
-        response = table.query(**kwargs)
+        response = operation(**kwargs)
         yield from response.get("Items", [])
         if "LastEvaluatedKey" not in response:
             return
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def query_all(table: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item a query matches, page after page."""
+    return _every_page(table.query, **kwargs)
+
+
+def scan_all(table: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    return _every_page(table.scan, **kwargs)
 
 
 def _strip_keys(item: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +117,9 @@ class OAuthState:
     tenant_id: str
     state: str
     expires_at: int
+    started_by: str  # the admin (token subject) who asked for the authorization
     redirect_uri: str | None
+    browser_hash: str | None  # sha256 of the cookie set on the browser that opened the start link
 
 
 class TenantExistsError(Exception):
@@ -147,13 +157,16 @@ class RosterTable:
         return [_tenant_from(item) for item in items]
 
     def update_tenant_status(self, tenant: Tenant) -> None:
-        """Write the status, reason and Canvas account facts of an existing tenant."""
+        """Write the Canvas settings, status, reason and Canvas account facts of an existing tenant."""
         values = {
+            "canvas_url": tenant.canvas_url,
+            "client_id": tenant.client_id,
             "status": tenant.status.value,
             "status_reason": tenant.status_reason,
             "root_account_id": tenant.root_account_id,
             "root_account_uuid": tenant.root_account_uuid,
             "authorized_at": tenant.authorized_at.isoformat() if tenant.authorized_at else None,
+            "authorized_by": tenant.authorized_by,
         }
         sets = [f"#{name} = :{name}" for name, value in values.items() if value is not None]
         removes = [f"#{name}" for name, value in values.items() if value is None]
@@ -167,6 +180,18 @@ class RosterTable:
                 f":{name}": value for name, value in values.items() if value is not None
             },
         )
+
+    def delete_tenant(self, tenant_id: str) -> int:
+        """Delete every item of the tenant (rare, so one filtered scan); return the count."""
+        own = Attr("pk").eq(tenant_pk(tenant_id)) | Attr("pk").begins_with(f"{tenant_pk(tenant_id)}#")
+        keys = [
+            {"pk": item["pk"], "sk": item["sk"]}
+            for item in scan_all(self._table, FilterExpression=own, ProjectionExpression="pk, sk")
+        ]
+        with self._table.batch_writer() as batch:
+            for key in keys:
+                batch.delete_item(Key=key)
+        return len(keys)
 
     def set_next_sync(self, tenant_id: str, when: datetime) -> None:
         self._table.update_item(
@@ -278,26 +303,35 @@ class RosterTable:
                 raise
 
     # -- OAuth states --------------------------------------------------------------------------
-    def put_oauth_state(self, tenant_id: str, state: str, ttl_seconds: int) -> None:
+    def put_oauth_state(self, tenant_id: str, state: str, ttl_seconds: int, started_by: str) -> None:
         self._table.put_item(
             Item={
                 "pk": tenant_pk(tenant_id),
                 "sk": f"OAUTH#{state}",
                 "expires_at": int(time.time()) + ttl_seconds,
+                "started_by": started_by,
             }
         )
 
-    def get_oauth_state(self, tenant_id: str, state: str) -> OAuthState | None:
-        item = self._table.get_item(Key={"pk": tenant_pk(tenant_id), "sk": f"OAUTH#{state}"}).get("Item")
-        return self._live_state(tenant_id, state, item)
-
-    def record_oauth_redirect_uri(self, tenant_id: str, state: str, redirect_uri: str) -> None:
-        self._table.update_item(
-            Key={"pk": tenant_pk(tenant_id), "sk": f"OAUTH#{state}"},
-            UpdateExpression="SET redirect_uri = :uri",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":uri": redirect_uri},
-        )
+    def open_oauth_state(self, tenant_id: str, state: str, redirect_uri: str, browser_hash: str) -> bool:
+        """Bind a live state to the browser that opened its start link; a start link opens once."""
+        try:
+            self._table.update_item(
+                Key={"pk": tenant_pk(tenant_id), "sk": f"OAUTH#{state}"},
+                UpdateExpression="SET redirect_uri = :uri, browser_hash = :browser",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(browser_hash) "
+                "AND expires_at >= :now",
+                ExpressionAttributeValues={
+                    ":uri": redirect_uri,
+                    ":browser": browser_hash,
+                    ":now": int(time.time()),
+                },
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
 
     def take_oauth_state(self, tenant_id: str, state: str) -> OAuthState | None:
         """Delete and return a live state: a state works once, even under concurrent callbacks."""
@@ -311,14 +345,17 @@ class RosterTable:
             if _is_conditional_failure(error):
                 return None
             raise
-        return self._live_state(tenant_id, state, old)
-
-    @staticmethod
-    def _live_state(tenant_id: str, state: str, item: dict[str, Any] | None) -> OAuthState | None:
         # DynamoDB deletes expired items only eventually, so expiry is checked on read.
-        if not item or int(item["expires_at"]) < time.time():
+        if not old or int(old["expires_at"]) < time.time():
             return None
-        return OAuthState(tenant_id, state, int(item["expires_at"]), item.get("redirect_uri"))
+        return OAuthState(
+            tenant_id,
+            state,
+            int(old["expires_at"]),
+            str(old["started_by"]),
+            old.get("redirect_uri"),
+            old.get("browser_hash"),
+        )
 
     # -- runs ----------------------------------------------------------------------------------
     def put_run(self, run: SyncRun) -> None:

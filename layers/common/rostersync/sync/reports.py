@@ -89,6 +89,17 @@ def export_roster(services: Services, tenant_id: str) -> dict[str, Any]:
     return {"tenant": tenant_id, "courses": courses}
 
 
+def roster_totals(export: dict[str, Any]) -> dict[str, int]:
+    """What an export holds: courses, sections, distinct users and enrollments."""
+    courses = export["courses"]
+    return {
+        "courses": len(courses),
+        "sections": sum(len(course["sections"]) for course in courses),
+        "users": len({user["canvas_id"] for course in courses for user in course["users"]}),
+        "enrollments": sum(len(course["enrollments"]) for course in courses),
+    }
+
+
 Record = TypeVar("Record", RosterSection, RosterUser, RosterEnrollment)
 
 

@@ -1,0 +1,141 @@
+"""The LMS settings page, as a new admin uses it, in Debian's headless Chromium driven by Playwright."""
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.integration.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium package")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--disable-gpu"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
+    context = browser.new_context(accept_downloads=True)
+    opened = context.new_page()
+    yield opened
+    opened.screenshot(path=str(tmp_path / "last.png"), full_page=True)
+    context.close()
+
+
+@pytest.fixture
+def approve_page_on(stack: Stack) -> Iterator[None]:
+    """The simulator shows Canvas's Authorize page instead of approving at once (other tests rely on that)."""
+    config = f"{stack.canvas_url}/_sim/config"
+    requests.post(config, json={"auto_approve": False}, timeout=10).raise_for_status()
+    yield
+    requests.post(config, json={"auto_approve": True}, timeout=10).raise_for_status()
+
+
+def new_tenant_by_operator(stack: Stack) -> str:
+    operator = stack.cli_ok("admin", "token", "--tenant", "operators", "--operator")
+    created = requests.post(
+        f"{stack.api_url}/admin/tenants",
+        json={"name": "Browser University", "allow_insecure_canvas": True},
+        headers={"Authorization": f"Bearer {operator}"},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["tenant_id"])
+
+
+def test_a_new_admin_connects_canvas_and_syncs_from_the_settings_page(
+    stack: Stack, page: Page, approve_page_on: None
+) -> None:
+    tenant_id = new_tenant_by_operator(stack)
+    key = requests.post(
+        f"{stack.canvas_url}/_sim/developer_keys",
+        json={"name": "rostersync", "redirect_uri": f"{stack.api_url}/oauth/callback"},
+        timeout=10,
+    ).json()
+    token = stack.cli_ok("admin", "token", "--tenant", tenant_id)
+
+    first = page.goto(f"{stack.api_url}/console#access_token={token}")
+    assert first is not None and first.status == 200
+    assert "frame-ancestors 'none'" in first.headers["content-security-policy"]
+    expect(page.locator("#whoami")).to_contain_text(tenant_id)
+    assert "access_token" not in page.url  # the token left the address bar
+    expect(page.locator("#status")).to_have_text("not configured")
+    expect(page.locator("#scopes")).to_contain_text("url:GET|/api/v1/courses/:course_id/enrollments")
+    expect(page.locator("#redirect-uri")).to_have_text(f"{stack.api_url}/oauth/callback")
+
+    # Settings: a private address is refused in place; then the real values are saved.
+    page.get_by_role("button", name="Edit").click()
+    page.get_by_label("Canvas Server").fill("https://10.0.0.5")
+    page.get_by_label("Client ID").fill(key["client_id"])
+    page.get_by_label("Client Secret").fill(key["client_secret"])
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#canvas_url-error")).to_contain_text("10.0.0.5")
+    page.get_by_label("Canvas Server").fill(stack.canvas_url)
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#notice")).to_contain_text("Settings saved")
+    expect(page.locator("#status")).to_contain_text("pending authorization")
+    expect(page.get_by_label("Client Secret")).to_have_value("")
+    assert key["client_secret"] not in page.content()
+
+    # Generate Key: Canvas's Authorize page, then back to the settings page, connected.
+    page.get_by_role("button", name="Generate Key").click()
+    page.wait_for_url(f"{stack.canvas_url}/login/oauth2/auth*")
+    expect(page.locator("#scopes")).to_contain_text("url:GET|/api/v1/accounts/:account_id/courses")
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(f"{stack.api_url}/console?connected=*")
+    expect(page.locator("#notice")).to_contain_text("Connected to Canvas: authorized by")
+    expect(page.locator("#status")).to_have_text("active")
+    tenant = json.loads(stack.cli_ok("tenant", "show", tenant_id))
+    expect(page.locator("#root-account")).to_have_text(str(tenant["root_account_id"]))
+    expect(page.locator("#authorized-by")).to_contain_text(tenant["authorized_by"])
+
+    # Self-test: every check answers, the token works and no scope is missing.
+    page.get_by_role("button", name="Run self-test").click()
+    results = page.locator("#self-test-results tbody tr")
+    expect(results).to_have_count(5)
+    expect(results.filter(has_text="Token works")).to_contain_text("pass")
+    expect(results.filter(has_text="Scopes granted")).to_contain_text("pass")
+
+    # Sync now: the page follows the run, then shows the roster counts and the sync errors.
+    page.get_by_role("button", name="Sync now").click()
+    expect(page.locator("#notice")).to_contain_text("started")
+    expect(page.locator("#runs tbody tr").first).to_contain_text("completed", timeout=120_000)
+    totals = _exported_totals(stack, tenant_id)
+    for name, count in totals.items():
+        expect(page.locator(f"#total-{name}")).to_have_text(str(count))
+    assert totals["enrollments"] > 0
+    error_rows = page.locator("#errors tbody tr")
+    expect(error_rows.first).to_contain_text("missing_identifier")
+    every_error = error_rows.count()
+    page.get_by_label("Filter").fill("no such reason anywhere")
+    expect(error_rows).to_have_count(0)
+    page.get_by_label("Filter").fill("missing_identifier")
+    assert 0 < error_rows.count() <= every_error
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    csv_text = Path(download.value.path()).read_text()
+    assert csv_text.startswith("run_id,course_id,user_id,code") and "missing_identifier" in csv_text
+
+
+def _exported_totals(stack: Stack, tenant_id: str) -> dict[str, int]:
+    export = stack.export(tenant_id)
+    courses = export["courses"]
+    return {
+        "courses": len(courses),
+        "sections": sum(len(course["sections"]) for course in courses),
+        "users": len({user["canvas_id"] for course in courses for user in course["users"]}),
+        "enrollments": sum(len(course["enrollments"]) for course in courses),
+    }
