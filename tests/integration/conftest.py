@@ -46,6 +46,22 @@ def calls_outside_the_manifest(canvas_url: str) -> list[str]:
     return outside
 
 
+def secrets_in_our_logs(canvas_url: str, log_dir: Path) -> list[str]:
+    """Which issued client secrets or tokens appear in a log line of ours (functions and runner).
+
+    The simulator's and moto's logs are left out: they stand for Canvas and AWS, which hold the secrets."""
+    issued = requests.get(f"{canvas_url}/_sim/issued_secrets", timeout=30).json()
+    ours = [path for path in log_dir.glob("*.log") if path.name not in {"canvas-sim.log", "moto.log"}]
+    assert ours and sum(path.stat().st_size for path in ours) > 0, "no function logs to scan"
+    assert issued, "the simulator issued no secret: the scan would prove nothing"
+    return [
+        f"{path.name}: a secret starting {secret[:4]}"
+        for path in ours
+        for secret in issued
+        if secret in path.read_text(errors="replace")
+    ]
+
+
 @dataclass(frozen=True)
 class Stack:
     state_dir: Path
@@ -133,8 +149,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             aws_endpoint_url=state["aws_endpoint_url"],
             outputs=state["outputs"],
         )
-        # Checked over every request the whole session made, not a sample.
+        # Checked over every request the whole session made, and every log line it wrote, not a sample.
         assert calls_outside_the_manifest(state["canvas_url"]) == []
+        assert secrets_in_our_logs(state["canvas_url"], state_dir / "logs") == []
     finally:
         stop_stack(state_dir)
 

@@ -174,6 +174,11 @@ def list_tokens(request: Request, state: SimulatorState) -> Response:
     ])  # fmt: skip
 
 
+def issued_secrets(request: Request, state: SimulatorState) -> Response:
+    """Test support: every client secret, access and refresh token issued so far (to scan logs for)."""
+    return json_response(list(state.tokens.issued_secrets))
+
+
 def revoke_tokens(request: Request, state: SimulatorState) -> Response:
     """Delete grants like an admin deleting the integration's token: ``{"access_token": ...}`` (that grant)
     or ``{"client_id": ...}`` (every grant of the developer key). Answers ``{"revoked": <count>}``."""
@@ -224,6 +229,7 @@ ADMIN_ROUTES: tuple[tuple[str, str, AdminHandler], ...] = (
     ("DELETE", "/_sim/faults", clear_faults),
     ("POST", "/_sim/tokens/expire_all", expire_all_tokens),
     ("GET", "/_sim/tokens", list_tokens),
+    ("GET", "/_sim/issued_secrets", issued_secrets),
     ("POST", "/_sim/tokens/revoke", revoke_tokens),
     ("POST", "/_sim/developer_keys/:client_id/scopes", set_developer_key_scopes),
     *CHANGE_ROUTES,  # /_sim/changes/*, /_sim/live_events*, /_sim/jwks.json

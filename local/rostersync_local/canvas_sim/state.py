@@ -97,11 +97,14 @@ class TokenStore:
         self._by_refresh: dict[str, int] = {}
         self._next_key = 10000000000001
         self._next_grant = 1
+        # Every client secret and token ever handed out, rotated ones included: tests scan logs for them.
+        self.issued_secrets: list[str] = []
 
     def register_key(self, name: str, redirect_uri: str, scopes: tuple[str, ...]) -> DeveloperKey:
         key = DeveloperKey(str(self._next_key), _random_string(64), name, redirect_uri, scopes)
         self._next_key += 1
         self.developer_keys[key.client_id] = key
+        self.issued_secrets.append(key.client_secret)
         return key
 
     def new_pending(
@@ -147,6 +150,7 @@ class TokenStore:
         )
         self._next_grant += 1
         self.grants[grant.id] = grant
+        self.issued_secrets += [grant.access_token, grant.refresh_token]
         self._by_access[grant.access_token] = grant.id
         self._by_refresh[grant.refresh_token] = grant.id
         return grant
@@ -159,6 +163,7 @@ class TokenStore:
         grant.expires_at = now + ttl
         grant.refresh_count += 1
         self._by_access[grant.access_token] = grant.id
+        self.issued_secrets.append(grant.access_token)
         return grant
 
     def by_access_token(self, token: str) -> Grant | None:
