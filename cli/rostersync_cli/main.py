@@ -87,7 +87,9 @@ def cmd_admin_token(arguments: argparse.Namespace) -> None:
         timeout=10,
     )
     response.raise_for_status()
-    print(response.json()["token"])
+    token = response.json()["token"]
+    # The console takes the token from the fragment, which browsers never send to a server.
+    print(f"{state['api_url']}/console#access_token={token}" if arguments.console_url else token)
 
 
 def cmd_local_fire(arguments: argparse.Namespace) -> None:
@@ -348,6 +350,9 @@ def _add_local_commands(groups: Any) -> None:
     issue = token.add_parser("token", help="a development JWT for a tenant's admin, from the local issuer")
     issue.add_argument("--tenant", required=True)
     issue.add_argument("--operator", action="store_true", help="add the operator claim")
+    issue.add_argument(
+        "--console-url", action="store_true", help="print the settings page's URL, signed in with the token"
+    )
     issue.set_defaults(handler=cmd_admin_token)
     fire = local.add_parser("fire", help="fire a schedule now")
     fire.add_argument("schedule", nargs="?")
