@@ -18,6 +18,7 @@ help:
 	@echo "make demo   - run a full roster sync on the embedded local stack (moto + Canvas simulator)"
 	@echo "make test   - lint, type-check and run the test suite"
 	@echo "make bench  - rostersync against a canvasapi baseline at 1k/5k/20k enrollments (JSON + PNG)"
+	@echo "make faults - the slow fault-injection tests (crashes, storms, expiring tokens) on the local stack"
 	@echo "make sam-check - sam validate --lint and sam build (SAM CLI in its own venv)"
 
 $(STAMP): pyproject.toml layers/common/requirements.txt
@@ -48,7 +49,11 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium
 
 test: lint $(CHROMIUM)
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+# The fault suite's slow half (the fast half runs in make test).
+faults: $(STAMP)
+	$(VENV)/bin/pytest -m slow tests/faults $(PYTEST_ARGS)
 
 $(SAM): 
 	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
@@ -61,4 +66,4 @@ sam-check: $(SAM)
 clean:
 	rm -rf $(VENV) .tools .aws-sam .rostersync
 
-.PHONY: help install demo bench bench-live-events lint test sam-check clean
+.PHONY: help install demo bench faults bench-live-events lint test sam-check clean
