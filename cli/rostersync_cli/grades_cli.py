@@ -1,4 +1,4 @@
-"""`rostersync grades push|status|retry`: grade passback from the operator CLI."""
+"""`rostersync grades push|status|retry|verify`: grade passback from the operator CLI."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rostersync.canvas.errors import CanvasError
 from rostersync.grades.csvfile import GradeCsvError, parse_grades_csv
 from rostersync.grades.passback import (
     UnknownBatchError,
@@ -15,6 +16,7 @@ from rostersync.grades.passback import (
     retry_failed,
     submit_batch,
 )
+from rostersync.grades.verify import verify_batch
 from rostersync.models import GradeAssignment, GradeBatch
 from rostersync.services import Services
 from rostersync.tenants import TenantError
@@ -52,6 +54,13 @@ def add_grades_commands(groups: argparse._SubParsersAction[argparse.ArgumentPars
     retry.add_argument("--tenant", required=True)
     retry.set_defaults(handler=lambda arguments: _retry(arguments, bind))
 
+    verify = grades.add_parser(
+        "verify", help="read the batch's grades back from Canvas and compare; exit 1 when any differs"
+    )
+    verify.add_argument("batch")
+    verify.add_argument("--tenant", required=True)
+    verify.set_defaults(handler=lambda arguments: _verify(arguments, bind))
+
 
 def _push(arguments: argparse.Namespace, bind: Bind) -> None:
     try:
@@ -79,6 +88,19 @@ def _status(arguments: argparse.Namespace, bind: Bind) -> None:
 def _retry(arguments: argparse.Namespace, bind: Bind) -> None:
     count = _call(retry_failed, arguments, bind)
     print(json.dumps({"batch_id": arguments.batch, "requeued": count}))
+
+
+def _verify(arguments: argparse.Namespace, bind: Bind) -> None:
+    try:
+        result = _call(verify_batch, arguments, bind)
+    except CanvasError as error:
+        raise GradesCliError(f"reading Canvas failed: {error}") from error
+    print(result.model_dump_json(indent=2))
+    if not result.all_match:
+        counts = result.counts
+        raise GradesCliError(
+            f"{counts['differs']} grades differ and {counts['missing']} are missing in Canvas"
+        )
 
 
 def _call(function: Callable[..., Any], arguments: argparse.Namespace, bind: Bind) -> Any:

@@ -1,8 +1,14 @@
 """Grade passback (issue 7) against an in-process simulator, processing the queue's messages directly."""
 
+import argparse
 import dataclasses
+import json
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 import pytest
@@ -15,13 +21,17 @@ from rostersync.grades.passback import (
     NOT_ENROLLED,
     batch_status,
     course_students,
+    ensure_assignment,
     process_batch,
     retry_failed,
     submit_batch,
 )
-from rostersync.models import GradeAssignment, GradeBatch, GradeEntry, GradeMessage, Tenant
+from rostersync.grades.verify import Check, verify_batch
+from rostersync.models import GradeAssignment, GradeBatch, GradeBatchRecord, GradeEntry, GradeMessage, Tenant
 from rostersync.services import Services
+from rostersync.store.grades import AssignmentMapping, GradeStore
 from rostersync.sync.course import sync_course
+from rostersync_cli.grades_cli import GradesCliError, add_grades_commands
 from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve
 from tests.integration.conftest import connect, message
 
@@ -246,3 +256,174 @@ def test_an_invalid_grade_fails_with_canvas_message_and_retry_resends_only_failu
     status = grading.status(grading.push(course_id, "lab", grades[1:]))
     assert _counts(status)["unchanged"] == 3
     assert grading.puts() - puts_before == 0
+
+
+GET_ROUTE = "GET /api/v1/courses/:course_id/assignments/:assignment_id/submissions/:user_id"
+
+
+def _routes(grading: Grading) -> dict[str, int]:
+    routes: dict[str, int] = requests.get(f"{grading.sim.url}/_sim/stats", timeout=10).json()["by_route"]
+    return routes
+
+
+def _verify_cli(grading: Grading, batch_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser()
+    add_grades_commands(parser.add_subparsers(), lambda _: grading.services)
+    arguments = parser.parse_args(["grades", "verify", batch_id, "--tenant", grading.tenant.tenant_id])
+    try:
+        arguments.handler(arguments)
+    finally:
+        printed: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return printed
+
+
+def test_verify_reads_canvas_back_and_names_what_differs_or_is_missing(
+    grading: Grading, capsys: pytest.CaptureFixture[str]
+) -> None:
+    course_id = sorted(grading.students)[4]
+    students = sorted(grading.students[course_id])[:4]
+    grades = [
+        GradeEntry(student=students[0], score=70, comment="Solid work."),
+        GradeEntry(student=students[1], grade="B"),
+        GradeEntry(student=students[2], excused=True),
+        GradeEntry(student=students[3], score=55),
+        GradeEntry(student="nobody", score=1),
+    ]
+    batch_id = grading.push(course_id, "verify", grades)
+    verified = verify_batch(grading.services, grading.tenant.tenant_id, batch_id)
+    assert verified.all_match
+    assert verified.counts == {"matches": 4, "differs": 0, "missing": 0, "not_sent": 1}
+    assert _verify_cli(grading, batch_id, capsys)["counts"]["matches"] == 4
+
+    # In Canvas a teacher changes one score and clears another grade.
+    assignment_id = verified.canvas_assignment_id
+    assert isinstance(assignment_id, int)
+    with grading.sim.state.lock:
+        changed = grading.sim.state.submission(assignment_id, grading.students[course_id][students[1]])
+        changed.grade, changed.score = "C", 74.0
+        cleared = grading.sim.state.submission(assignment_id, grading.students[course_id][students[3]])
+        cleared.grade, cleared.score, cleared.workflow_state = None, None, "unsubmitted"
+
+    with pytest.raises(GradesCliError, match="1 grades differ and 1 are missing"):
+        _verify_cli(grading, batch_id, capsys)
+    verified = verify_batch(grading.services, grading.tenant.tenant_id, batch_id)
+    by_student = {grade.student: grade for grade in verified.grades}
+    assert [by_student[s].check for s in students] == [
+        Check.MATCHES,
+        Check.DIFFERS,
+        Check.MATCHES,
+        Check.MISSING,
+    ]
+    differs = by_student[students[1]]
+    assert differs.differs_in == ["grade"]
+    assert differs.canvas is not None and (differs.canvas.grade, differs.canvas.score) == ("C", 74.0)
+    assert differs.sent == {"grade": "B", "excused": False}
+    commented = by_student[students[0]].canvas
+    assert commented is not None and commented.comments == ["Solid work."]
+
+
+def _set_course_state(grading: Grading, course_id: int, db_state: str) -> str:
+    with grading.sim.state.lock:
+        course = grading.sim.state.institution.courses_by_id[course_id]
+        previous, course.db_state = course.db_state, db_state
+    return previous
+
+
+@pytest.mark.parametrize(
+    ("db_state", "code", "words", "puts"),
+    [
+        # Canvas takes a new assignment in an unpublished course, and refuses the first PUT of each batch.
+        ("claimed", "course_unpublished", "is unpublished", 2),
+        # A concluded course refuses the PUT of the first batch and the new assignment of the second.
+        ("completed", "course_concluded", "is concluded", 1),
+    ],
+)
+def test_an_unpublished_or_concluded_course_fails_every_grade_with_its_reason(
+    grading: Grading, db_state: str, code: str, words: str, puts: int
+) -> None:
+    course_id = sorted(grading.students)[5]
+    students = sorted(grading.students[course_id])[:3]
+    grades = [GradeEntry(student=s, score=60) for s in students]
+    # The assignment exists (with another score) before the course closes.
+    grading.push(course_id, f"closed-{db_state}", [GradeEntry(student=students[0], score=1)])
+    previous = _set_course_state(grading, course_id, db_state)
+    try:
+        puts_before = grading.puts()
+        for external_id in (f"closed-{db_state}", f"new-{db_state}"):
+            status = grading.status(grading.push(course_id, external_id, grades))
+            assert _counts(status)["failed"] == 3, _grades(status)
+            for grade in _grades(status):
+                assert grade["reason_code"] == code
+                assert words in str(grade["reason"]) and str(course_id) in str(grade["reason"])
+        # One refused PUT per batch tells it; the other grades are not tried.
+        assert grading.puts() - puts_before == puts
+    finally:
+        _set_course_state(grading, course_id, previous)
+
+
+def test_two_batches_creating_one_new_assignment_at_once_create_it_once(grading: Grading) -> None:
+    course_id = sorted(grading.students)[6]
+    both_read = threading.Barrier(2, timeout=30)
+    waited = threading.local()
+
+    class SimultaneousStore(GradeStore):
+        def claim_assignment(self, *args: Any, **kwargs: Any) -> bool:
+            if not getattr(waited, "once", False):  # both workers found no mapping: both claim at once
+                waited.once = True
+                both_read.wait()
+            return super().claim_assignment(*args, **kwargs)
+
+    store = SimultaneousStore(grading.services.settings.table_name)
+    records = [
+        GradeBatchRecord(
+            tenant_id=grading.tenant.tenant_id,
+            batch_id=f"race-{n}",
+            course_id=course_id,
+            assignment=GradeAssignment(external_id="race", name="Quiz race", points_possible=10),
+            size=1,
+        )
+        for n in range(2)
+    ]
+    posts_before = _routes(grading).get(POST_ROUTE, 0)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(
+            pool.map(
+                lambda record: ensure_assignment(
+                    canvas_client_for(grading.services, grading.tenant), store, record, sleep=time.sleep
+                ),
+                records,
+            )
+        )
+    assert _routes(grading).get(POST_ROUTE, 0) - posts_before == 1
+    assert results[0] == results[1] and results[0][1] is None
+    mapping = store.assignment_mapping(grading.tenant.tenant_id, course_id, "race")
+    assert mapping == AssignmentMapping(canvas_assignment_id=results[0][0], claimed_by=None)
+    with grading.sim.state.lock:
+        marked = [
+            a.id for a in grading.sim.state.assignments.values() if a.integration_id == "rostersync:race"
+        ]
+    assert marked == [results[0][0]]
+
+
+def test_a_grade_put_answered_500_is_read_back_before_it_is_sent_again(grading: Grading) -> None:
+    course_id = sorted(grading.students)[7]
+    student = sorted(grading.students[course_id])[0]
+    requests.post(
+        f"{grading.sim.url}/_sim/faults",
+        json={"status": 500, "path_regex": "/submissions/", "method": "PUT", "count": 1},
+        timeout=10,
+    ).raise_for_status()
+    before = _routes(grading)
+    status = grading.status(
+        grading.push(course_id, "flaky", [GradeEntry(student=student, score=9, comment="Hi")])
+    )
+    after = _routes(grading)
+    assert _counts(status)["sent"] == 1
+    assert after[PUT_ROUTE] - before.get(PUT_ROUTE, 0) == 2  # the refused one, then one more
+    assert after[GET_ROUTE] - before.get(GET_ROUTE, 0) == 2  # read before each
+    assignment_id = status["canvas_assignment_id"]
+    assert isinstance(assignment_id, int)
+    with grading.sim.state.lock:
+        submission = grading.sim.state.submission(assignment_id, grading.students[course_id][student])
+        assert [comment["comment"] for comment in submission.comments] == ["Hi"]
+        assert submission.score == 9

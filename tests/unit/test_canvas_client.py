@@ -4,6 +4,7 @@ import json
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,11 +17,12 @@ from rostersync.canvas.errors import (
     AuthorizationError,
     CanvasPermissionError,
     CanvasUnavailableError,
+    CanvasWriteUncertainError,
     InsufficientScopeError,
     UndeclaredEndpointError,
     UnsafeCanvasUrlError,
 )
-from rostersync.canvas.scopes import LIST_ACCOUNT_COURSES, LIST_COURSE_ENROLLMENTS, Endpoint
+from rostersync.canvas.scopes import GRADE_SUBMISSION, LIST_ACCOUNT_COURSES, LIST_COURSE_ENROLLMENTS, Endpoint
 
 
 @dataclass
@@ -58,14 +60,22 @@ class Tokens:
         return self.current
 
 
-@pytest.fixture(scope="module")
-def scripted_server() -> Iterator[ScriptedCanvas]:
+@contextmanager
+def scripted_canvas() -> Iterator[ScriptedCanvas]:
     scripted = ScriptedCanvas()
     server = make_server("127.0.0.1", 0, scripted, threaded=True)
     scripted.url = f"http://127.0.0.1:{server.server_port}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield scripted
-    server.shutdown()
+    try:
+        yield scripted
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def scripted_server() -> Iterator[ScriptedCanvas]:
+    with scripted_canvas() as scripted:
+        yield scripted
 
 
 @pytest.fixture
@@ -285,3 +295,14 @@ def test_a_name_that_rebinds_to_a_private_address_is_refused_at_connect_time(
     with pytest.raises(UnsafeCanvasUrlError, match="non-public"):
         client.get_all(LIST_ACCOUNT_COURSES, account_id=1)
     assert canvas.seen == []  # not a byte reached the server
+
+
+def test_a_write_answered_5xx_is_not_sent_again(canvas: ScriptedCanvas) -> None:
+    path = "/api/v1/courses/1/assignments/2/submissions/3"
+    canvas.reply(path, {"errors": [{"message": "boom"}]}, status=502)
+    canvas.reply(path, {"id": 1})
+    with pytest.raises(CanvasWriteUncertainError, match="502"):
+        client_for(canvas, attempts=3).write(
+            GRADE_SUBMISSION, [("submission[posted_grade]", "9")], course_id=1, assignment_id=2, user_id=3
+        )
+    assert [request.method for request in canvas.seen] == ["PUT"]

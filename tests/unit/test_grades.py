@@ -1,10 +1,15 @@
-"""Pure parts of grade passback: the CSV, the models and diffing a submission."""
+"""Grade passback: the CSV, the models, diffing a submission, and re-sending against a scripted Canvas."""
+
+from collections.abc import Iterator
 
 import pytest
 
 from rostersync.grades.csvfile import GradeCsvError, parse_grades_csv
+from rostersync.grades.passback import SEND_ATTEMPTS, pass_grade
 from rostersync.grades.submission import posted_grade, submission_changes
-from rostersync.models import GradeEntry
+from rostersync.models import GradeAssignment, GradeBatchRecord, GradeEntry, GradeState, GradeStatus
+from rostersync.store.grades import StoredGrade
+from tests.unit.test_canvas_client import ScriptedCanvas, client_for, scripted_canvas
 
 
 def test_csv_rows_become_grades() -> None:
@@ -85,3 +90,53 @@ def test_only_what_differs_is_sent(
     entry: GradeEntry, submission: dict[str, object], expected: list[tuple[str, str]]
 ) -> None:
     assert submission_changes(entry, submission, grading_type="points", points_possible=100) == expected
+
+
+SUBMISSION = "/api/v1/courses/1/assignments/2/submissions/3"
+RECORD = GradeBatchRecord(
+    tenant_id="t",
+    batch_id="b",
+    course_id=1,
+    assignment=GradeAssignment(external_id="x", name="X", points_possible=10),
+    size=1,
+)
+
+
+@pytest.fixture
+def canvas() -> Iterator[ScriptedCanvas]:
+    with scripted_canvas() as scripted:
+        yield scripted
+
+
+def _pass(canvas: ScriptedCanvas, entry: GradeEntry) -> GradeStatus:
+    grade = StoredGrade(entry=entry, status=GradeStatus(index=0, student=entry.student))
+    return pass_grade(client_for(canvas), RECORD, 2, {"s": 3}, grade)
+
+
+def test_a_put_that_landed_without_an_answer_is_not_sent_again(canvas: ScriptedCanvas) -> None:
+    canvas.reply(SUBMISSION, {"score": None, "grade": None, "submission_comments": []})
+    canvas.reply(SUBMISSION, {"errors": [{"message": "gateway timeout"}]}, status=504)  # it landed anyway
+    canvas.reply(SUBMISSION, {"score": 8.0, "grade": "8", "submission_comments": [{"comment": "Good"}]})
+    status = _pass(canvas, GradeEntry(student="s", score=8, comment="Good"))
+    assert status.state is GradeState.SENT
+    assert [request.method for request in canvas.seen] == ["GET", "PUT", "GET"]
+    assert all(request.args.getlist("include[]") == ["submission_comments"] for request in canvas.seen[::2])
+
+
+def test_a_put_that_did_not_land_is_sent_again_after_reading_back(canvas: ScriptedCanvas) -> None:
+    for _ in range(2):
+        canvas.reply(SUBMISSION, {"score": None, "grade": None, "submission_comments": []})
+        canvas.reply(SUBMISSION, {"errors": [{"message": "An error occurred."}]}, status=500)
+    canvas.reply(SUBMISSION, {"score": None, "grade": None, "submission_comments": []})
+    canvas.reply(SUBMISSION, {"score": 8.0})
+    assert _pass(canvas, GradeEntry(student="s", score=8, comment="Good")).state is GradeState.SENT
+    puts = [request for request in canvas.seen if request.method == "PUT"]
+    assert len(puts) == SEND_ATTEMPTS
+    assert all(put.form.get("comment[text_comment]") == "Good" for put in puts)
+
+
+def test_a_comment_is_not_sent_when_canvas_hides_the_comments(canvas: ScriptedCanvas) -> None:
+    canvas.reply(SUBMISSION, {"score": None, "grade": None})  # include[] ignored: no submission_comments key
+    status = _pass(canvas, GradeEntry(student="s", score=8, comment="Good"))
+    assert (status.state, status.reason_code) == (GradeState.FAILED, "comments_hidden")
+    assert [request.method for request in canvas.seen] == ["GET"]

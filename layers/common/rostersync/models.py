@@ -383,7 +383,8 @@ class GradeStatus(BaseModel):
     index: int
     student: str
     state: GradeState = GradeState.PENDING
-    reason: str | None = None
+    reason: str | None = None  # for people: why it failed
+    reason_code: str | None = None  # for programs: e.g. not_enrolled, course_concluded
     canvas_user_id: int | None = None
     updated_at: datetime = Field(default_factory=utc_now)
 

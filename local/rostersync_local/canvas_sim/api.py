@@ -37,6 +37,9 @@ ENROLLMENT_TYPE_ALIASES = {
 }
 STUDENT_TYPES = frozenset({"StudentEnrollment", "StudentViewEnrollment"})
 GRADABLE_STATES = frozenset({"active", "invited", "inactive"})
+# Grades in an unpublished or a (hard-)concluded course are refused with Canvas's generic "user not
+# authorized" 401 (canvas-api.md (d)), the same answer as for a student who is not assigned.
+CLOSED_TO_GRADING = frozenset({"created", "claimed", "completed"})
 GRADING_TYPES = frozenset({"pass_fail", "percent", "letter_grade", "gpa_scale", "points", "not_graded"})
 SUBMISSION_TYPES = frozenset(
     {"online_quiz", "none", "on_paper", "discussion_topic", "external_tool", "online_upload",
@@ -485,6 +488,8 @@ def _int_field(fields: dict[str, Any], name: str, default: int) -> int:
 
 def create_assignment(ctx: ApiContext, course_id: str) -> Response:
     course = _course(ctx, course_id)
+    if course.db_state == "completed":  # a concluded course is read-only
+        raise unauthorized()
     raw = request_params(ctx.request).get("assignment")
     fields: dict[str, Any] = raw if isinstance(raw, dict) else {}
     name = fields.get("name")
@@ -620,6 +625,8 @@ def get_submission(ctx: ApiContext, course_id: str, assignment_id: str, user_id:
 
 def put_submission(ctx: ApiContext, course_id: str, assignment_id: str, user_id: str) -> Response:
     course = _course(ctx, course_id)
+    if course.db_state in CLOSED_TO_GRADING:
+        raise unauthorized()
     assignment = _assignment(ctx, course, assignment_id)
     user = _user_ref(ctx, user_id)
     if not _is_gradable_student(ctx, course, user):

@@ -24,6 +24,7 @@ from rostersync.canvas.errors import (
     CanvasNotFoundError,
     CanvasPermissionError,
     CanvasUnavailableError,
+    CanvasWriteUncertainError,
     InsufficientScopeError,
     UndeclaredEndpointError,
     UnsafeCanvasUrlError,
@@ -148,7 +149,12 @@ class CanvasClient:
         return self._request(endpoint, self._origin + endpoint.path(**path), params or []).json()
 
     def write(self, endpoint: Endpoint, form: Params, **path: int | str) -> Any:
-        """A POST or PUT with its fields as a form body; returns Canvas's JSON answer."""
+        """A POST or PUT with its fields as a form body; returns Canvas's JSON answer.
+
+        Sent once: a 5xx, timeout or dropped connection raises CanvasWriteUncertainError (the write may
+        have landed), so the caller can read Canvas before sending again. Throttling is still retried:
+        Canvas refuses a throttled request before running it.
+        """
         return self._request(endpoint, self._origin + endpoint.path(**path), form).json()
 
     def get_all(self, endpoint: Endpoint, params: Params | None = None, **path: int | str) -> list[Any]:
@@ -194,7 +200,7 @@ class CanvasClient:
                 )
             except (requests.ConnectionError, requests.Timeout) as error:
                 failures += 1
-                self._retry_or_give_up(failures, f"{type(error).__name__} calling {endpoint.route}")
+                self._retry_or_give_up(method, failures, f"{type(error).__name__} calling {endpoint.route}")
                 continue
             self.stats.requests += 1
             status = response.status_code
@@ -222,6 +228,7 @@ class CanvasClient:
             if status >= 500:
                 failures += 1
                 self._retry_or_give_up(
+                    method,
                     failures,
                     f"Canvas answered {status} on {endpoint.route}",
                     response.headers.get("Retry-After"),
@@ -242,7 +249,11 @@ class CanvasClient:
                 )
             return response
 
-    def _retry_or_give_up(self, failures: int, reason: str, retry_after: str | None = None) -> None:
+    def _retry_or_give_up(
+        self, method: str, failures: int, reason: str, retry_after: str | None = None
+    ) -> None:
+        if method != "GET":  # the write may have landed: the caller reads Canvas before sending it again
+            raise CanvasWriteUncertainError(reason)
         if failures >= self._retry.max_attempts:
             raise CanvasUnavailableError(f"{reason} (after {failures} attempts)")
         self.stats.retries += 1

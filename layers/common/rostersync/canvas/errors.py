@@ -21,6 +21,15 @@ class CanvasUnavailableError(CanvasError):
     retryable = True
 
 
+class CanvasWriteUncertainError(CanvasUnavailableError):
+    """A POST or PUT met a 5xx, a timeout or a dropped connection: Canvas may or may not have applied it.
+
+    Writes are never re-sent blind: the caller reads Canvas again and sends only what is still missing.
+    """
+
+    code = "canvas_write_uncertain"
+
+
 class CanvasNotFoundError(CanvasError):
     code = "canvas_not_found"
 

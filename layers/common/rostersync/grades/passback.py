@@ -6,9 +6,12 @@ Canvas answers, and a grade Canvas already has is not PUT again (state `unchange
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -19,9 +22,18 @@ from rostersync.canvas.errors import (
     CanvasError,
     CanvasNotFoundError,
     CanvasPermissionError,
+    CanvasUnavailableError,
+    CanvasWriteUncertainError,
     InsufficientScopeError,
 )
-from rostersync.canvas.scopes import CREATE_ASSIGNMENT, GET_SUBMISSION, GRADE_SUBMISSION, LIST_ASSIGNMENTS
+from rostersync.canvas.models import CanvasCourse
+from rostersync.canvas.scopes import (
+    CREATE_ASSIGNMENT,
+    GET_ACCOUNT_COURSE,
+    GET_SUBMISSION,
+    GRADE_SUBMISSION,
+    LIST_ASSIGNMENTS,
+)
 from rostersync.connection import canvas_client_for, canvas_slot
 from rostersync.grades.submission import Params, submission_changes
 from rostersync.models import (
@@ -46,6 +58,27 @@ logger = Logger(child=True)
 
 NOT_ENROLLED = "not enrolled"
 NOT_ASSIGNED = "not enrolled or not assigned"
+COMMENTS_HIDDEN = (
+    "Canvas did not return the submission's comments (the developer key needs Allow Include Parameters), "
+    "so the comment was not sent: it might already be there"
+)
+# Times a grade is read and sent while Canvas leaves the outcome of the PUT unknown (5xx, timeout).
+SEND_ATTEMPTS = 3
+# How long a claim to create an assignment holds before another worker may take it over (its worker died).
+CLAIM_STALE_AFTER = timedelta(minutes=5)
+CLAIM_POLL_SECONDS = 0.5
+CLAIM_POLLS = 40  # a worker waits this many polls for another worker's creation, then retries later
+
+
+class Reason:
+    """Reason codes of failed grades."""
+
+    NOT_ENROLLED = "not_enrolled"
+    NOT_ASSIGNED = "not_assigned"
+    CANVAS_REFUSED = "canvas_refused"
+    COMMENTS_HIDDEN = "comments_hidden"
+    COURSE_UNPUBLISHED = "course_unpublished"
+    COURSE_CONCLUDED = "course_concluded"
 
 
 class UnknownBatchError(LookupError):
@@ -107,7 +140,7 @@ def retry_failed(
         grade.status for grade in store.grades(tenant_id, batch_id) if grade.status.state is GradeState.FAILED
     ]
     for status in failed:
-        store.set_status(tenant_id, batch_id, _with(status, GradeState.PENDING, None))
+        store.set_status(tenant_id, batch_id, _with(status, GradeState.PENDING))
     if failed:
         (queue or grade_queue_for(services)).send(
             GradeMessage(tenant_id=tenant_id, batch_id=batch_id, indexes=[status.index for status in failed])
@@ -141,12 +174,18 @@ def batch_status(
 
 # -- processing --------------------------------------------------------------------------------------
 def _with(
-    status: GradeStatus, state: GradeState, reason: str | None, user_id: int | None = None
+    status: GradeStatus,
+    state: GradeState,
+    reason: str | None = None,
+    user_id: int | None = None,
+    *,
+    code: str | None = None,
 ) -> GradeStatus:
     return status.model_copy(
         update={
             "state": state,
             "reason": reason,
+            "reason_code": code,
             "canvas_user_id": user_id if user_id is not None else status.canvas_user_id,
             "updated_at": datetime.now(UTC),
         }
@@ -175,42 +214,106 @@ def course_students(services: Services, tenant: Tenant, course_id: int) -> dict[
     return students
 
 
-def ensure_assignment(
-    client: CanvasClient, store: GradeStore, record: GradeBatchRecord
-) -> tuple[int, str | None]:
-    """The Canvas assignment for the batch (found, or created published); a note when it was recreated."""
+# -- the assignment -------------------------------------------------------------------------------------
+def assignment_marker(external_id: str) -> str:
+    """The integration_id our assignments carry in Canvas, so that one can be found again without the map."""
+    return f"rostersync:{external_id}"
+
+
+def _assignment_exists(client: CanvasClient, course_id: int, assignment_id: int) -> bool:
+    try:
+        found = client.get_all(
+            LIST_ASSIGNMENTS, [("assignment_ids[]", str(assignment_id))], course_id=course_id
+        )
+    except CanvasNotFoundError:
+        return False
+    return any(isinstance(item, dict) and item.get("id") == assignment_id for item in found)
+
+
+def _marked_assignment(client: CanvasClient, record: GradeBatchRecord) -> int | None:
+    """Our assignment as Canvas lists it (by its integration_id), e.g. created by a worker that then died."""
+    marker = assignment_marker(record.assignment.external_id)
+    ids = [
+        int(item["id"])
+        for item in client.get_all(LIST_ASSIGNMENTS, course_id=record.course_id)
+        if isinstance(item, dict) and item.get("integration_id") == marker
+    ]
+    return min(ids) if ids else None
+
+
+def _find_or_create(client: CanvasClient, record: GradeBatchRecord) -> int:
+    """Our assignment in Canvas: found by its marker, or created published. A POST whose outcome is
+    unknown (5xx, timeout) is never repeated blind: the marker lookup runs again first."""
     assignment = record.assignment
-    remembered = store.assignment_id(record.tenant_id, record.course_id, assignment.external_id)
-    if remembered is not None:
-        try:
-            found = client.get_all(
-                LIST_ASSIGNMENTS, [("assignment_ids[]", str(remembered))], course_id=record.course_id
-            )
-        except CanvasNotFoundError:
-            found = []
-        if any(isinstance(item, dict) and item.get("id") == remembered for item in found):
-            return remembered, None
     params: Params = [
         ("assignment[name]", assignment.name),
         ("assignment[grading_type]", assignment.grading_type),
         ("assignment[published]", "true"),
         ("assignment[submission_types][]", "none"),
-        ("assignment[integration_id]", f"rostersync:{assignment.external_id}"),
+        ("assignment[integration_id]", assignment_marker(assignment.external_id)),
     ]
     if assignment.points_possible is not None:
         params.append(("assignment[points_possible]", f"{assignment.points_possible:g}"))
-    created = client.write(CREATE_ASSIGNMENT, params, course_id=record.course_id)
-    canvas_id = int(created["id"])
-    store.remember_assignment(record.tenant_id, record.course_id, assignment.external_id, canvas_id)
-    note = None
-    if remembered is not None:
-        note = (
-            f"assignment {assignment.external_id!r} (Canvas id {remembered}) is no longer in Canvas; "
-            f"created it again as Canvas id {canvas_id}"
-        )
-    return canvas_id, note
+    for _ in range(SEND_ATTEMPTS):
+        found = _marked_assignment(client, record)
+        if found is not None:
+            return found
+        try:
+            return int(client.write(CREATE_ASSIGNMENT, params, course_id=record.course_id)["id"])
+        except CanvasWriteUncertainError as error:
+            logger.warning("assignment creation outcome unknown; looking it up", extra={"error": str(error)})
+    raise CanvasUnavailableError(
+        f"creating assignment {assignment.external_id!r} failed {SEND_ATTEMPTS} times"
+    )
 
 
+def ensure_assignment(
+    client: CanvasClient,
+    store: GradeStore,
+    record: GradeBatchRecord,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[int, str | None]:
+    """The batch's Canvas assignment (mapped, found or created published); a note when it was recreated.
+
+    Creation is claimed first with a conditional write, so two batches for the same new assignment create
+    one Canvas assignment: the other waits for the winner's mapping and uses it.
+    """
+    tenant_id, course_id, external_id = record.tenant_id, record.course_id, record.assignment.external_id
+    gone: int | None = None  # a mapped id that Canvas no longer has
+    for _ in range(CLAIM_POLLS):
+        mapping = store.assignment_mapping(tenant_id, course_id, external_id)
+        mapped = mapping.canvas_assignment_id if mapping else None
+        if mapped is not None and mapped != gone:
+            if _assignment_exists(client, course_id, mapped):
+                return mapped, _recreated_note(external_id, gone, mapped)
+            gone = mapped
+        owner = uuid.uuid4().hex
+        if store.claim_assignment(
+            tenant_id, course_id, external_id, owner, replacing=gone, stale_after=CLAIM_STALE_AFTER
+        ):
+            try:
+                canvas_id = _find_or_create(client, record)
+            except BaseException:
+                store.release_assignment_claim(tenant_id, course_id, external_id, owner)
+                raise
+            if store.remember_assignment(tenant_id, course_id, external_id, canvas_id, owner):
+                return canvas_id, _recreated_note(external_id, gone, canvas_id)
+            # Our claim went stale and was taken over; the new holder looks the marker up and adopts ours.
+        sleep(CLAIM_POLL_SECONDS)
+    raise RetryLater(f"assignment {external_id!r} is still being created by another worker")
+
+
+def _recreated_note(external_id: str, gone: int | None, canvas_id: int) -> str | None:
+    if gone is None:
+        return None
+    return (
+        f"assignment {external_id!r} (Canvas id {gone}) is no longer in Canvas; "
+        f"created it again as Canvas id {canvas_id}"
+    )
+
+
+# -- one grade ------------------------------------------------------------------------------------------
 def pass_grade(
     client: CanvasClient,
     record: GradeBatchRecord,
@@ -218,33 +321,83 @@ def pass_grade(
     students: dict[str, int],
     grade: StoredGrade,
 ) -> GradeStatus:
-    """Send one grade if Canvas does not have it yet. Transient and grant-wide errors propagate."""
+    """Send one grade if Canvas does not have it yet. Transient and grant-wide errors propagate.
+
+    When Canvas leaves a PUT's outcome unknown (5xx, timeout: it may have landed), the submission is read
+    again and only what is still missing is sent, so a comment is never posted twice.
+    """
     status, entry = grade.status, grade.entry
     user_id = students.get(entry.student.strip().lower())
     if user_id is None:
-        return _with(status, GradeState.FAILED, NOT_ENROLLED)
+        return _with(status, GradeState.FAILED, NOT_ENROLLED, code=Reason.NOT_ENROLLED)
     path = {"course_id": record.course_id, "assignment_id": assignment_id, "user_id": user_id}
+    includes = [("include[]", "submission_comments")] if entry.comment else []
     try:
-        includes = [("include[]", "submission_comments")] if entry.comment else []
-        current = client.get_one(GET_SUBMISSION, includes, **path)
-        changes = submission_changes(
-            entry,
-            current,
-            grading_type=record.assignment.grading_type,
-            points_possible=record.assignment.points_possible,
-        )
-        if not changes:
-            return _with(status, GradeState.UNCHANGED, None, user_id)
-        client.write(GRADE_SUBMISSION, changes, **path)
+        for attempt in range(SEND_ATTEMPTS):
+            current = client.get_one(GET_SUBMISSION, includes, **path)
+            if entry.comment and "submission_comments" not in current:
+                return _with(status, GradeState.FAILED, COMMENTS_HIDDEN, user_id, code=Reason.COMMENTS_HIDDEN)
+            changes = submission_changes(
+                entry,
+                current,
+                grading_type=record.assignment.grading_type,
+                points_possible=record.assignment.points_possible,
+            )
+            if not changes:
+                # Already there: before any PUT (unchanged), or an unanswered PUT of ours landed (sent).
+                return _with(status, GradeState.UNCHANGED if attempt == 0 else GradeState.SENT, None, user_id)
+            try:
+                client.write(GRADE_SUBMISSION, changes, **path)
+            except CanvasWriteUncertainError as error:
+                logger.warning("grade PUT outcome unknown; reading it back", extra={"error": str(error)})
+                continue
+            return _with(status, GradeState.SENT, None, user_id)
     except (InsufficientScopeError, AuthorizationError):
         raise
     except (CanvasPermissionError, CanvasNotFoundError):
-        return _with(status, GradeState.FAILED, NOT_ASSIGNED, user_id)
+        return _with(status, GradeState.FAILED, NOT_ASSIGNED, user_id, code=Reason.NOT_ASSIGNED)
     except CanvasError as error:
         if error.retryable:
             raise
-        return _with(status, GradeState.FAILED, canvas_reason(error), user_id)
-    return _with(status, GradeState.SENT, None, user_id)
+        return _with(status, GradeState.FAILED, canvas_reason(error), user_id, code=Reason.CANVAS_REFUSED)
+    raise CanvasUnavailableError(f"Canvas left the outcome of {SEND_ATTEMPTS} grade PUTs unknown")
+
+
+# -- a closed course -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CourseClosed:
+    code: str
+    message: str
+
+
+def course_closed(client: CanvasClient, tenant: Tenant, course_id: int) -> CourseClosed | None:
+    """Why Canvas refuses grades for the course, when the course's state explains it (else None).
+
+    Canvas answers a grade or an assignment in an unpublished or concluded course with its generic
+    "user not authorized"; the course's own state tells the teacher what to do about it.
+    """
+    try:
+        item = client.get_one(
+            GET_ACCOUNT_COURSE,
+            [("include[]", "term")],
+            account_id=tenant.root_account_id or "self",
+            id=course_id,
+        )
+    except CanvasNotFoundError:
+        return None
+    course = CanvasCourse.model_validate(item)
+    if course.workflow_state == "unpublished":
+        return CourseClosed(
+            Reason.COURSE_UNPUBLISHED,
+            f"course {course_id} ({course.real_name}) is unpublished in Canvas; publish it, then retry",
+        )
+    if course.concluded(datetime.now(UTC)):
+        return CourseClosed(
+            Reason.COURSE_CONCLUDED,
+            f"course {course_id} ({course.real_name}) is concluded in Canvas and takes no grades; "
+            "reopen it (or extend its end date), then retry",
+        )
+    return None
 
 
 def process_batch(
@@ -278,39 +431,74 @@ def process_batch(
     if tenant is None or tenant.status is not TenantStatus.ACTIVE:
         reason = "unknown tenant" if tenant is None else tenant.status.value
         for grade in todo:
-            finish(_with(grade.status, GradeState.FAILED, reason))
+            finish(_with(grade.status, GradeState.FAILED, reason, code=reason.replace(" ", "_")))
         return dict(counts)
     client = canvas_client_for(services, tenant)
     remaining = list(todo)
     try:
         with canvas_slot(services, tenant_id):
-            assignment_id, note = ensure_assignment(client, store, record)
+            try:
+                assignment_id, note = ensure_assignment(client, store, record)
+            except CanvasPermissionError:
+                closed = course_closed(client, tenant, record.course_id)
+                if closed is None:
+                    raise
+                _fail_all(remaining, closed.message, closed.code, finish)
+                return dict(counts)
             if assignment_id != record.canvas_assignment_id:
                 store.set_batch_assignment(tenant_id, batch_id, assignment_id)
             if note:
                 store.add_note(tenant_id, batch_id, note)
             students = course_students(services, tenant, record.course_id)
-            while remaining:
-                finish(pass_grade(client, record, assignment_id, students, remaining[0]))
-                remaining.pop(0)
+            _send_grades(client, tenant, record, assignment_id, students, remaining, finish)
     except CanvasError as error:
         if error.retryable:
             raise RetryLater(str(error)) from error
         # A refusal for the whole batch (missing scope, revoked grant, course gone): every grade left fails.
-        reason = (
-            error.code
-            if isinstance(error, InsufficientScopeError | AuthorizationError)
-            else canvas_reason(error)
+        if isinstance(error, InsufficientScopeError | AuthorizationError):
+            _fail_all(remaining, error.code, error.code, finish)
+        else:
+            _fail_all(remaining, canvas_reason(error), Reason.CANVAS_REFUSED, finish)
+    finally:
+        logger.info(
+            "grade batch processed",
+            extra={
+                "tenant_id": tenant_id,
+                "batch_id": batch_id,
+                "counts": dict(counts),
+                "canvas_requests": client.stats.requests,
+            },
         )
-        for grade in remaining:
-            finish(_with(grade.status, GradeState.FAILED, reason))
-    logger.info(
-        "grade batch processed",
-        extra={
-            "tenant_id": tenant_id,
-            "batch_id": batch_id,
-            "counts": dict(counts),
-            "canvas_requests": client.stats.requests,
-        },
-    )
     return dict(counts)
+
+
+def _send_grades(  # noqa: PLR0917 - process_batch's loop, apart
+    client: CanvasClient,
+    tenant: Tenant,
+    record: GradeBatchRecord,
+    assignment_id: int,
+    students: dict[str, int],
+    remaining: list[StoredGrade],
+    finish: Callable[[GradeStatus], None],
+) -> None:
+    """Send the grades in order, removing each from `remaining` once its state is stored."""
+    course_checked = False
+    while remaining:
+        status = pass_grade(client, record, assignment_id, students, remaining[0])
+        if status.reason_code == Reason.NOT_ASSIGNED and not course_checked:
+            # Canvas refused this student, or (when the course is closed) it refuses every grade.
+            course_checked = True
+            closed = course_closed(client, tenant, record.course_id)
+            if closed is not None:
+                _fail_all(remaining, closed.message, closed.code, finish)
+                remaining.clear()
+                return
+        finish(status)
+        remaining.pop(0)
+
+
+def _fail_all(
+    grades: list[StoredGrade], reason: str, code: str, finish: Callable[[GradeStatus], None]
+) -> None:
+    for grade in grades:
+        finish(_with(grade.status, GradeState.FAILED, reason, code=code))

@@ -3,17 +3,20 @@
 Layout (pk / sk):
   T#<t>#GRADES#<batch>  BATCH                        the batch: course, assignment, Canvas id, notes
   T#<t>#GRADES#<batch>  GRADE#<index>                one grade (as submitted) and its state + reason
-  T#<t>                 ASSIGNMENT#<course>#<ext id>  our assignment id -> the Canvas assignment id
+  T#<t>                 ASSIGNMENT#<course>#<ext id>  our assignment id -> the Canvas assignment id, and
+                                                     while one is being created, who claimed the creation
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import boto3
 from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
 
 from rostersync.models import (
     GradeBatchRecord,
@@ -40,6 +43,16 @@ def grade_sk(index: int) -> str:
 
 def assignment_sk(course_id: int, external_id: str) -> str:
     return f"ASSIGNMENT#{course_id}#{external_id}"
+
+
+@dataclass(frozen=True)
+class AssignmentMapping:
+    canvas_assignment_id: int | None  # None until a first creation finishes
+    claimed_by: str | None  # set while a worker is creating (or re-creating) the Canvas assignment
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return bool(error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
 @dataclass(frozen=True)
@@ -124,7 +137,11 @@ class GradeStore:
         }
         sets = ["#state = :state", "updated_at = :updated_at"]
         removes = []
-        for name, value in (("reason", status.reason), ("canvas_user_id", status.canvas_user_id)):
+        for name, value in (
+            ("reason", status.reason),
+            ("reason_code", status.reason_code),
+            ("canvas_user_id", status.canvas_user_id),
+        ):
             if value is None:
                 removes.append(name)
             else:
@@ -139,24 +156,95 @@ class GradeStore:
         )
 
     # -- external assignment id -> Canvas assignment id -------------------------------------------
-    def assignment_id(self, tenant_id: str, course_id: int, external_id: str) -> int | None:
+    def assignment_mapping(
+        self, tenant_id: str, course_id: int, external_id: str
+    ) -> AssignmentMapping | None:
         item = self._table.get_item(
             Key={"pk": tenant_pk(tenant_id), "sk": assignment_sk(course_id, external_id)},
             ConsistentRead=True,
         ).get("Item")
-        return int(item["canvas_assignment_id"]) if item else None
+        if item is None:
+            return None
+        canvas_id = item.get("canvas_assignment_id")
+        claimed_by = item.get("claimed_by")
+        return AssignmentMapping(
+            canvas_assignment_id=int(canvas_id) if canvas_id is not None else None,
+            claimed_by=str(claimed_by) if claimed_by is not None else None,
+        )
+
+    def claim_assignment(
+        self,
+        tenant_id: str,
+        course_id: int,
+        external_id: str,
+        owner: str,
+        *,
+        replacing: int | None,
+        stale_after: timedelta,
+    ) -> bool:
+        """Claim the creation of the Canvas assignment; False when another worker holds the claim or
+        has already mapped it. `replacing` is the mapped id Canvas no longer has (None: none mapped).
+        A claim older than `stale_after` (its worker died) can be taken over."""
+        now = utc_now()
+        free = "attribute_not_exists(claimed_by) AND " + (
+            "attribute_not_exists(canvas_assignment_id)"
+            if replacing is None
+            else "canvas_assignment_id = :replacing"
+        )
+        values: dict[str, Any] = {
+            ":owner": owner,
+            ":now": now.isoformat(),
+            ":stale": (now - stale_after).isoformat(),
+        }
+        if replacing is not None:
+            values[":replacing"] = replacing
+        try:
+            self._table.update_item(
+                Key={"pk": tenant_pk(tenant_id), "sk": assignment_sk(course_id, external_id)},
+                UpdateExpression="SET claimed_by = :owner, claimed_at = :now",
+                ConditionExpression=f"({free}) OR claimed_at < :stale",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
 
     def remember_assignment(
-        self, tenant_id: str, course_id: int, external_id: str, canvas_assignment_id: int
-    ) -> None:
-        self._table.put_item(
-            Item={
-                "pk": tenant_pk(tenant_id),
-                "sk": assignment_sk(course_id, external_id),
-                "canvas_assignment_id": canvas_assignment_id,
-                "updated_at": utc_now().isoformat(),
-            }
-        )
+        self, tenant_id: str, course_id: int, external_id: str, canvas_assignment_id: int, owner: str
+    ) -> bool:
+        """Map the assignment and end the claim, only while `owner` still holds it."""
+        try:
+            self._table.update_item(
+                Key={"pk": tenant_pk(tenant_id), "sk": assignment_sk(course_id, external_id)},
+                UpdateExpression="SET canvas_assignment_id = :id, updated_at = :now "
+                "REMOVE claimed_by, claimed_at",
+                ConditionExpression="claimed_by = :owner",
+                ExpressionAttributeValues={
+                    ":id": canvas_assignment_id,
+                    ":now": utc_now().isoformat(),
+                    ":owner": owner,
+                },
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
+
+    def release_assignment_claim(self, tenant_id: str, course_id: int, external_id: str, owner: str) -> None:
+        """Give up a claim (the creation failed) so that another worker need not wait for it to go stale."""
+        try:
+            self._table.update_item(
+                Key={"pk": tenant_pk(tenant_id), "sk": assignment_sk(course_id, external_id)},
+                UpdateExpression="REMOVE claimed_by, claimed_at",
+                ConditionExpression="claimed_by = :owner",
+                ExpressionAttributeValues={":owner": owner},
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         return query_all(self._table, **kwargs)
@@ -172,6 +260,7 @@ def _stored_grade(item: dict[str, Any]) -> StoredGrade:
             student=str(item["student"]),
             state=GradeState(item["state"]),
             reason=item.get("reason"),
+            reason_code=item.get("reason_code"),
             canvas_user_id=int(canvas_user_id) if canvas_user_id is not None else None,
             updated_at=item["updated_at"],
         ),
