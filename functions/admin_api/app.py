@@ -29,6 +29,7 @@ from rostersync.web import SECURITY_HEADERS, html_page, public_base_url
 TENANT_CLAIM = "rostersync:tenant"
 OPERATOR_CLAIM = "rostersync:operator"
 OAUTH_BROWSER_COOKIE = "rostersync_oauth"
+MAX_BODY_BYTES = 1024 * 1024  # the largest form is a course sync list CSV
 CONSOLE = Path(__file__).parent / "console"
 CONSOLE_FILES = {
     "index.html": content_types.TEXT_HTML,
@@ -57,7 +58,13 @@ def signed_in_tenant() -> str:
 
 def parsed(model: type[Form], **overrides: object) -> Form:
     try:
-        return model.model_validate({**(app.current_event.json_body or {}), **overrides})
+        body = app.current_event.json_body if app.current_event.body else {}
+    except ValueError:
+        raise BadRequestError("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequestError("the body is not a JSON object")
+    try:
+        return model.model_validate({**body, **overrides})
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
@@ -72,14 +79,16 @@ def security_headers(resolver: APIGatewayHttpResolver, next_middleware: NextMidd
     return response
 
 
-def same_origin_json_only(
+def guard_state_changes(
     resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware
 ) -> Response[object]:
-    """CSRF defence for every state-changing route, on top of the bearer token (which browsers never send
-    on their own): a JSON body (a cross-site form cannot send one without a refused CORS preflight) and, when
-    the browser says where the request comes from, our own origin."""
+    """A size cap, and the CSRF defence of every state-changing route on top of the bearer token (which
+    browsers never send on their own): a JSON body (a cross-site form cannot send one without a refused
+    CORS preflight) and, when the browser says where the request comes from, our own origin."""
     event = resolver.current_event
     if event.http_method != "GET":
+        if len(event.body or "") > MAX_BODY_BYTES:
+            return Response(413, content_types.APPLICATION_JSON, {"error": "the request body is too large"})
         headers = {name.lower(): value for name, value in (event.headers or {}).items()}
         if not headers.get("content-type", "").startswith(content_types.APPLICATION_JSON):
             return Response(415, content_types.APPLICATION_JSON, {"error": "send a JSON body"})
@@ -91,7 +100,7 @@ def same_origin_json_only(
     return next_middleware(resolver)
 
 
-app.use(middlewares=[security_headers, same_origin_json_only])
+app.use(middlewares=[security_headers, guard_state_changes])
 
 
 @app.exception_handler(CanvasSettingsError)  # type: ignore[untyped-decorator]
@@ -207,10 +216,8 @@ def course_sync_list() -> dict[str, object]:
 
 @app.post("/admin/courses/all")
 def sync_all_courses() -> dict[str, object]:
-    account_id = (app.current_event.json_body or {}).get("account_id")
-    if account_id is not None and not str(account_id).isdigit():
-        raise BadRequestError("account_id is a Canvas account number")
-    return admin.sync_all_courses_of(services, signed_in_tenant(), int(account_id) if account_id else None)
+    form = parsed(admin.AllCoursesForm)
+    return admin.sync_all_courses_of(services, signed_in_tenant(), form.account_id)
 
 
 @app.post("/admin/tenants")
@@ -223,9 +230,7 @@ def add_tenant() -> Response[dict[str, object]]:
 
 @app.post("/admin/sync")
 def sync_now() -> Response[dict[str, str]]:
-    body = app.current_event.json_body if app.current_event.body else {}
-    course_ids = tuple(int(course_id) for course_id in (body or {}).get("course_ids", []))
-    run_id = admin.sync_now(services, signed_in_tenant(), course_ids)
+    run_id = admin.sync_now(services, signed_in_tenant(), parsed(admin.SyncNowForm).course_ids)
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body={"run_id": run_id})
 
 

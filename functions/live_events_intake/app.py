@@ -5,7 +5,12 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rostersync.events.intake import JwksCache, UnreadableEventError, read_incoming_event
+from rostersync.events.intake import (
+    EventTooLargeError,
+    JwksCache,
+    UnreadableEventError,
+    read_incoming_event,
+)
 from rostersync.events.parse import parse_event
 from rostersync.events.signing import SignedEventError
 from rostersync.services import Services
@@ -24,10 +29,16 @@ def _answer(status: int, body: dict[str, str]) -> Response[dict[str, str]]:
 @app.post("/live-events")
 def receive_live_event() -> Response[dict[str, str]]:
     try:
-        document, signed = read_incoming_event(app.current_event.decoded_body or "", jwks)
+        payload = app.current_event.decoded_body or ""
+    except UnicodeDecodeError:
+        return _answer(400, {"error": "the body is not UTF-8 text"})
+    try:
+        document, signed = read_incoming_event(payload, jwks)
     except SignedEventError as error:
         logger.warning("signed live event refused", extra={"reason": error.reason.value})
         return _answer(401, {"error": "invalid signature", "reason": error.reason.value})
+    except EventTooLargeError as error:
+        return _answer(413, {"error": str(error)})
     except UnreadableEventError as error:
         return _answer(400, {"error": str(error)})
     parsed = parse_event(document)
@@ -35,7 +46,7 @@ def receive_live_event() -> Response[dict[str, str]]:
         return _answer(400, {"error": parsed.reason or "invalid event"})
     if parsed.status == "ignored":
         return _answer(202, {"status": "ignored", "reason": parsed.reason or ""})
-    services.queues.send_live_event(app.current_event.decoded_body or "")
+    services.queues.send_live_event(payload)
     return _answer(202, {"status": "queued", "signed": str(signed).lower()})
 
 

@@ -188,7 +188,7 @@ async function syncAllCourses(event) {
   event.preventDefault();
   try {
     const account = $("account_id").value.trim();
-    showCourseSelection(await api("POST", "/admin/courses/all", { account_id: account || null }));
+    showCourseSelection(await api("POST", "/admin/courses/all", { account_id: account ? Number(account) : null }));
     notify("Syncing all courses of the account.");
   } catch (error) {
     notify(error.message, true);

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from rostersync.canvas.scopes import required_scopes
 from rostersync.models import CourseSelection, SyncTrigger, TenantStatus
@@ -39,6 +39,18 @@ class CourseListForm(BaseModel):
     mode: SyncListMode
     csv: str
     confirm: bool = False
+
+
+class AllCoursesForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: PositiveInt | None = None  # None: the root account
+
+
+class SyncNowForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    course_ids: tuple[PositiveInt, ...] = Field(default=(), max_length=1000)  # empty: every selected course
 
 
 class NewTenantForm(BaseModel):

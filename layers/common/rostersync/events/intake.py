@@ -27,6 +27,14 @@ class UnreadableEventError(ValueError):
     """Neither an event's JSON nor a signed token."""
 
 
+class EventTooLargeError(UnreadableEventError):
+    """Larger than any Canvas live event (they are a few KB); refused before parsing."""
+
+
+# Canvas's events are a few KB; the cap keeps a hostile body from costing parsing time or an SQS send.
+MAX_EVENT_BYTES = 64 * 1024
+
+
 class JwksCache:
     """Canvas's signing keys, fetched once an hour, and again when a token names a new key (rotation)."""
 
@@ -54,6 +62,8 @@ class JwksCache:
 
 def read_incoming_event(payload: str, jwks: JwksCache) -> tuple[dict[str, Any], bool]:
     """The event document and whether it was signed (and verified). Raises on forgeries and garbage."""
+    if len(payload.encode()) > MAX_EVENT_BYTES:
+        raise EventTooLargeError(f"the event is larger than {MAX_EVENT_BYTES // 1024} KB")
     text = payload.strip()
     if looks_like_jwt(text):
         header_kid = _unverified_kid(text)

@@ -19,7 +19,8 @@ class GradeCsvError(ValueError):
 
 
 def parse_grades_csv(text: str) -> list[GradeEntry]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    # newline="": the csv module then reads \r, \n and \r\n line ends itself, quoted ones included.
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     header = [name.strip().lower() for name in reader.fieldnames or []]
     if "student" not in header:
         raise GradeCsvError(f"the CSV needs a student column (columns: {', '.join(COLUMNS)})")
