@@ -10,68 +10,24 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
-import boto3
-import requests
-
 from rostersync_local.control import REPO_ROOT, start_stack, stop_stack
-from rostersync_local.demo import _connect_tenant, _sync
-from rostersync_local.runner import LOCAL_AWS_ENVIRONMENT
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+from rostersync_local.harness import connect_tenant, live_event_latencies, percentile, sync
 
 
 def run(state_dir: Path, events: int, courses: int) -> int:
     stop_stack(state_dir)
     state = start_stack(state_dir, courses=courses)
     try:
-        canvas_url, outputs = state["canvas_url"], state["outputs"]
-        tenant_id = _connect_tenant(state_dir, canvas_url, state["api_url"])
-        _sync(state_dir, tenant_id)
-        requests.post(
-            f"{canvas_url}/_sim/live_events",
-            json={
-                "sqs_queue_url": outputs["LiveEventsQueueUrl"],
-                "aws_endpoint_url": state["aws_endpoint_url"],
-            },
-            timeout=10,
-        ).raise_for_status()
-        dynamodb = boto3.client(
-            "dynamodb",
-            endpoint_url=state["aws_endpoint_url"],
-            region_name=LOCAL_AWS_ENVIRONMENT["AWS_DEFAULT_REGION"],
-            aws_access_key_id=LOCAL_AWS_ENVIRONMENT["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_AWS_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
-        )
-        truth = requests.get(f"{canvas_url}/_sim/ground_truth", timeout=30).json()
-        course_ids = [c["id"] for c in truth["courses"] if c["workflow_state"] == "available"]
-        latencies: list[float] = []
-        for number in range(events):
-            course_id = course_ids[number % len(course_ids)]
-            started = time.monotonic()
-            student = {
-                "first_name": f"Bench{number}",
-                "last_name": "Student",
-                "sis_user_id": f"bench-{number}",
-            }
-            enrollment_id = requests.post(
-                f"{canvas_url}/_sim/changes/enroll",
-                json={"course_id": course_id, "user": student},
-                timeout=10,
-            ).json()["enrollment_id"]
-            key = {"pk": {"S": f"T#{tenant_id}#C#{course_id}"}, "sk": {"S": f"ENROLLMENT#{enrollment_id}"}}
-            while not dynamodb.get_item(TableName=outputs["RosterTableName"], Key=key).get("Item"):
-                if time.monotonic() - started > 30:
-                    print(f"event {number}: not applied within 30 s")
-                    return 1
-                time.sleep(0.02)
-            latencies.append(time.monotonic() - started)
-        print(f"live events applied: {len(latencies)} (one enrollment each, {len(course_ids)} courses)")
+        tenant_id = connect_tenant(state_dir, state["canvas_url"], state["api_url"])
+        sync(state_dir, tenant_id)
+        try:
+            latencies, course_count = live_event_latencies(state, tenant_id, events)
+        except TimeoutError as error:
+            print(error)
+            return 1
+        print(f"live events applied: {len(latencies)} (one enrollment each, {course_count} courses)")
         print(f"  p50 {percentile(latencies, 0.50):.2f} s   p95 {percentile(latencies, 0.95):.2f} s   "
               f"max {max(latencies):.2f} s   mean {statistics.mean(latencies):.2f} s")  # fmt: skip
         return 0

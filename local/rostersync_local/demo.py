@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,64 +18,8 @@ from typing import Any
 import requests
 
 from rostersync_local.control import REPO_ROOT, start_stack, stop_stack
+from rostersync_local.harness import cli, connect_tenant, say, sync
 from rostersync_local.truth import differences, expected_export, minimum_requests, totals
-
-CLI = [sys.executable, "-m", "rostersync_cli.main"]
-
-
-def _say(message: str) -> None:
-    print(message, flush=True)
-
-
-def _cli(state_dir: Path, *arguments: str) -> str:
-    environment = {**os.environ, "ROSTERSYNC_STATE_DIR": str(state_dir)}
-    completed = subprocess.run(  # noqa: S603 - our own CLI
-        [*CLI, *arguments], capture_output=True, text=True, env=environment, check=False
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"rostersync {' '.join(arguments[:2])} failed: {completed.stderr.strip()}")
-    return completed.stdout.strip()
-
-
-def _sync(state_dir: Path, tenant_id: str, *extra: str) -> dict[str, Any]:
-    environment = {**os.environ, "ROSTERSYNC_STATE_DIR": str(state_dir)}
-    process = subprocess.Popen(  # noqa: S603 - our own CLI
-        [*CLI, "sync", "run", "--tenant", tenant_id, "--wait", *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment,
-    )
-    assert process.stderr is not None and process.stdout is not None
-    for line in process.stderr:
-        _say(f"    {line.rstrip()}")
-    output = process.stdout.read()
-    if process.wait() != 0:
-        raise RuntimeError("the sync run failed")
-    summary: dict[str, Any] = json.loads(output)
-    return summary
-
-
-def _connect_tenant(state_dir: Path, canvas_url: str, api_url: str) -> str:
-    key = requests.post(
-        f"{canvas_url}/_sim/developer_keys",
-        json={"name": "rostersync demo", "redirect_uri": f"{api_url}/oauth/callback"},
-        timeout=10,
-    ).json()
-    _say(f"2. Canvas admin created developer key {key['client_id']} ({len(key['scopes'])} scopes)")
-    tenant_id = _cli(
-        state_dir, "tenant", "add", "--name", "Demo University", "--canvas-url", canvas_url,
-        "--client-id", key["client_id"], "--client-secret", key["client_secret"],
-        "--allow-insecure-canvas", "--user-id-field", "email",
-    )  # fmt: skip
-    _say(f"3. tenant {tenant_id} added; authorizing through Canvas's OAuth flow")
-    start_url = _cli(state_dir, "tenant", "authorize", tenant_id)
-    page = requests.get(start_url, timeout=30)  # follows the redirects, as a browser would
-    if page.status_code != 200:
-        raise RuntimeError(f"authorization failed ({page.status_code}): {page.text[:300]}")
-    tenant = json.loads(_cli(state_dir, "tenant", "show", tenant_id))
-    _say(f"   connected: status {tenant['status']}, root account {tenant['root_account_id']}")
-    return tenant_id
 
 
 def _exported_totals(export: dict[str, Any]) -> dict[str, int]:
@@ -93,57 +35,57 @@ def _exported_totals(export: dict[str, Any]) -> dict[str, int]:
 def run_demo(state_dir: Path, seed: int, courses: int, canvas_conditions: dict[str, Any]) -> int:
     stop_stack(state_dir)  # a stack left over from an interrupted demo
     started = time.monotonic()
-    _say("1. starting the local stack: moto server (AWS), Canvas simulator, functions from template.yaml")
+    say("1. starting the local stack: moto server (AWS), Canvas simulator, functions from template.yaml")
     state = start_stack(state_dir, seed=seed, courses=courses)
     try:
         canvas_url, api_url = state["canvas_url"], state["api_url"]
-        _say(f"   api {api_url}  aws {state['aws_endpoint_url']}  canvas {canvas_url}")
-        tenant_id = _connect_tenant(state_dir, canvas_url, api_url)
+        say(f"   api {api_url}  aws {state['aws_endpoint_url']}  canvas {canvas_url}")
+        tenant_id = connect_tenant(state_dir, canvas_url, api_url)
         if canvas_conditions:
             requests.post(f"{canvas_url}/_sim/config", json=canvas_conditions, timeout=10).raise_for_status()
-            _say(f"   Canvas conditions from now on: {json.dumps(canvas_conditions)}")
+            say(f"   Canvas conditions from now on: {json.dumps(canvas_conditions)}")
         requests.post(f"{canvas_url}/_sim/stats/reset", timeout=10)
-        _say("4. full sync through the queues (planner -> one message per course -> workers)")
+        say("4. full sync through the queues (planner -> one message per course -> workers)")
         sync_started = time.monotonic()
-        first = _sync(state_dir, tenant_id)
+        first = sync(state_dir, tenant_id)
         sync_seconds = time.monotonic() - sync_started
         canvas_requests = requests.get(f"{canvas_url}/_sim/stats", timeout=10).json()["requests_total"]
-        _say("5. exporting the roster and checking it against the simulator's ground truth")
-        export = json.loads(_cli(state_dir, "roster", "export", "--tenant", tenant_id, "--format", "json"))
+        say("5. exporting the roster and checking it against the simulator's ground truth")
+        export = json.loads(cli(state_dir, "roster", "export", "--tenant", tenant_id, "--format", "json"))
         truth = requests.get(f"{canvas_url}/_sim/ground_truth", timeout=30).json()
         expected = expected_export(truth, user_id_field="email")
         problems = differences(export, expected)
-        _say("6. syncing again: an unchanged Canvas must write nothing")
-        second = _sync(state_dir, tenant_id, "--force")  # an operator may skip the sync-now cooldown
+        say("6. syncing again: an unchanged Canvas must write nothing")
+        second = sync(state_dir, tenant_id, "--force")  # an operator may skip the sync-now cooldown
         written = sum(second["changes"][kind] for kind in ("created", "updated", "dropped"))
         exported = _exported_totals(export)
-        _say("")
-        _say("summary")
+        say("")
+        say("summary")
         in_canvas = len(truth["courses"])
-        _say(f"  courses synced      {exported['courses']} (of {in_canvas} in Canvas; published only)")
-        _say(f"  sections            {exported['sections']}")
-        _say(f"  users               {exported['users']}")
+        say(f"  courses synced      {exported['courses']} (of {in_canvas} in Canvas; published only)")
+        say(f"  sections            {exported['sections']}")
+        say(f"  users               {exported['users']}")
         active = totals(expected)["active_enrollments"]
-        _say(f"  enrollments         {exported['enrollments']} ({active} active)")
+        say(f"  enrollments         {exported['enrollments']} ({active} active)")
         lower_bound = minimum_requests(truth, with_email=True)
-        _say(f"  Canvas requests     {canvas_requests} in the first sync (fewest possible: {lower_bound})")
-        _say(
+        say(f"  Canvas requests     {canvas_requests} in the first sync (fewest possible: {lower_bound})")
+        say(
             f"  throttled / retries {first['canvas_throttled']} / {first['canvas_retries']} in the first sync"
         )
-        _say(f"  first sync          {sync_seconds:.1f} s; items written {first['changes']['created']}")
-        _say(f"  second sync         items written {written}, unchanged {second['changes']['unchanged']}")
-        _say(f"  elapsed             {time.monotonic() - started:.1f} s")
+        say(f"  first sync          {sync_seconds:.1f} s; items written {first['changes']['created']}")
+        say(f"  second sync         items written {written}, unchanged {second['changes']['unchanged']}")
+        say(f"  elapsed             {time.monotonic() - started:.1f} s")
         for problem in problems:
-            _say(f"  MISMATCH {problem}")
+            say(f"  MISMATCH {problem}")
         if written:
-            _say("  the second sync wrote items although Canvas did not change")
+            say("  the second sync wrote items although Canvas did not change")
         if problems or written:
             return 1
-        _say("  export matches the simulator's ground truth (courses, sections, users, enrollments)")
+        say("  export matches the simulator's ground truth (courses, sections, users, enrollments)")
         return 0
     finally:
         stop_stack(state_dir)
-        _say("local stack stopped")
+        say("local stack stopped")
 
 
 def main() -> int:
