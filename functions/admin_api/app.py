@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from rostersync import admin
 from rostersync.grades.passback import UnknownBatchError, batch_status, submit_batch
+from rostersync.grades.verify import verify_batch
 from rostersync.models import GradeBatch
 from rostersync.services import Services
 from rostersync.sync.planner import SyncCooldownError
@@ -256,6 +257,16 @@ def grade_batch(batch_id: str) -> dict[str, object]:
         return batch_status(services, signed_in_tenant(), batch_id)
     except UnknownBatchError as error:
         raise NotFoundError(str(error)) from error
+
+
+@app.get("/admin/grades/<batch_id>/verify")
+def verify_grades(batch_id: str) -> dict[str, object]:
+    """Read the batch's grades back from Canvas and compare them with what was sent."""
+    try:
+        verification = verify_batch(services, signed_in_tenant(), batch_id)
+    except UnknownBatchError as error:
+        raise NotFoundError(str(error)) from error
+    return {**verification.model_dump(mode="json"), "all_match": verification.all_match}
 
 
 @app.get("/admin/holds")

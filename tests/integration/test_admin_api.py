@@ -107,5 +107,9 @@ def test_grades_pushed_over_the_api_belong_to_the_tokens_tenant(
         answer = call(stack, "GET", f"/admin/grades/{batch_id}", token(stack, first)).json()
         state = answer["grades"][0]["state"]
     assert state == "sent"
+    verified = call(stack, "GET", f"/admin/grades/{batch_id}/verify", token(stack, first))
+    assert verified.status_code == 200 and verified.json()["all_match"] is True
+    assert verified.json()["counts"]["matches"] == 1
+    assert call(stack, "GET", f"/admin/grades/{batch_id}/verify", token(stack, second)).status_code == 404
     bad = call(stack, "POST", "/admin/grades", token(stack, first), json={"course_id": 1, "grades": []})
     assert bad.status_code == 400 and "invalid request" in bad.json()["message"]
