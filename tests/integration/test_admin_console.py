@@ -129,6 +129,47 @@ def test_a_new_admin_connects_canvas_and_syncs_from_the_settings_page(
     csv_text = Path(download.value.path()).read_text()
     assert csv_text.startswith("run_id,course_id,user_id,code") and "missing_identifier" in csv_text
 
+    # Course selection: a CSV-managed sync list, a refused unconfirmed Replace, and back to all courses.
+    page.get_by_label("Course sync list").fill("course_id\n101\nsis_course_id:BIO-101\n")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator("#course-selection")).to_contain_text("the 2 courses of the sync list")
+    page.get_by_label("Course sync list").fill("102\n")
+    page.get_by_role("button", name="Replace").click()
+    expect(page.locator("#course-list-error")).to_contain_text("confirm")
+    page.get_by_label("Course sync list").fill("not a course\n")
+    page.get_by_role("button", name="Remove").click()
+    expect(page.locator("#course-list-error")).to_contain_text("line 1")
+    page.get_by_role("button", name="Sync all courses of this account").click()
+    expect(page.locator("#course-selection")).to_have_text(
+        "Syncing all published courses of the root account."
+    )
+
+
+def test_a_held_mass_drop_is_approved_from_the_page(stack: Stack, page: Page) -> None:
+    tenant_id = stack.connect_tenant()
+    stack.cli_ok("sync", "run", "--tenant", tenant_id, "--wait", "--force")
+    course = max(stack.export(tenant_id)["courses"], key=lambda c: len(c["enrollments"]))
+    students = [e for e in course["enrollments"] if e["type"] == "StudentEnrollment" and e["active"]]
+    dropped = students[: len(students) // 2 + 1]
+    for enrollment in dropped:
+        stack.canvas("POST", "/_sim/changes/drop", json={"enrollment_id": enrollment["canvas_id"]})
+    held = stack.cli(
+        "sync", "run", "--tenant", tenant_id, "--course", str(course["canvas_id"]), "--wait", "--force"
+    )
+    assert held.returncode != 0 and "held" in held.stderr
+
+    page.goto(stack.cli_ok("admin", "token", "--tenant", tenant_id, "--console-url"))
+    hold = page.locator("#holds tbody tr")
+    expect(hold).to_have_count(1)
+    expect(hold).to_contain_text(str(course["canvas_id"]))
+    expect(hold).to_contain_text(str(len(dropped)))
+    hold.get_by_role("button", name="Approve").click()
+    expect(page.locator("#notice")).to_contain_text("drops approved")
+    expect(hold).to_have_count(0)
+    exported = next(c for c in stack.export(tenant_id)["courses"] if c["canvas_id"] == course["canvas_id"])
+    enrollments = {e["canvas_id"]: e for e in exported["enrollments"]}
+    assert not any(enrollments[e["canvas_id"]]["active"] for e in dropped)
+
 
 def _exported_totals(stack: Stack, tenant_id: str) -> dict[str, int]:
     export = stack.export(tenant_id)
