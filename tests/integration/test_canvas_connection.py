@@ -240,3 +240,34 @@ def test_an_unknown_authorization_code_changes_nothing(services: Services, sim: 
         complete_authorization(services, state, "not-a-code", None, redirect.browser_binding)
     assert services.table.get_tenant(tenant.tenant_id) == tenant
     assert services.secrets.read(tenant.tenant_id, fresh=True).access_token is None
+
+
+def test_an_expired_oauth_state_is_refused_at_the_start_and_at_the_callback(
+    services: Services, sim: RunningSimulator
+) -> None:
+    key = requests.post(
+        f"{sim.url}/_sim/developer_keys", json={"name": "t", "redirect_uri": REDIRECT_URI}, timeout=10
+    ).json()
+    tenant = create_tenant(
+        services, name="Slow admin", canvas_url=sim.url, client_id=key["client_id"],
+        client_secret=key["client_secret"], allow_insecure_canvas=True,
+    )  # fmt: skip
+    services.table.put_oauth_state(tenant.tenant_id, "stale", -1, "admin@x")
+    with pytest.raises(TenantError, match="expired"):
+        canvas_authorize_redirect(services, f"{tenant.tenant_id}.stale", REDIRECT_URI)
+
+    start = begin_authorization(services, tenant.tenant_id, "http://127.0.0.1:9", "admin@x")
+    state = parse_qs(urlsplit(start).query)["state"][0]
+    redirect = canvas_authorize_redirect(services, state, REDIRECT_URI)
+    code = parse_qs(
+        urlsplit(requests.get(redirect.location, allow_redirects=False, timeout=10).headers["Location"]).query
+    )["code"][0]
+    # Ten minutes pass before Canvas sends the admin back.
+    services.table._table.update_item(
+        Key={"pk": f"T#{tenant.tenant_id}", "sk": f"OAUTH#{state.partition('.')[2]}"},
+        UpdateExpression="SET expires_at = :past",
+        ExpressionAttributeValues={":past": int(datetime.now(UTC).timestamp()) - 1},
+    )
+    with pytest.raises(TenantError, match="expired"):
+        complete_authorization(services, state, code, None, redirect.browser_binding)
+    assert services.secrets.read(tenant.tenant_id, fresh=True).access_token is None
