@@ -1,4 +1,4 @@
-"""`rostersync grades push|status|retry|verify`: grade passback from the operator CLI."""
+"""`rostersync grades push|status|retry|verify|live-results`: grade passback from the operator CLI."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rostersync.canvas.errors import CanvasError
+from rostersync.canvas.errors import CanvasError, CanvasNotFoundError
 from rostersync.grades.csvfile import GradeCsvError, parse_grades_csv
+from rostersync.grades.live_results import live_assessment_results
 from rostersync.grades.passback import (
     UnknownBatchError,
     batch_status,
@@ -61,6 +62,15 @@ def add_grades_commands(groups: argparse._SubParsersAction[argparse.ArgumentPars
     verify.add_argument("--tenant", required=True)
     verify.set_defaults(handler=lambda arguments: _verify(arguments, bind))
 
+    live = grades.add_parser(
+        "live-results", help="read a live assessment's pass/fail results from Canvas, as JSON"
+    )
+    live.add_argument("--tenant", required=True)
+    live.add_argument("--course", required=True, type=int, help="the Canvas course id")
+    live.add_argument("--assessment", required=True, type=int, help="the Canvas live assessment id")
+    live.add_argument("--user", type=int, help="only this Canvas user's results")
+    live.set_defaults(handler=lambda arguments: _live_results(arguments, bind))
+
 
 def _push(arguments: argparse.Namespace, bind: Bind) -> None:
     try:
@@ -101,6 +111,26 @@ def _verify(arguments: argparse.Namespace, bind: Bind) -> None:
         raise GradesCliError(
             f"{counts['differs']} grades differ and {counts['missing']} are missing in Canvas"
         )
+
+
+def _live_results(arguments: argparse.Namespace, bind: Bind) -> None:
+    try:
+        results = live_assessment_results(
+            bind(arguments), arguments.tenant, arguments.course, arguments.assessment, arguments.user
+        )
+    except CanvasNotFoundError as error:
+        raise GradesCliError(
+            f"no live assessment {arguments.assessment} in course {arguments.course}: {error}"
+        ) from error
+    except CanvasError as error:
+        raise GradesCliError(f"reading Canvas failed: {error}") from error
+    found = [result.model_dump(mode="json") for result in results]
+    print(
+        json.dumps(
+            {"course_id": arguments.course, "assessment_id": arguments.assessment, "results": found},
+            indent=2,
+        )
+    )
 
 
 def _call(function: Callable[..., Any], arguments: argparse.Namespace, bind: Bind) -> Any:

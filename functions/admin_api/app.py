@@ -18,6 +18,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
 from rostersync import admin
+from rostersync.canvas.errors import CanvasNotFoundError
+from rostersync.grades.live_results import live_assessment_results
 from rostersync.grades.passback import UnknownBatchError, batch_status, submit_batch
 from rostersync.grades.verify import verify_batch
 from rostersync.models import GradeBatch
@@ -55,6 +57,10 @@ def signed_in_tenant() -> str:
     if not tenant_id:
         raise UnauthorizedError("the token names no tenant")
     return str(tenant_id)
+
+
+def _canvas_id(value: str) -> bool:
+    return value.isascii() and value.isdigit()
 
 
 def parsed(model: type[Form], **overrides: object) -> Form:
@@ -267,6 +273,31 @@ def verify_grades(batch_id: str) -> dict[str, object]:
     except UnknownBatchError as error:
         raise NotFoundError(str(error)) from error
     return {**verification.model_dump(mode="json"), "all_match": verification.all_match}
+
+
+@app.get("/admin/courses/<course_id>/live-assessments/<assessment_id>/results")
+def live_results(course_id: str, assessment_id: str) -> dict[str, object]:
+    """A live assessment's pass/fail results, read from the token's tenant's Canvas (`?user_id=` filters)."""
+    user_id = app.current_event.get_query_string_value("user_id")
+    if not (_canvas_id(course_id) and _canvas_id(assessment_id)):
+        raise NotFoundError()
+    if user_id is not None and not _canvas_id(user_id):
+        raise BadRequestError("user_id must be a Canvas user id")
+    try:
+        results = live_assessment_results(
+            services,
+            signed_in_tenant(),
+            int(course_id),
+            int(assessment_id),
+            int(user_id) if user_id is not None else None,
+        )
+    except CanvasNotFoundError as error:
+        raise NotFoundError(f"no live assessment {assessment_id} in course {course_id}") from error
+    return {
+        "course_id": int(course_id),
+        "assessment_id": int(assessment_id),
+        "results": [result.model_dump(mode="json") for result in results],
+    }
 
 
 @app.get("/admin/holds")

@@ -2,10 +2,12 @@
 
 import json
 import time
+from typing import Any
 
 import pytest
 import requests
 
+from rostersync_local.canvas_sim import SimulatorConfig, serve
 from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.integration
@@ -28,7 +30,8 @@ def call(stack: Stack, method: str, path: str, bearer: str | None, **kwargs: obj
 
 
 ROUTES = [("GET", "/admin/tenant"), ("GET", "/admin/runs"), ("GET", "/admin/errors"), ("GET", "/admin/holds"),
-          ("POST", "/admin/sync"), ("POST", "/admin/holds/101/approve")]  # fmt: skip
+          ("POST", "/admin/sync"), ("POST", "/admin/holds/101/approve"),
+          ("GET", "/admin/courses/101/live-assessments/801/results")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
@@ -113,3 +116,61 @@ def test_grades_pushed_over_the_api_belong_to_the_tokens_tenant(
     assert call(stack, "GET", f"/admin/grades/{batch_id}/verify", token(stack, second)).status_code == 404
     bad = call(stack, "POST", "/admin/grades", token(stack, first), json={"course_id": 1, "grades": []})
     assert bad.status_code == 400 and "invalid request" in bad.json()["message"]
+
+
+def _as_served(result: dict[str, Any]) -> dict[str, Any]:
+    """A Canvas Result as the admin route shows it: the same fields, ids in links as numbers."""
+    return {**result, "links": {name: int(value) for name, value in result["links"].items()}}
+
+
+def _live_results(stack: Stack, bearer: str, course_id: object, assessment_id: object, **params: str) -> Any:
+    path = f"/admin/courses/{course_id}/live-assessments/{assessment_id}/results"
+    return call(stack, "GET", path, bearer, params=params)
+
+
+def test_live_assessment_results_come_from_the_tokens_tenants_own_canvas(
+    stack: Stack, two_tenants: tuple[str, str]
+) -> None:
+    first, _ = two_tenants
+    seeded = stack.canvas("GET", "/_sim/ground_truth")["live_assessments"][0]
+    course_id, assessment_id = seeded["course_id"], seeded["id"]
+    answer = _live_results(stack, token(stack, first), course_id, assessment_id)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["course_id"], body["assessment_id"]) == (course_id, assessment_id)
+    assert body["results"] == [_as_served(result) for result in seeded["results"]]
+    user = seeded["results"][-1]["links"]["user"]
+    mine = _live_results(stack, token(stack, first), course_id, assessment_id, user_id=user).json()
+    assert mine["results"] == [_as_served(r) for r in seeded["results"] if r["links"]["user"] == user]
+    assert _live_results(stack, token(stack, first), course_id, 999999).status_code == 404
+    assert _live_results(stack, token(stack, first), course_id, "8x1").status_code == 404
+    assert (
+        _live_results(stack, token(stack, first), course_id, assessment_id, user_id="me").status_code == 400
+    )
+
+    # A tenant on another Canvas: the same path reads that Canvas, through that tenant's connection only.
+    with serve(SimulatorConfig(seed=12, courses=14)) as other_canvas:
+        key = requests.post(
+            f"{other_canvas.url}/_sim/developer_keys",
+            json={"name": "rostersync tests", "redirect_uri": f"{stack.api_url}/oauth/callback"},
+            timeout=30,
+        ).json()
+        other = stack.cli_ok(
+            "tenant", "add", "--name", "Other University", "--canvas-url", other_canvas.url,
+            "--client-id", key["client_id"], "--client-secret", "-", "--allow-insecure-canvas",
+            stdin=key["client_secret"] + "\n",
+        )  # fmt: skip
+        assert requests.get(stack.cli_ok("tenant", "authorize", other), timeout=30).status_code == 200
+        theirs = requests.get(f"{other_canvas.url}/_sim/ground_truth", timeout=30).json()["live_assessments"]
+        served = {(a["course_id"], a["id"]): a["results"] for a in theirs}
+        same_path = _live_results(stack, token(stack, other), course_id, assessment_id)
+        if (course_id, assessment_id) in served:
+            assert same_path.json()["results"] == [_as_served(r) for r in served[course_id, assessment_id]]
+        else:
+            assert same_path.status_code == 404
+        assert same_path.text != answer.text
+        own = theirs[0]
+        read = _live_results(stack, token(stack, other), own["course_id"], own["id"])
+        assert read.status_code == 200 and read.json()["results"] == [_as_served(r) for r in own["results"]]
+        ours = _live_results(stack, token(stack, first), own["course_id"], own["id"])
+        assert ours.text != read.text  # the first tenant's token still reads the first tenant's Canvas

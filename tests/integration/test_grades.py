@@ -14,9 +14,11 @@ import boto3
 import pytest
 import requests
 
-from rostersync.canvas.models import CanvasCourse
+from rostersync.canvas.errors import CanvasNotFoundError
+from rostersync.canvas.models import CanvasCourse, LiveAssessmentResult
 from rostersync.canvas.scopes import GET_SUBMISSION
 from rostersync.connection import canvas_client_for
+from rostersync.grades.live_results import live_assessment_results
 from rostersync.grades.passback import (
     NOT_ENROLLED,
     batch_status,
@@ -26,11 +28,12 @@ from rostersync.grades.passback import (
     retry_failed,
     submit_batch,
 )
-from rostersync.grades.verify import Check, verify_batch
+from rostersync.grades.verify import Check, VerifyNotPossibleError, verify_batch
 from rostersync.models import GradeAssignment, GradeBatch, GradeBatchRecord, GradeEntry, GradeMessage, Tenant
 from rostersync.services import Services
 from rostersync.store.grades import AssignmentMapping, GradeStore
 from rostersync.sync.course import sync_course
+from rostersync.tenants import create_tenant
 from rostersync_cli.grades_cli import GradesCliError, add_grades_commands
 from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve
 from tests.integration.conftest import connect, message
@@ -427,3 +430,79 @@ def test_a_grade_put_answered_500_is_read_back_before_it_is_sent_again(grading: 
         submission = grading.sim.state.submission(assignment_id, grading.students[course_id][student])
         assert [comment["comment"] for comment in submission.comments] == ["Hi"]
         assert submission.score == 9
+
+
+LIVE_RESULTS_ROUTE = "GET /api/v1/courses/:course_id/live_assessments/:assessment_id/results"
+
+
+def _as_canvas_shows(result: LiveAssessmentResult) -> dict[str, Any]:
+    links = result.links
+    assert result.assessed_at is not None
+    return {
+        "id": result.id,
+        "passed": result.passed,
+        "assessed_at": result.assessed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "links": {
+            "user": str(links.user),
+            "assessor": str(links.assessor),
+            "assessment": str(links.assessment),
+        },
+    }
+
+
+def test_live_assessment_results_are_read_back_whole_across_pages_and_per_user(
+    grading: Grading, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth = requests.get(f"{grading.sim.url}/_sim/ground_truth", timeout=10).json()["live_assessments"]
+    seeded = max(truth, key=lambda assessment: len(assessment["results"]))
+    course_id, assessment_id = seeded["course_id"], seeded["id"]
+    tenant_id = grading.tenant.tenant_id
+    config = grading.sim.state.config
+    with grading.sim.state.lock:
+        saved, config.max_per_page = config.max_per_page, 7  # the client asks for 100; Canvas caps it
+    try:
+        before = _routes(grading).get(LIVE_RESULTS_ROUTE, 0)
+        results = live_assessment_results(grading.services, tenant_id, course_id, assessment_id)
+        pages = _routes(grading)[LIVE_RESULTS_ROUTE] - before
+    finally:
+        with grading.sim.state.lock:
+            config.max_per_page = saved
+    assert [_as_canvas_shows(result) for result in results] == seeded["results"]
+    assert pages == -(-len(seeded["results"]) // 7) >= 4
+
+    per_user: dict[str, list[dict[str, Any]]] = {}
+    for result in seeded["results"]:
+        per_user.setdefault(result["links"]["user"], []).append(result)
+    user = max(per_user, key=lambda user_id: len(per_user[user_id]))  # one assessed twice, when there is
+    mine = live_assessment_results(grading.services, tenant_id, course_id, assessment_id, int(user))
+    assert [_as_canvas_shows(result) for result in mine] == per_user[user]
+    unassessed = next(
+        user_id for user_id in grading.students[course_id].values() if str(user_id) not in per_user
+    )
+    assert live_assessment_results(grading.services, tenant_id, course_id, assessment_id, unassessed) == []
+
+    parser = argparse.ArgumentParser()
+    add_grades_commands(parser.add_subparsers(), lambda _: grading.services)
+    command = ["grades", "live-results", "--tenant", tenant_id, "--course", str(course_id)]
+    arguments = parser.parse_args([*command, "--assessment", str(assessment_id), "--user", user])
+    arguments.handler(arguments)
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["course_id"], printed["assessment_id"]) == (course_id, assessment_id)
+    assert [result["id"] for result in printed["results"]] == [result["id"] for result in per_user[user]]
+    elsewhere = next(a for a in truth if a["course_id"] != course_id)["id"]
+    with pytest.raises(CanvasNotFoundError):
+        live_assessment_results(grading.services, tenant_id, course_id, elsewhere)
+    arguments = parser.parse_args([*command, "--assessment", "999999"])
+    with pytest.raises(GradesCliError, match="no live assessment 999999"):
+        arguments.handler(arguments)
+
+    pending = create_tenant(
+        grading.services,
+        name="Not yet authorized",
+        canvas_url=grading.sim.url,
+        client_id="1",
+        client_secret="never-sent",  # the tenant is refused before Canvas is called
+        allow_insecure_canvas=True,
+    )
+    with pytest.raises(VerifyNotPossibleError):
+        live_assessment_results(grading.services, pending.tenant_id, course_id, assessment_id)

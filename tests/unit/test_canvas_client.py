@@ -15,6 +15,7 @@ from werkzeug.wrappers import Request, Response
 from rostersync.canvas.client import CanvasClient, RetryPolicy
 from rostersync.canvas.errors import (
     AuthorizationError,
+    CanvasError,
     CanvasPermissionError,
     CanvasUnavailableError,
     CanvasWriteUncertainError,
@@ -22,7 +23,13 @@ from rostersync.canvas.errors import (
     UndeclaredEndpointError,
     UnsafeCanvasUrlError,
 )
-from rostersync.canvas.scopes import GRADE_SUBMISSION, LIST_ACCOUNT_COURSES, LIST_COURSE_ENROLLMENTS, Endpoint
+from rostersync.canvas.scopes import (
+    GRADE_SUBMISSION,
+    LIST_ACCOUNT_COURSES,
+    LIST_COURSE_ENROLLMENTS,
+    LIST_LIVE_ASSESSMENT_RESULTS,
+    Endpoint,
+)
 
 
 @dataclass
@@ -132,6 +139,41 @@ def test_follows_next_links_case_insensitively_to_the_end(canvas: ScriptedCanvas
     assert third.args["page"] == "3"
     assert all(request.headers["User-Agent"].startswith("rostersync/") for request in canvas.seen)
     assert client.stats.requests == 3
+
+
+RESULTS = "/api/v1/courses/5/live_assessments/9/results"
+
+
+def test_a_list_wrapped_in_an_object_is_paged_by_the_endpoints_list_key(canvas: ScriptedCanvas) -> None:
+    canvas.reply(
+        RESULTS,
+        {"results": [{"id": "1"}, {"id": "2"}]},
+        headers={"Link": f'<{canvas.url}{RESULTS}?user_id=7&page=2&per_page=100>; rel="next"'},
+    )
+    canvas.reply(RESULTS, {"results": [{"id": "3"}], "meta": {"primaryCollection": "results"}})
+    client = client_for(canvas)
+    found = client.get_all(LIST_LIVE_ASSESSMENT_RESULTS, [("user_id", "7")], course_id=5, assessment_id=9)
+    assert found == [{"id": "1"}, {"id": "2"}, {"id": "3"}]
+    first, second = canvas.seen
+    assert first.args["user_id"] == "7" and first.args["per_page"] == "100"
+    assert second.args["page"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "path", "body", "message"),
+    [
+        (LIST_ACCOUNT_COURSES, COURSES, {"results": []}, "returned dict, expected a list"),
+        (LIST_LIVE_ASSESSMENT_RESULTS, RESULTS, [{"id": "1"}], "returned list, expected an object"),
+        (LIST_LIVE_ASSESSMENT_RESULTS, RESULTS, {"result": []}, "returned no 'results' list"),
+        (LIST_LIVE_ASSESSMENT_RESULTS, RESULTS, {"results": {"id": "1"}}, "returned no 'results' list"),
+    ],
+)
+def test_a_page_of_the_wrong_shape_is_an_error(
+    canvas: ScriptedCanvas, endpoint: Endpoint, path: str, body: object, message: str
+) -> None:
+    canvas.reply(path, body)
+    with pytest.raises(CanvasError, match=message):
+        client_for(canvas).get_all(endpoint, account_id=1, course_id=5, assessment_id=9)
 
 
 def test_a_next_link_to_another_host_is_not_followed(canvas: ScriptedCanvas) -> None:

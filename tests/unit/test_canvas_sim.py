@@ -757,8 +757,50 @@ def test_assignments_and_grade_passback(sim: RunningSimulator, token: str, truth
     )
     sis_url = f"{url}/{assignment['id']}/submissions/sis_user_id:{users[with_sis['user_id']]['sis_user_id']}"
     assert requests.get(sis_url, headers=auth, timeout=TIMEOUT).json()["user_id"] == with_sis["user_id"]
-    results = api(sim, token, f"/courses/{course_id}/live_assessments/7/results")
-    assert results.status_code == 200 and results.json() == {"results": []}
+    assert api(sim, token, f"/courses/{course_id}/live_assessments/7/results").status_code == 404
+
+
+def test_live_assessment_results_are_seeded_filtered_and_paginated(
+    sim: RunningSimulator, token: str, truth: dict[str, Any]
+) -> None:
+    assessments = truth["live_assessments"]
+    assert len(assessments) >= 2 and all(a["results"] for a in assessments)
+    courses = {c["id"]: c for c in truth["courses"]}
+    for assessment in assessments:
+        assert courses[assessment["course_id"]]["workflow_state"] == "available"
+        active_students = {
+            e["user_id"]
+            for e in course_enrollments(truth, assessment["course_id"], {"active"})
+            if e["type"] == "StudentEnrollment"
+        }
+        assert {int(r["links"]["user"]) for r in assessment["results"]} <= active_students
+        assert {r["passed"] for r in assessment["results"]} == {True, False}
+    first = assessments[0]
+    path = f"/courses/{first['course_id']}/live_assessments/{first['id']}/results"
+    pages: list[list[dict[str, Any]]] = []
+    response = api(sim, token, path, params={"per_page": 10})
+    while True:
+        assert response.status_code == 200
+        body = response.json()
+        assert set(body) == {"results"}  # an object, not a bare array
+        pages.append(body["results"])
+        next_url = response.links.get("next", {}).get("url")
+        if not next_url:
+            break
+        response = requests.get(next_url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    assert len(pages) == -(-len(first["results"]) // 10) >= 3
+    assert [r for page in pages for r in page] == first["results"]
+    result = first["results"][0]
+    assert set(result) == {"id", "passed", "assessed_at", "links"} and isinstance(result["id"], str)
+    assert result["links"]["assessment"] == str(first["id"])
+    user = result["links"]["user"]
+    mine = api(sim, token, path, params={"user_id": user}).json()["results"]
+    assert mine == [r for r in first["results"] if r["links"]["user"] == user]
+    assert api(sim, token, path, params={"user_id": "1"}).json() == {"results": []}
+    other_course = next(c for c in courses if c != first["course_id"])
+    elsewhere = f"/courses/{other_course}/live_assessments/{first['id']}/results"
+    assert api(sim, token, elsewhere).status_code == 404
+    assert api(sim, token, f"/courses/{first['course_id']}/live_assessments/x1/results").status_code == 404
 
 
 # --------------------------------------------------------------------------------- admin: faults, stats

@@ -668,14 +668,20 @@ def put_submission(ctx: ApiContext, course_id: str, assignment_id: str, user_id:
 
 # --------------------------------------------------------------------------------- live assessments
 def live_assessment_results(ctx: ApiContext, course_id: str, assessment_id: str) -> Response:
-    """No live assessments are stored: every numeric assessment answers ``{"results": []}``."""
-    _course(ctx, course_id)
-    if not (assessment_id.isascii() and assessment_id.isdigit()):
+    """``{"results": [...]}`` of one of the course's live assessments, oldest first; ``user_id`` filters."""
+    course = _course(ctx, course_id)
+    numeric = assessment_id.isascii() and assessment_id.isdigit()
+    assessment = ctx.inst.live_assessments_by_id.get(int(assessment_id)) if numeric else None
+    if assessment is None or assessment.course_id != course.id:
         raise not_found()
-    results: list[JsonDict] = []
+    results = assessment.results
+    user_ref = ctx.arg("user_id")
+    if user_ref:
+        results = [r for r in results if str(r.user_id) == user_ref]
     page = numbered(ctx.request, ctx.config, results)
     ctx.item_count = len(page.items)
-    return ctx.json({"results": page.items}, headers=page.headers)
+    body = {"results": [ctx.ser.live_assessment_result(assessment, r) for r in page.items]}
+    return ctx.json(body, headers=page.headers)
 
 
 ApiHandler = Callable[..., Response]

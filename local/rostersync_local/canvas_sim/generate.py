@@ -24,6 +24,8 @@ from .model import (
     Course,
     Enrollment,
     Institution,
+    LiveAssessment,
+    LiveAssessmentResult,
     Role,
     Section,
     Term,
@@ -429,7 +431,7 @@ class _Generator:
             for enrollment in self.enrollments:
                 if enrollment.section_id == moved.id:
                     enrollment.course_id = target.id
-        return Institution(
+        institution = Institution(
             api_user=api_user,
             accounts=accounts,
             terms=terms,
@@ -441,6 +443,49 @@ class _Generator:
             crosslisted_section_id=crosslisted_id,
             nicknamed_course_id=nick.id if nick else None,
         )
+        # Drawn last, so the rest of the institution is what it was before live assessments existed.
+        institution.live_assessments = self.live_assessments(institution)
+        institution.reindex()
+        return institution
+
+    def live_assessments(self, inst: Institution) -> list[LiveAssessment]:
+        """A few pass/fail live assessments in published courses, with results for their active students
+        (most assessed once, some not yet, a few failed first and passed when assessed again)."""
+        rng = self.rng
+        published = [c for c in inst.courses if c.db_state == "available"]
+        chosen = sorted(rng.sample(published, min(3, len(published))), key=lambda c: c.id)
+        assessments: list[LiveAssessment] = []
+        next_result_id = 1
+        for index, course in enumerate(chosen):
+            enrollments = inst.enrollments_by_course.get(course.id, [])
+            teachers = [e.user_id for e in enrollments if e.type == "TeacherEnrollment"]
+            students = sorted(
+                {e.user_id for e in enrollments if e.type == "StudentEnrollment" and e.state == "active"}
+            )
+            if not teachers or not students:
+                continue
+            for number in range(1, 3 if index == 0 else 2):
+                assessment_id = 801 + len(assessments)
+                assessment = LiveAssessment(
+                    assessment_id, course.id, f"outcome-check-{assessment_id}", f"Skills check {number}"
+                )
+                start = datetime.fromisoformat(course.created_at) + timedelta(days=30 * number)
+                for user_id in students:
+                    if rng.random() < 0.1:
+                        continue  # not assessed yet
+                    passed = rng.random() < 0.7
+                    attempts = [passed] if passed or rng.random() < 0.6 else [False, True]
+                    at = self.moment(start, 20)
+                    for outcome in attempts:
+                        assessment.results.append(
+                            LiveAssessmentResult(
+                                next_result_id, user_id, rng.choice(teachers), outcome, _iso(at)
+                            )
+                        )
+                        next_result_id += 1
+                        at += timedelta(days=rng.randint(1, 7))
+                assessments.append(assessment)
+        return assessments
 
 
 def build_institution(seed: int, courses: int, reference_year: int | None = None) -> Institution:

@@ -142,6 +142,26 @@ class Enrollment:
     sis_import_id: int | None = None
 
 
+@dataclass(slots=True)
+class LiveAssessmentResult:
+    id: int
+    user_id: int
+    assessor_id: int
+    passed: bool
+    assessed_at: str
+
+
+@dataclass(slots=True)
+class LiveAssessment:
+    """An outcome-based pass/fail assessment (Canvas's beta live assessments) and its results, by id."""
+
+    id: int
+    course_id: int
+    key: str
+    title: str
+    results: list[LiveAssessmentResult] = field(default_factory=list)
+
+
 @dataclass
 class Institution:
     """The generated Canvas data plus lookup indexes (call :meth:`reindex` after changes)."""
@@ -156,6 +176,7 @@ class Institution:
     enrollments: list[Enrollment]
     crosslisted_section_id: int | None = None
     nicknamed_course_id: int | None = None
+    live_assessments: list[LiveAssessment] = field(default_factory=list)
 
     accounts_by_id: dict[int, Account] = field(default_factory=dict, repr=False)
     terms_by_id: dict[int, Term] = field(default_factory=dict, repr=False)
@@ -166,6 +187,7 @@ class Institution:
     sections_by_course: dict[int, list[Section]] = field(default_factory=dict, repr=False)
     enrollments_by_course: dict[int, list[Enrollment]] = field(default_factory=dict, repr=False)
     enrollments_by_section: dict[int, list[Enrollment]] = field(default_factory=dict, repr=False)
+    live_assessments_by_id: dict[int, LiveAssessment] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.reindex()
@@ -188,6 +210,7 @@ class Institution:
             enr_section[enrollment.section_id].append(enrollment)
         self.enrollments_by_course = dict(enr_course)
         self.enrollments_by_section = dict(enr_section)
+        self.live_assessments_by_id = {a.id: a for a in self.live_assessments}
 
     # ----------------------------------------------------------------- lookups
     def account_and_descendants(self, account_id: int) -> set[int]:

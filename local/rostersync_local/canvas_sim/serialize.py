@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .model import ROOT_ACCOUNT_ID, Account, Course, Enrollment, Institution, Role, Section, Term, User
+from .model import (
+    ROOT_ACCOUNT_ID,
+    Account,
+    Course,
+    Enrollment,
+    Institution,
+    LiveAssessment,
+    LiveAssessmentResult,
+    Role,
+    Section,
+    Term,
+    User,
+)
 
 JsonDict = dict[str, Any]
 
@@ -334,6 +346,29 @@ class Serializer:
         return data
 
     # ------------------------------------------------------------- ground truth
+    def live_assessment_result(self, assessment: LiveAssessment, result: LiveAssessmentResult) -> JsonDict:
+        """Canvas's Result: string ids, the related objects as ``links``."""
+        return {
+            "id": str(result.id),
+            "passed": result.passed,
+            "assessed_at": result.assessed_at,
+            "links": {
+                "user": str(result.user_id),
+                "assessor": str(result.assessor_id),
+                "assessment": str(assessment.id),
+            },
+        }
+
+    def live_assessment(self, assessment: LiveAssessment) -> JsonDict:
+        """An assessment with its results (ground truth only: the key's scopes read results, not these)."""
+        return {
+            "id": assessment.id,
+            "course_id": assessment.course_id,
+            "key": assessment.key,
+            "title": assessment.title,
+            "results": [self.live_assessment_result(assessment, r) for r in assessment.results],
+        }
+
     def ground_truth(self) -> JsonDict:
         inst = self.inst
         root = inst.accounts_by_id[ROOT_ACCOUNT_ID]
@@ -349,6 +384,7 @@ class Serializer:
             "enrollments": [self.enrollment(e) for e in inst.enrollments],
             "crosslisted_section_id": inst.crosslisted_section_id,
             "nicknamed_course_id": inst.nicknamed_course_id,
+            "live_assessments": [self.live_assessment(a) for a in inst.live_assessments],
             # updated_at of objects changed through /_sim/changes (the API shapes have no such field)
             "updated_at": {
                 "courses": {str(c.id): c.updated_at for c in inst.courses if c.updated_at},

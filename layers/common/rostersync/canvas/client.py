@@ -123,6 +123,19 @@ def next_page_url(response: requests.Response) -> str | None:
     return None
 
 
+def _page_items(endpoint: Endpoint, body: Any) -> list[Any]:
+    key = endpoint.list_key
+    if key is not None:
+        if not isinstance(body, dict):
+            raise CanvasError(f"{endpoint.route} returned {type(body).__name__}, expected an object")
+        body = body.get(key)
+        if not isinstance(body, list):
+            raise CanvasError(f"{endpoint.route} returned no {key!r} list")
+    elif not isinstance(body, list):
+        raise CanvasError(f"{endpoint.route} returned {type(body).__name__}, expected a list")
+    return body
+
+
 class CanvasClient:
     def __init__(
         self,
@@ -164,14 +177,13 @@ class CanvasClient:
     def pages(
         self, endpoint: Endpoint, params: Params | None = None, **path: int | str
     ) -> Iterator[list[Any]]:
+        """Each page's list: the body itself, or the list under `endpoint.list_key` for the few endpoints
+        that wrap it in an object (e.g. `{"results": [...]}`)."""
         url: str | None = self._origin + endpoint.path(**path)
         query: Params = [*(params or []), ("per_page", str(PER_PAGE))]
         while url is not None:
             response = self._request(endpoint, url, query)
-            body = response.json()
-            if not isinstance(body, list):
-                raise CanvasError(f"{endpoint.route} returned {type(body).__name__}, expected a list")
-            yield body
+            yield _page_items(endpoint, response.json())
             url = next_page_url(response)
             query = []  # a next link carries every parameter it needs
             if url is not None and not url.startswith(self._origin + "/"):

@@ -88,6 +88,23 @@ class CanvasUserRef(CanvasObject):
     name: str | None = None
 
 
+class LiveAssessmentResultLinks(CanvasObject):
+    """Canvas sends these ids as strings; they are local REST ids, kept as ints like every other id here."""
+
+    user: int
+    assessor: int | None = None
+    assessment: int
+
+
+class LiveAssessmentResult(CanvasObject):
+    """One pass/fail result of an outcome-based live assessment (`{"results": [...]}`, canvas-api.md)."""
+
+    id: str
+    passed: bool
+    assessed_at: datetime | None = None
+    links: LiveAssessmentResultLinks
+
+
 class TokenGrant(CanvasObject):
     """The token endpoint's answer. A refresh answer carries no refresh_token."""
 

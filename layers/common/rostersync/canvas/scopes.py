@@ -16,6 +16,7 @@ from urllib.parse import quote
 class Endpoint:
     method: str
     route: str  # Canvas's route with :params, exactly as in the scope string
+    list_key: str | None = None  # a list answer wrapped in an object: the key of the list (pages by it)
 
     @property
     def scope(self) -> str:
@@ -50,6 +51,10 @@ CREATE_ASSIGNMENT = Endpoint("POST", "/api/v1/courses/:course_id/assignments")
 SUBMISSION_ROUTE = "/api/v1/courses/:course_id/assignments/:assignment_id/submissions/:user_id"
 GET_SUBMISSION = Endpoint("GET", SUBMISSION_ROUTE)
 GRADE_SUBMISSION = Endpoint("PUT", SUBMISSION_ROUTE)
+# Read-back only: rostersync never creates live assessments; their id comes from the caller.
+LIST_LIVE_ASSESSMENT_RESULTS = Endpoint(
+    "GET", "/api/v1/courses/:course_id/live_assessments/:assessment_id/results", list_key="results"
+)
 
 MANIFEST: tuple[Endpoint, ...] = (
     LIST_ADMIN_ACCOUNTS,
@@ -65,6 +70,7 @@ MANIFEST: tuple[Endpoint, ...] = (
     CREATE_ASSIGNMENT,
     GET_SUBMISSION,
     GRADE_SUBMISSION,
+    LIST_LIVE_ASSESSMENT_RESULTS,
 )
 
 
