@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
 from rostersync import admin
-from rostersync.canvas.errors import CanvasNotFoundError
+from rostersync.canvas.errors import CanvasError, CanvasNotFoundError
 from rostersync.grades.live_results import live_assessment_results
 from rostersync.grades.passback import UnknownBatchError, batch_status, submit_batch
 from rostersync.grades.verify import verify_batch
@@ -127,6 +127,17 @@ def unknown_tenant(error: UnknownTenantError) -> Response[dict[str, str]]:
 @app.exception_handler(TenantError)  # type: ignore[untyped-decorator]
 def refused(error: TenantError) -> Response[dict[str, str]]:
     return Response(status_code=400, content_type=content_types.APPLICATION_JSON, body={"error": str(error)})
+
+
+@app.exception_handler(CanvasError)  # type: ignore[untyped-decorator]
+def canvas_failed(error: CanvasError) -> Response[dict[str, str]]:
+    # Canvas, not this request, failed (unreachable, refused, a scope missing): a gateway error, with why.
+    logger.warning("canvas call failed", extra={"code": error.code, "status": error.status})
+    return Response(
+        status_code=502,
+        content_type=content_types.APPLICATION_JSON,
+        body={"error": f"Canvas: {error}", "code": error.code},
+    )
 
 
 @app.exception_handler(SyncCooldownError)  # type: ignore[untyped-decorator]

@@ -174,3 +174,17 @@ def test_live_assessment_results_come_from_the_tokens_tenants_own_canvas(
         assert read.status_code == 200 and read.json()["results"] == [_as_served(r) for r in own["results"]]
         ours = _live_results(stack, token(stack, first), own["course_id"], own["id"])
         assert ours.text != read.text  # the first tenant's token still reads the first tenant's Canvas
+
+
+def test_a_failing_canvas_is_a_gateway_error_with_its_reason(
+    stack: Stack, two_tenants: tuple[str, str]
+) -> None:
+    first, _ = two_tenants
+    seeded = stack.canvas("GET", "/_sim/ground_truth")["live_assessments"][0]
+    fault = {"status": 503, "path_regex": r"/live_assessments/\d+/results", "count": 20}
+    stack.canvas("POST", "/_sim/faults", json=fault)
+    try:
+        answer = _live_results(stack, token(stack, first), seeded["course_id"], seeded["id"])
+    finally:
+        stack.canvas("DELETE", "/_sim/faults")
+    assert answer.status_code == 502 and answer.json()["code"] == "canvas_unavailable", answer.text
