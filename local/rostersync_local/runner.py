@@ -163,7 +163,9 @@ class LocalStack:
 
     def _start_moto(self) -> str:
         port = free_port()
-        self._spawn("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
+        self._spawn(
+            "moto", [sys.executable, "-m", "rostersync_local.moto_server", "-H", "127.0.0.1", "-p", str(port)]
+        )
         url = f"http://127.0.0.1:{port}"
         wait_until_ready(f"{url}/moto-api/")
         return url

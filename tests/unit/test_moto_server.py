@@ -1,0 +1,87 @@
+"""The local stack's moto patch: Query reads one partition and answers exactly what moto answered."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.dynamodb.models.table import Table
+
+from rostersync_local import moto_server
+
+
+@pytest.fixture
+def table() -> Iterator[Any]:
+    with mock_aws():
+        dynamodb = boto3.resource("dynamodb", region_name="us-east-1")
+        created = dynamodb.create_table(
+            TableName="t",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "g")
+            ],
+            GlobalSecondaryIndexes=[
+                {"IndexName": "byg", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                 "Projection": {"ProjectionType": "ALL"}}
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )  # fmt: skip
+        with created.batch_writer() as batch:
+            for partition in range(30):
+                for item in range(partition % 7):
+                    batch.put_item(Item={"pk": f"P{partition}", "sk": f"S{item:02}", "g": f"G{item % 3}"})
+        yield created
+
+
+def in_partition(partition: str, **extra: Any) -> dict[str, Any]:
+    return {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": partition}, **extra}
+
+
+QUERIES: list[dict[str, Any]] = [
+    in_partition("P6"),
+    in_partition("P7"),  # an empty partition
+    in_partition("nowhere"),
+    {"KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+     "ExpressionAttributeValues": {":p": "P13", ":s": "S0"}},
+    in_partition("P13", Limit=2, ScanIndexForward=False),
+    in_partition("P13", Limit=2, ExclusiveStartKey={"pk": "P13", "sk": "S01"}),
+    {"IndexName": "byg", "KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": "G1"}},
+]  # fmt: skip
+
+
+def answers(table: Any) -> list[dict[str, Any]]:
+    return [
+        {name: value for name, value in table.query(**query).items() if name != "ResponseMetadata"}
+        for query in QUERIES
+    ]
+
+
+def test_patched_queries_answer_what_moto_answers(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    unpatched = answers(table)
+    assert [len(answer["Items"]) for answer in unpatched] == [6, 0, 0, 6, 2, 2, 28]
+    monkeypatch.setattr(Table, "query", Table.query)
+    monkeypatch.setattr(Table, "all_items", Table.all_items)
+    moto_server.index_queries_by_partition()
+    assert answers(table) == unpatched
+
+
+def test_a_patched_query_reads_only_its_partition(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Table, "query", Table.query)
+    monkeypatch.setattr(Table, "all_items", Table.all_items)
+    moto_server.index_queries_by_partition()
+    seen: list[int] = []
+    patched_all_items: Callable[[Table], list[Any]] = Table.all_items
+
+    def counting(self: Table) -> list[Any]:
+        items = patched_all_items(self)
+        seen.append(len(items))
+        return items
+
+    monkeypatch.setattr(Table, "all_items", counting)
+    table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": "P6"})
+    assert seen == [6]  # not the table's 87 items
+    assert len(table.scan()["Items"]) == sum(p % 7 for p in range(30))  # a scan still sees everything
