@@ -119,16 +119,17 @@ def test_callbacks_without_a_live_state_are_refused(stack: Stack, query: str) ->
 
 def test_a_declined_authorization_changes_nothing_and_its_link_is_spent(stack: Stack) -> None:
     tenant_id = stack.add_tenant(name="Declines")
-    start = requests.get(stack.cli_ok("tenant", "authorize", tenant_id), allow_redirects=False, timeout=30)
+    browser = requests.Session()  # the callback must come back to the browser that opened the link
+    start = browser.get(stack.cli_ok("tenant", "authorize", tenant_id), allow_redirects=False, timeout=30)
     assert start.status_code == 302 and start.headers["Location"].startswith(
         f"{stack.canvas_url}/login/oauth2/auth?"
     )
     state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
     callback = f"{stack.api_url}/oauth/callback"
-    declined = requests.get(callback, params={"error": "access_denied", "state": state}, timeout=30)
+    declined = browser.get(callback, params={"error": "access_denied", "state": state}, timeout=30)
     assert declined.status_code == 400 and "declined" in declined.text
     assert json.loads(stack.cli_ok("tenant", "show", tenant_id))["status"] == "pending_authorization"
-    replayed = requests.get(callback, params={"code": "x", "state": state}, timeout=30)
+    replayed = browser.get(callback, params={"code": "x", "state": state}, timeout=30)
     assert replayed.status_code == 400 and "already used" in replayed.text
 
 
