@@ -100,7 +100,12 @@ class FunctionPool:
     def invoke(self, event: Any) -> Invocation:
         with self._slots:
             with self._lock:
-                host = self._idle.pop() if self._idle else None
+                host = None
+                while self._idle and host is None:
+                    host = self._idle.pop()
+                    if not host.alive:  # it died between invocations: Lambda starts a new environment
+                        self._hosts.remove(host)
+                        host = None
                 self.stats.busy += 1
             cold = host is None
             if host is None:

@@ -4,9 +4,11 @@ Layout (pk / sk):
   T#<t>                 TENANT                  the tenant's settings and status (gsi1: TENANTS / <t>)
   T#<t>                 OAUTH#<state>           a pending OAuth authorization (TTL 10 min, single use)
   T#<t>                 SLOT#<n>                a leased Canvas concurrency slot (n < the per-tenant cap)
-  T#<t>                 COURSE#<course>         a synced course (data + content hash)
+  T#<t>                 COURSE#<course>         a synced course (data + content hash, its roster's
+                                                committed generation `gen`, a writer's lease)
   T#<t>                 MEMBER#<user>#<course>  the user is on that course's roster (for live user events)
-  T#<t>#C#<course>      SECTION# / USER# / ENROLLMENT#<id>   the course's roster (data + content hash)
+  T#<t>#C#<course>      SECTION# / USER# / ENROLLMENT#<id>   the course's roster (data + content hash,
+                                                generation, the committed version while uncommitted)
   T#<t>                 RUN#<run>               a sync run
   T#<t>#RUN#<run>       COURSE#<course>         one course's result in that run
   T#<t>#RUN#<run>       ERROR#<course>#<user>#<code>   a sync error of that run
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +43,8 @@ from rostersync.models import (
 )
 
 TENANTS_INDEX = "gsi1"
+# Longer than the worker's Lambda timeout: a live writer never loses its course's write lease.
+COURSE_WRITE_LEASE_SECONDS = 300
 
 
 def tenant_pk(tenant_id: str) -> str:
@@ -124,6 +129,14 @@ class OAuthState:
 
 class TenantExistsError(Exception):
     pass
+
+
+class CourseWriteConflict(Exception):
+    """Another writer committed the course since it was read, or holds its write lease."""
+
+
+def _previous(item: StoredItem | None) -> dict[str, str]:
+    return {} if item is None else {"prev_data": item.data, "prev_hash": item.content_hash}
 
 
 class RosterTable:
@@ -469,15 +482,53 @@ class RosterTable:
         return True
 
     # -- roster --------------------------------------------------------------------------------
+    # A course's roster changes are one commit. The course row holds the committed generation `gen`; a
+    # writer takes the row's write lease (conditional on the generation its diff was made against, so a
+    # stale diff is a CourseWriteConflict), writes its items tagged with the next generation and each
+    # with its committed version as `prev_data`, then commits by setting `gen` and releasing the lease in
+    # one update. Readers use an item as it is when its generation is committed and `prev_data` otherwise,
+    # so a course reads as its previous state or its full new state, even after a crash mid-write.
+    def course_snapshot(self, tenant_id: str, course_id: int) -> tuple[dict[str, StoredItem], int]:
+        """The course's committed roster items and their generation."""
+        items, _, generation = self._course_view(tenant_id, course_id)
+        return items, generation
+
     def course_items(self, tenant_id: str, course_id: int) -> dict[str, StoredItem]:
-        items = self._query(
-            KeyConditionExpression=Key("pk").eq(course_pk(tenant_id, course_id)), ConsistentRead=True
-        )
-        return {item["sk"]: StoredItem(item["sk"], item["data"], item["content_hash"]) for item in items}
+        return self.course_snapshot(tenant_id, course_id)[0]
+
+    def _committed_generation(self, tenant_id: str, course_id: int) -> int:
+        row = self._table.get_item(
+            Key={"pk": tenant_pk(tenant_id), "sk": f"COURSE#{course_id}"},
+            ConsistentRead=True,
+            ProjectionExpression="gen",
+        ).get("Item")
+        return int((row or {}).get("gen", 0))
+
+    def _course_view(
+        self, tenant_id: str, course_id: int, generation: int | None = None
+    ) -> tuple[dict[str, StoredItem], list[dict[str, Any]], int]:
+        """(committed items, raw items, generation); read again when a commit lands during the read."""
+        for _ in range(5):
+            seen = self._committed_generation(tenant_id, course_id) if generation is None else generation
+            raw = list(
+                self._query(
+                    KeyConditionExpression=Key("pk").eq(course_pk(tenant_id, course_id)), ConsistentRead=True
+                )
+            )
+            if generation is not None or self._committed_generation(tenant_id, course_id) == seen:
+                break
+        committed: dict[str, StoredItem] = {}
+        for item in raw:
+            if int(item.get("gen", 0)) <= seen:
+                if not item.get("deleted"):
+                    committed[item["sk"]] = StoredItem(item["sk"], item["data"], item["content_hash"])
+            elif "prev_data" in item:  # written by an uncommitted (running or crashed) writer
+                committed[item["sk"]] = StoredItem(item["sk"], item["prev_data"], item["prev_hash"])
+        return committed, raw, seen
 
     def stored_course(self, tenant_id: str, course_id: int) -> StoredItem | None:
         item = self._table.get_item(Key={"pk": tenant_pk(tenant_id), "sk": f"COURSE#{course_id}"}).get("Item")
-        return StoredItem(item["sk"], item["data"], item["content_hash"]) if item else None
+        return StoredItem(item["sk"], item["data"], item["content_hash"]) if item and "data" in item else None
 
     def write_course(
         self,
@@ -486,29 +537,111 @@ class RosterTable:
         course: StoredItem | None,
         puts: Iterable[StoredItem],
         deletes: Iterable[str],
+        *,
+        expected_generation: int | None = None,
+        lease_seconds: int = COURSE_WRITE_LEASE_SECONDS,
     ) -> None:
-        """Write a course's changed roster items (and its own row when `course` is given)."""
+        """Commit a course's changed roster items (and its own row when `course` is given) all at once.
+
+        With `expected_generation`, the diff was made against that committed generation: if another
+        writer committed since, or is writing now, nothing is written and CourseWriteConflict is raised.
+        """
+        puts, deletes = list(puts), list(deletes)
+        if course is None and not puts and not deletes:
+            return
+        holder = uuid.uuid4().hex
+        committed = self._claim_course(tenant_id, course_id, holder, expected_generation, lease_seconds)
+        current, raw, _ = self._course_view(tenant_id, course_id, committed)
+        generation = committed + 1
         pk = course_pk(tenant_id, course_id)
+        written = {item.sk for item in puts} | set(deletes)
         with self._table.batch_writer() as batch:
-            for item in puts:
+            for item in raw:  # what a crashed writer left uncommitted goes back to its committed version
+                if int(item.get("gen", 0)) > committed and item["sk"] not in written:
+                    if "prev_data" in item:
+                        batch.put_item(
+                            Item={"pk": pk, "sk": item["sk"], "data": item["prev_data"],
+                                  "content_hash": item["prev_hash"], "gen": committed}
+                        )  # fmt: skip
+                    else:
+                        batch.delete_item(Key={"pk": pk, "sk": item["sk"]})
+            for put in puts:
                 batch.put_item(
-                    Item={"pk": pk, "sk": item.sk, "data": item.data, "content_hash": item.content_hash}
-                )
-                if item.sk.startswith("USER#"):
+                    Item={"pk": pk, "sk": put.sk, "data": put.data, "content_hash": put.content_hash,
+                          "gen": generation, **_previous(current.get(put.sk))}
+                )  # fmt: skip
+                if put.sk.startswith("USER#"):
                     # Which courses hold a user, for a live user event (written when the user's row changes).
-                    user_id = item.sk.removeprefix("USER#")
+                    user_id = put.sk.removeprefix("USER#")
                     batch.put_item(Item={"pk": tenant_pk(tenant_id), "sk": f"MEMBER#{user_id}#{course_id}"})
             for sk in deletes:
-                batch.delete_item(Key={"pk": pk, "sk": sk})
-            if course is not None:
-                batch.put_item(
-                    Item={
-                        "pk": tenant_pk(tenant_id),
-                        "sk": course.sk,
-                        "data": course.data,
-                        "content_hash": course.content_hash,
-                    }
+                before = current.get(sk)
+                if before is not None:  # a tombstone until the commit, then removed
+                    batch.put_item(
+                        Item={"pk": pk, "sk": sk, "data": before.data, "content_hash": before.content_hash,
+                              "gen": generation, "deleted": True, **_previous(before)}
+                    )  # fmt: skip
+        self._commit_course(tenant_id, course_id, holder, generation, course)
+        for sk in deletes:
+            try:
+                self._table.delete_item(
+                    Key={"pk": pk, "sk": sk},
+                    ConditionExpression="gen = :gen AND attribute_exists(deleted)",
+                    ExpressionAttributeValues={":gen": generation},
                 )
+            except ClientError as error:
+                if not _is_conditional_failure(error):  # a later writer already rewrote it
+                    raise
+
+    def _claim_course(
+        self, tenant_id: str, course_id: int, holder: str, expected_generation: int | None, lease_seconds: int
+    ) -> int:
+        """Take the course's write lease; return its committed generation."""
+        now = int(time.time())
+        condition = "(attribute_not_exists(lease_until) OR lease_until < :now)"
+        values: dict[str, Any] = {":holder": holder, ":until": now + lease_seconds, ":now": now}
+        if expected_generation is not None:
+            values[":gen"] = expected_generation
+            condition += " AND " + (
+                "(attribute_not_exists(gen) OR gen = :gen)" if expected_generation == 0 else "gen = :gen"
+            )
+        try:
+            row = self._table.update_item(
+                Key={"pk": tenant_pk(tenant_id), "sk": f"COURSE#{course_id}"},
+                UpdateExpression="SET lease_holder = :holder, lease_until = :until",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise CourseWriteConflict(
+                    f"course {course_id} changed or is being written since it was read"
+                ) from error
+            raise
+        return int(row.get("gen", 0))
+
+    def _commit_course(
+        self, tenant_id: str, course_id: int, holder: str, generation: int, course: StoredItem | None
+    ) -> None:
+        sets = "gen = :gen" + (", #data = :data, content_hash = :hash" if course is not None else "")
+        values: dict[str, Any] = {":gen": generation, ":holder": holder}
+        if course is not None:
+            values |= {":data": course.data, ":hash": course.content_hash}
+        try:
+            self._table.update_item(
+                Key={"pk": tenant_pk(tenant_id), "sk": f"COURSE#{course_id}"},
+                UpdateExpression=f"SET {sets} REMOVE lease_holder, lease_until",
+                ConditionExpression="lease_holder = :holder",
+                ExpressionAttributeValues=values,
+                **({"ExpressionAttributeNames": {"#data": "data"}} if course is not None else {}),
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise CourseWriteConflict(
+                    f"course {course_id}: the write lease ran out before the commit"
+                ) from error
+            raise
 
     def courses_of_user(self, tenant_id: str, user_id: int) -> list[int]:
         items = self._query(
@@ -521,7 +654,9 @@ class RosterTable:
         items = self._query(
             KeyConditionExpression=Key("pk").eq(tenant_pk(tenant_id)) & Key("sk").begins_with("COURSE#")
         )
-        return [StoredItem(item["sk"], item["data"], item["content_hash"]) for item in items]
+        return [
+            StoredItem(item["sk"], item["data"], item["content_hash"]) for item in items if "data" in item
+        ]
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         return query_all(self._table, **kwargs)

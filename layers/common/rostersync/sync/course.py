@@ -26,6 +26,7 @@ from rostersync.models import (
     TenantStatus,
 )
 from rostersync.services import Services
+from rostersync.store.table import CourseWriteConflict
 from rostersync.sync.roster import (
     SYNCED_ENROLLMENT_STATES,
     CourseRoster,
@@ -109,7 +110,24 @@ def sync_course(services: Services, message: CourseSyncMessage, attempt: int) ->
         if not final:
             raise RetryLater(str(error)) from error
         return failed
-    counts, held = apply_roster(services, tenant, message, roster)
+    try:
+        counts, held = apply_roster(services, tenant, message, roster)
+    except CourseWriteConflict as error:
+        # Another worker wrote the course meanwhile (a redelivery, a live event): read Canvas again later.
+        final = attempt >= services.settings.course_sync_max_receive_count
+        conflict = result.model_copy(
+            update={
+                "outcome": CourseOutcome.FAILED if final else CourseOutcome.RETRYING,
+                "error_code": "write_conflict",
+                "error_message": str(error),
+                **_client_counts(client),
+            }
+        )
+        _record(services, conflict)
+        logger.warning("course write conflict", extra={"course_id": message.course.id, "final": final})
+        if not final:
+            raise RetryLater(str(error)) from error
+        return conflict
     done = result.model_copy(
         update={
             "outcome": CourseOutcome.HELD if held else CourseOutcome.SUCCEEDED,
@@ -125,7 +143,7 @@ def apply_roster(
 ) -> tuple[ChangeCounts, bool]:
     """Write what changed (a mass drop held back), record the sync errors; True when something is held."""
     tenant_id, course_id = message.tenant_id, message.course.id
-    stored = services.table.course_items(tenant_id, course_id)
+    stored, generation = services.table.course_snapshot(tenant_id, course_id)
     changes, mass_drop = split_mass_drop(
         diff_roster(stored, roster_items(roster), datetime.now(UTC)),
         tenant.settings,
@@ -134,7 +152,12 @@ def apply_roster(
     previous_course = services.table.stored_course(tenant_id, course_id)
     course_changed = previous_course is None or previous_course.content_hash != new_course.content_hash
     services.table.write_course(
-        tenant_id, course_id, new_course if course_changed else None, changes.puts, changes.deletes
+        tenant_id,
+        course_id,
+        new_course if course_changed else None,
+        changes.puts,
+        changes.deletes,
+        expected_generation=generation,
     )
     errors = [
         SyncError(
