@@ -22,7 +22,7 @@ from typing import IO, Any
 import boto3
 import requests
 from botocore.config import Config
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from rostersync_local.api_gateway import ApiGateway
@@ -60,6 +60,13 @@ def wait_until_ready(url: str, timeout_seconds: float = 30) -> None:
         except requests.ConnectionError:
             time.sleep(0.1)
     raise TimeoutError(f"{url} did not come up in {timeout_seconds} s")
+
+
+class PathOnlyAccessLog(WSGIRequestHandler):
+    """Access log lines without query strings: an OAuth callback's carries the authorization code."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.log("info", '"%s %s" %s %s', self.command, self.path.partition("?")[0], code, size)
 
 
 class LocalStack:
@@ -207,7 +214,7 @@ class LocalStack:
         return process
 
     def _serve(self, app: Any, port: int) -> str:
-        server = make_server("127.0.0.1", port, app, threaded=True)
+        server = make_server("127.0.0.1", port, app, threaded=True, request_handler=PathOnlyAccessLog)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self._servers.append(server)
         return f"http://127.0.0.1:{server.server_port}"

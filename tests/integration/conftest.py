@@ -47,7 +47,7 @@ def calls_outside_the_manifest(canvas_url: str) -> list[str]:
 
 
 def secrets_in_our_logs(canvas_url: str, log_dir: Path) -> list[str]:
-    """Which issued client secrets or tokens appear in a log line of ours (functions and runner).
+    """Which issued client secrets, codes or tokens appear in a log line of ours (functions and runner).
 
     The simulator's and moto's logs are left out: they stand for Canvas and AWS, which hold the secrets."""
     issued = requests.get(f"{canvas_url}/_sim/issued_secrets", timeout=30).json()

@@ -5,8 +5,10 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
+from moto import backends, mock_aws
 from moto.dynamodb.models.table import Table
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+from moto.server import ThreadedMotoServer
 
 from rostersync_local import moto_server
 
@@ -85,3 +87,31 @@ def test_a_patched_query_reads_only_its_partition(table: Any, monkeypatch: pytes
     table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": "P6"})
     assert seen == [6]  # not the table's 87 items
     assert len(table.scan()["Items"]) == sum(p % 7 for p in range(30))  # a scan still sees everything
+
+
+def test_remembered_backends_route_every_service_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backends, "list_of_moto_modules", backends.list_of_moto_modules)
+    monkeypatch.setattr(
+        DomainDispatcherApplication,
+        "get_backend_for_host",
+        DomainDispatcherApplication.get_backend_for_host,
+    )
+    moto_server.remember_backends_by_host()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        clients = {
+            name: boto3.client(
+                name, endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
+                aws_access_key_id="local", aws_secret_access_key="local",
+            )
+            for name in ("dynamodb", "sqs", "secretsmanager")
+        }  # fmt: skip
+        for _ in range(2):  # the second round is answered from the remembered backends
+            assert "TableNames" in clients["dynamodb"].list_tables()
+            url = clients["sqs"].create_queue(QueueName="q")["QueueUrl"]
+            assert url in clients["sqs"].list_queues()["QueueUrls"]
+            assert "SecretList" in clients["secretsmanager"].list_secrets()
+    finally:
+        server.stop()

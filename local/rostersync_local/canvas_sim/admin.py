@@ -175,7 +175,7 @@ def list_tokens(request: Request, state: SimulatorState) -> Response:
 
 
 def issued_secrets(request: Request, state: SimulatorState) -> Response:
-    """Test support: every client secret, access and refresh token issued so far (to scan logs for)."""
+    """Test support: every client secret, authorization code, access and refresh token issued so far."""
     return json_response(list(state.tokens.issued_secrets))
 
 

@@ -97,7 +97,7 @@ class TokenStore:
         self._by_refresh: dict[str, int] = {}
         self._next_key = 10000000000001
         self._next_grant = 1
-        # Every client secret and token ever handed out, rotated ones included: tests scan logs for them.
+        # Every client secret, code and token ever handed out (rotated ones too): tests scan logs for them.
         self.issued_secrets: list[str] = []
 
     def register_key(self, name: str, redirect_uri: str, scopes: tuple[str, ...]) -> DeveloperKey:
@@ -125,6 +125,7 @@ class TokenStore:
     ) -> AuthCode:
         code = AuthCode(_random_string(64), client_id, redirect_uri, scopes, user_id, now)
         self.codes[code.code] = code
+        self.issued_secrets.append(code.code)
         return code
 
     def find_code(self, code: str, now: float) -> AuthCode | None:
