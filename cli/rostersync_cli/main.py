@@ -181,7 +181,11 @@ def cmd_tenant_show(arguments: argparse.Namespace) -> None:
 
 def cmd_tenant_authorize(arguments: argparse.Namespace) -> None:
     binding = _binding(arguments)
-    print(begin_authorization(binding.services, arguments.tenant, binding.api_url, "operator (CLI)"))
+    # DESIGN's contract: a plain HTTP client following the redirects completes it (no cookie needed).
+    link = begin_authorization(
+        binding.services, arguments.tenant, binding.api_url, "operator (CLI)", browser_bound=False
+    )
+    print(link)
 
 
 def cmd_tenant_remove(arguments: argparse.Namespace) -> None:

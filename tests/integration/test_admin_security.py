@@ -2,7 +2,7 @@
 
 import json
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
@@ -143,3 +143,15 @@ def test_an_operator_removes_a_tenant_and_everything_it_stored(stack: Stack) -> 
         SecretId=f"{stack.outputs['TenantSecretPrefix']}/{tenant_id}"
     )
     assert "DeletedDate" in secret
+
+
+def test_an_operators_link_completes_in_a_client_that_keeps_no_cookies(stack: Stack) -> None:
+    """DESIGN's contract for `tenant authorize`: a plain HTTP client following the redirects (curl -L)."""
+    tenant_id = stack.add_tenant(name="Scripted")
+    url, hops = stack.cli_ok("tenant", "authorize", tenant_id), 0
+    answer = requests.get(url, allow_redirects=False, timeout=30)
+    while answer.is_redirect and hops < 8:
+        url, hops = urljoin(url, answer.headers["Location"]), hops + 1
+        answer = requests.get(url, allow_redirects=False, timeout=30)  # a new request: no cookie jar
+    assert answer.status_code == 200 and "/console?connected=" in url
+    assert json.loads(stack.cli_ok("tenant", "show", tenant_id))["status"] == "active"

@@ -227,12 +227,20 @@ def _digest(browser_binding: str) -> str:
     return hashlib.sha256(browser_binding.encode()).hexdigest()
 
 
-def begin_authorization(services: Services, tenant_id: str, api_url: str, started_by: str) -> str:
-    """A start URL for one authorization by `started_by` (an admin's token subject, or an operator)."""
+def begin_authorization(
+    services: Services, tenant_id: str, api_url: str, started_by: str, *, browser_bound: bool = True
+) -> str:
+    """A start URL for one authorization by `started_by` (an admin's token subject, or an operator).
+
+    Browser-bound (the settings page's Generate Key): the callback must bring back the cookie the start
+    link set, so only the browser that began can finish. An operator's link (`tenant authorize`) is
+    not: any client that follows its redirects completes it, once, within the state's lifetime."""
     tenant = require_tenant(services, tenant_id)
     canvas_key_of_or_refuse(tenant)
     state = secrets.token_urlsafe(32)
-    services.table.put_oauth_state(tenant_id, state, services.settings.oauth_state_ttl_seconds, started_by)
+    services.table.put_oauth_state(
+        tenant_id, state, services.settings.oauth_state_ttl_seconds, started_by, browser_bound=browser_bound
+    )
     return f"{api_url.rstrip('/')}/oauth/start?" + urlencode({"state": f"{tenant_id}.{state}"})
 
 
@@ -271,7 +279,10 @@ def complete_authorization(
     pending = services.table.take_oauth_state(tenant_id, state)
     if pending is None or pending.redirect_uri is None or pending.browser_hash is None:
         raise AuthorizationFlowError("this authorization is unknown, expired or already used; start again")
-    if browser_binding is None or not hmac.compare_digest(pending.browser_hash, _digest(browser_binding)):
+    same_browser = browser_binding is not None and hmac.compare_digest(
+        pending.browser_hash, _digest(browser_binding)
+    )
+    if pending.browser_bound and not same_browser:
         raise AuthorizationFlowError(
             "this authorization was started in another browser; start again from the settings page"
         )
