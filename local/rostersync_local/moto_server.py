@@ -4,9 +4,6 @@
   O(table) where DynamoDB's costs O(partition). Rosters are read per course, so a sync slowed down as the
   table grew (`make bench`: 0.38 s per course at 1k enrollments, 0.78 s at 5k). The patch hands moto's
   own query code the asked partition only.
-- DynamoDB operations run unserialized on the server's threads, so two concurrent conditional writes or
-  `ADD`s to one item can both read the old value (a lost increment, two winners of a lease); DynamoDB
-  applies each write to an item atomically. The patch runs one DynamoDB operation at a time.
 - Every request finds its service by listing moto's package directory (`list_of_moto_modules`, about
   150 `isdir` calls) and matching URL patterns, under one lock; py-spy showed a third of the server's
   time there during a 20k-enrollment sync. The patch remembers each host's answer.
@@ -22,7 +19,6 @@ from typing import Any
 
 from moto import backends
 from moto.dynamodb.models.table import Table
-from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
 
@@ -76,25 +72,7 @@ def remember_backends_by_host() -> None:
     DomainDispatcherApplication.get_backend_for_host = _remembered_backend_for_host  # type: ignore[method-assign]
 
 
-_one_at_a_time = threading.Lock()
-_call_action = DynamoHandler.call_action
-
-
-def _serialized_call_action(self: DynamoHandler) -> Any:
-    with _one_at_a_time:
-        return _call_action(self)
-
-
-def serialize_dynamodb_operations() -> None:
-    DynamoHandler.call_action = _serialized_call_action  # type: ignore[method-assign]
-
-
-def patch_moto() -> None:
+if __name__ == "__main__":
     index_queries_by_partition()
     remember_backends_by_host()
-    serialize_dynamodb_operations()
-
-
-if __name__ == "__main__":
-    patch_moto()
     main()

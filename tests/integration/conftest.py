@@ -28,7 +28,6 @@ from rostersync.tenants import (
 )
 from rostersync_local.canvas_sim import RunningSimulator
 from rostersync_local.control import start_stack, stop_stack
-from rostersync_local.moto_server import patch_moto
 from rostersync_local.runner import LOCAL_AWS_ENVIRONMENT, create_resources
 from rostersync_local.template import load_stack
 
@@ -164,7 +163,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def services() -> Iterator[Services]:
-    patch_moto()  # as the local stack's moto: atomic DynamoDB operations, partition-sized queries
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
