@@ -181,7 +181,6 @@ class SyncRun(BaseModel):
     trigger: SyncTrigger
     status: RunStatus = RunStatus.PLANNING
     courses_total: int = 0
-    courses_final: int = 0  # courses whose outcome is final, each counted once (the run closes at the total)
     canvas_requests: int = 0
     started_at: datetime = Field(default_factory=utc_now)
     finished_at: datetime | None = None

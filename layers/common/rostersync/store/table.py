@@ -142,14 +142,7 @@ def _previous(item: StoredItem | None) -> dict[str, str]:
 
 class RosterTable:
     def __init__(self, table_name: str, resource: Any = None) -> None:
-        resource = resource or boto3.resource("dynamodb")
-        self._table = resource.Table(table_name)
-        # The resource's own client rewrites attribute values inside transactions wrongly; this one does not.
-        self._client = boto3.client(
-            "dynamodb",
-            endpoint_url=resource.meta.client.meta.endpoint_url,
-            region_name=resource.meta.client.meta.region_name,
-        )
+        self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
 
     # -- tenants -------------------------------------------------------------------------------
     def create_tenant(self, tenant: Tenant) -> None:
@@ -424,41 +417,6 @@ class RosterTable:
                 return False
             raise
         return True
-
-    def count_final_course(self, tenant_id: str, run_id: str, course_id: int) -> SyncRun | None:
-        """Count a course's first final outcome into its run, once however often it is recorded; the run
-        as it stands then, or None when the course was counted before (or the run is unknown). O(1) per
-        course, so closing a run does not read all its results each time."""
-        try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table.name,
-                            "Item": {
-                                "pk": {"S": run_pk(tenant_id, run_id)},
-                                "sk": {"S": f"FINAL#{course_id}"},
-                            },
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._table.name,
-                            "Key": {"pk": {"S": tenant_pk(tenant_id)}, "sk": {"S": f"RUN#{run_id}"}},
-                            "UpdateExpression": "ADD courses_final :one",
-                            "ConditionExpression": "attribute_exists(pk)",
-                            "ExpressionAttributeValues": {":one": {"N": "1"}},
-                        }
-                    },
-                ]
-            )
-        except ClientError as error:
-            reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
-            if "ConditionalCheckFailed" in reasons:  # counted before, or no such run (nothing to close)
-                return None
-            raise
-        return self.get_run(tenant_id, run_id)
 
     def list_course_results(self, tenant_id: str, run_id: str) -> list[CourseResult]:
         items = self._query(

@@ -229,7 +229,14 @@ def _client_counts(client: CanvasClient) -> dict[str, int]:
 def _record(services: Services, result: CourseResult) -> CourseResult:
     services.table.put_course_result(result)
     if result.is_final:
-        run = services.table.count_final_course(result.tenant_id, result.run_id, result.course_id)
-        if run is not None and run.status is RunStatus.RUNNING and run.courses_final >= run.courses_total:
-            services.table.finish_run(result.tenant_id, result.run_id, RunStatus.COMPLETED, datetime.now(UTC))
+        _complete_run_when_done(services, result.tenant_id, result.run_id)
     return result
+
+
+def _complete_run_when_done(services: Services, tenant_id: str, run_id: str) -> None:
+    run = services.table.get_run(tenant_id, run_id)
+    if run is None or run.status is not RunStatus.RUNNING:
+        return
+    results = services.table.list_course_results(tenant_id, run_id)
+    if len(results) >= run.courses_total and all(result.is_final for result in results):
+        services.table.finish_run(tenant_id, run_id, RunStatus.COMPLETED, datetime.now(UTC))
