@@ -17,19 +17,10 @@ from typing import Any
 
 import requests
 
+from rostersync.sync.reports import roster_totals
 from rostersync_local.control import REPO_ROOT, start_stack, stop_stack
 from rostersync_local.harness import cli, connect_tenant, say, sync
 from rostersync_local.truth import differences, expected_export, minimum_requests, totals
-
-
-def _exported_totals(export: dict[str, Any]) -> dict[str, int]:
-    courses = export["courses"]
-    return {
-        "courses": len(courses),
-        "sections": sum(len(course["sections"]) for course in courses),
-        "users": len({user["canvas_id"] for course in courses for user in course["users"]}),
-        "enrollments": sum(len(course["enrollments"]) for course in courses),
-    }
 
 
 def run_demo(state_dir: Path, seed: int, courses: int, canvas_conditions: dict[str, Any]) -> int:
@@ -58,7 +49,7 @@ def run_demo(state_dir: Path, seed: int, courses: int, canvas_conditions: dict[s
         say("6. syncing again: an unchanged Canvas must write nothing")
         second = sync(state_dir, tenant_id, "--force")  # an operator may skip the sync-now cooldown
         written = sum(second["changes"][kind] for kind in ("created", "updated", "dropped"))
-        exported = _exported_totals(export)
+        exported = roster_totals(export)
         say("")
         say("summary")
         in_canvas = len(truth["courses"])

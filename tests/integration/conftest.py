@@ -187,18 +187,23 @@ def services() -> Iterator[Services]:
     server.stop()
 
 
-def connect(services: Services, sim: RunningSimulator) -> Tenant:
+def new_tenant(services: Services, sim: RunningSimulator, name: str = "Tokens") -> Tenant:
+    """A tenant with a fresh developer key of the simulator, not yet authorized."""
     key = requests.post(
         f"{sim.url}/_sim/developer_keys", json={"name": "t", "redirect_uri": REDIRECT_URI}, timeout=10
     ).json()
-    tenant = create_tenant(
+    return create_tenant(
         services,
-        name="Tokens",
+        name=name,
         canvas_url=sim.url,
         client_id=key["client_id"],
         client_secret=key["client_secret"],
         allow_insecure_canvas=True,
     )
+
+
+def connect(services: Services, sim: RunningSimulator) -> Tenant:
+    tenant = new_tenant(services, sim)
     state = parse_qs(
         urlsplit(begin_authorization(services, tenant.tenant_id, "http://127.0.0.1:9", "operator")).query
     )["state"][0]

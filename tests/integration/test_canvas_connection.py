@@ -28,11 +28,10 @@ from rostersync.tenants import (
     begin_authorization,
     canvas_authorize_redirect,
     complete_authorization,
-    create_tenant,
 )
 from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve
 from rostersync_local.truth import differences, expected_export
-from tests.integration.conftest import REDIRECT_URI, calls_outside_the_manifest, connect, message
+from tests.integration.conftest import REDIRECT_URI, calls_outside_the_manifest, connect, message, new_tenant
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -225,13 +224,7 @@ def test_a_wrong_client_secret_at_refresh_time_needs_reauthorization(
 
 
 def test_an_unknown_authorization_code_changes_nothing(services: Services, sim: RunningSimulator) -> None:
-    key = requests.post(
-        f"{sim.url}/_sim/developer_keys", json={"name": "t", "redirect_uri": REDIRECT_URI}, timeout=10
-    ).json()
-    tenant = create_tenant(
-        services, name="Bad code", canvas_url=sim.url, client_id=key["client_id"],
-        client_secret=key["client_secret"], allow_insecure_canvas=True,
-    )  # fmt: skip
+    tenant = new_tenant(services, sim, "Bad code")
     state = parse_qs(
         urlsplit(begin_authorization(services, tenant.tenant_id, "http://127.0.0.1:9", "operator")).query
     )["state"][0]
@@ -245,13 +238,7 @@ def test_an_unknown_authorization_code_changes_nothing(services: Services, sim: 
 def test_an_expired_oauth_state_is_refused_at_the_start_and_at_the_callback(
     services: Services, sim: RunningSimulator
 ) -> None:
-    key = requests.post(
-        f"{sim.url}/_sim/developer_keys", json={"name": "t", "redirect_uri": REDIRECT_URI}, timeout=10
-    ).json()
-    tenant = create_tenant(
-        services, name="Slow admin", canvas_url=sim.url, client_id=key["client_id"],
-        client_secret=key["client_secret"], allow_insecure_canvas=True,
-    )  # fmt: skip
+    tenant = new_tenant(services, sim, "Slow admin")
     services.table.put_oauth_state(tenant.tenant_id, "stale", -1, "admin@x")
     with pytest.raises(TenantError, match="expired"):
         canvas_authorize_redirect(services, f"{tenant.tenant_id}.stale", REDIRECT_URI)
