@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rostersync.canvas.client import CanvasClient
-from rostersync.canvas.errors import CanvasNotConfiguredError, CanvasUnavailableError
+from rostersync.canvas.errors import CanvasNotConfiguredError, CanvasNotFoundError, CanvasUnavailableError
+from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.oauth import OAuthClient
+from rostersync.canvas.scopes import GET_ACCOUNT_COURSE
 from rostersync.canvas.tokens import TenantTokenSource
 from rostersync.models import Tenant
 from rostersync.services import Services
@@ -57,6 +59,20 @@ def canvas_client_for(services: Services, tenant: Tenant) -> CanvasClient:
         allow_insecure=insecure_canvas_allowed(services, tenant),
         timeout_seconds=services.settings.canvas_timeout_seconds,
     )
+
+
+def read_account_course(client: CanvasClient, tenant: Tenant, course_id: int) -> CanvasCourse | None:
+    """One course of the tenant's root account, with its term; None when Canvas does not have it there."""
+    try:
+        item = client.get_one(
+            GET_ACCOUNT_COURSE,
+            [("include[]", "term")],
+            account_id=tenant.root_account_id or "self",
+            id=course_id,
+        )
+    except CanvasNotFoundError:
+        return None
+    return CanvasCourse.model_validate(item)
 
 
 @contextmanager

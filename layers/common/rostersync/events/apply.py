@@ -13,10 +13,7 @@ from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
 
-from rostersync.canvas.errors import CanvasNotFoundError
-from rostersync.canvas.models import CanvasCourse
-from rostersync.canvas.scopes import GET_ACCOUNT_COURSE
-from rostersync.connection import canvas_client_for, canvas_slot
+from rostersync.connection import canvas_client_for, canvas_slot, read_account_course
 from rostersync.events.models import NormalizedEvent, ObjectType
 from rostersync.models import CourseSyncMessage, SyncTrigger, Tenant, TenantStatus
 from rostersync.services import Services
@@ -108,18 +105,10 @@ def apply_live_event(services: Services, event: NormalizedEvent) -> EventResult:
 def resync_course(services: Services, tenant: Tenant, course_id: int, run_id: str) -> bool:
     """Re-read one course from Canvas and write what changed; False when it is not one we sync."""
     client = canvas_client_for(services, tenant)
-    try:
-        with canvas_slot(services, tenant.tenant_id):
-            item = client.get_one(
-                GET_ACCOUNT_COURSE,
-                [("include[]", "term")],
-                account_id=tenant.root_account_id or "self",
-                id=course_id,
-            )
-    except CanvasNotFoundError:
-        return False  # deleted, or not in this account: the next full sync settles it
-    course = CanvasCourse.model_validate(item)
-    if not is_selected(tenant, course, datetime.now(UTC)):
+    with canvas_slot(services, tenant.tenant_id):
+        course = read_account_course(client, tenant, course_id)
+    # Deleted, or not in this account: the next full sync settles it.
+    if course is None or not is_selected(tenant, course, datetime.now(UTC)):
         return False
     sync_course(
         services, CourseSyncMessage(tenant_id=tenant.tenant_id, run_id=run_id, course=course), attempt=1

@@ -26,15 +26,13 @@ from rostersync.canvas.errors import (
     CanvasWriteUncertainError,
     InsufficientScopeError,
 )
-from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.scopes import (
     CREATE_ASSIGNMENT,
-    GET_ACCOUNT_COURSE,
     GET_SUBMISSION,
     GRADE_SUBMISSION,
     LIST_ASSIGNMENTS,
 )
-from rostersync.connection import canvas_client_for, canvas_slot
+from rostersync.connection import canvas_client_for, canvas_slot, read_account_course
 from rostersync.grades.submission import Params, submission_changes
 from rostersync.models import (
     GradeBatch,
@@ -376,16 +374,9 @@ def course_closed(client: CanvasClient, tenant: Tenant, course_id: int) -> Cours
     Canvas answers a grade or an assignment in an unpublished or concluded course with its generic
     "user not authorized"; the course's own state tells the teacher what to do about it.
     """
-    try:
-        item = client.get_one(
-            GET_ACCOUNT_COURSE,
-            [("include[]", "term")],
-            account_id=tenant.root_account_id or "self",
-            id=course_id,
-        )
-    except CanvasNotFoundError:
+    course = read_account_course(client, tenant, course_id)
+    if course is None:
         return None
-    course = CanvasCourse.model_validate(item)
     if course.workflow_state == "unpublished":
         return CourseClosed(
             Reason.COURSE_UNPUBLISHED,
