@@ -16,7 +16,14 @@ import requests
 
 from rostersync.canvas.scopes import required_scopes
 from rostersync.events.apply import route_to_tenants
-from rostersync.models import CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
+from rostersync.models import (
+    CourseIdField,
+    RunStatus,
+    SyncTrigger,
+    TenantSettings,
+    TenantStatus,
+    UserIdField,
+)
 from rostersync.store.dead_letters import DeadLetterQueues
 from rostersync.sync.holds import approve_hold, pending_holds, reject_hold
 from rostersync.sync.planner import SyncCooldownError, request_sync
@@ -36,6 +43,9 @@ from rostersync_cli.events_cli import add_events_commands, parse_file
 from rostersync_cli.grades_cli import add_grades_commands
 from rostersync_cli.stack import NoStackError, StackBinding, bind
 from rostersync_local.control import default_state_dir, public_endpoints, read_state, start_stack, stop_stack
+
+# `sync run --wait` prints progress this often (each print reads every course result of the run).
+WAIT_PROGRESS_SECONDS = 5.0
 
 
 class CliError(Exception):
@@ -217,8 +227,15 @@ def cmd_sync_run(arguments: argparse.Namespace) -> None:
         return
     deadline = time.monotonic() + arguments.timeout
     last = ""
+    next_progress = 0.0
     while True:
-        summary = run_summary(services, tenant.tenant_id, request.run_id)
+        # The run's own row says when it ends; the summary reads every course result, so only now and then.
+        run = services.table.get_run(tenant.tenant_id, request.run_id)
+        finished = run is not None and run.status in (RunStatus.COMPLETED, RunStatus.FAILED)
+        summary = None
+        if finished or time.monotonic() >= next_progress:
+            summary = run_summary(services, tenant.tenant_id, request.run_id)
+            next_progress = time.monotonic() + WAIT_PROGRESS_SECONDS
         if summary is not None:
             progress = (
                 f"run {request.run_id}: {summary.run.status.value}, "

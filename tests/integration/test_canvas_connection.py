@@ -18,7 +18,7 @@ from rostersync.canvas.errors import CanvasUnavailableError
 from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.scopes import LIST_COURSE_ENROLLMENTS, required_scopes
 from rostersync.connection import canvas_slot, token_source_for
-from rostersync.models import CourseOutcome, RunStatus, SyncRequest, SyncTrigger, Tenant
+from rostersync.models import CourseOutcome, CourseResult, RunStatus, SyncRequest, SyncTrigger, Tenant
 from rostersync.services import Services
 from rostersync.sync.course import sync_course
 from rostersync.sync.planner import plan_run
@@ -258,3 +258,18 @@ def test_an_expired_oauth_state_is_refused_at_the_start_and_at_the_callback(
     with pytest.raises(TenantError, match="expired"):
         complete_authorization(services, state, code, None, redirect.browser_binding)
     assert services.secrets.read(tenant.tenant_id, fresh=True).access_token is None
+
+
+def test_only_final_course_outcomes_count_towards_closing_a_run(services: Services) -> None:
+    def record(course_id: int, outcome: CourseOutcome) -> None:
+        services.table.put_course_result(
+            CourseResult(tenant_id="t-count", run_id="r-1", course_id=course_id, outcome=outcome, attempt=1)
+        )
+
+    record(1, CourseOutcome.RETRYING)
+    record(2, CourseOutcome.HELD)
+    assert services.table.count_final_course_results("t-count", "r-1") == 1
+    record(1, CourseOutcome.SUCCEEDED)
+    record(3, CourseOutcome.FAILED)
+    assert services.table.count_final_course_results("t-count", "r-1") == 3
+    assert services.table.count_final_course_results("t-count", "r-2") == 0

@@ -5,7 +5,8 @@ Layout (pk / sk):
   T#<t>                 OAUTH#<state>           a pending OAuth authorization (TTL 10 min, single use)
   T#<t>                 SLOT#<n>                a leased Canvas concurrency slot (n < the per-tenant cap)
   T#<t>                 COURSE#<course>         a synced course (data + content hash, its roster's
-                                                committed generation `gen`, a writer's lease)
+                                                committed generation `gen` and that roster's digest,
+                                                a writer's lease)
   T#<t>                 MEMBER#<user>#<course>  the user is on that course's roster (for live user events)
   T#<t>#C#<course>      SECTION# / USER# / ENROLLMENT#<id>   the course's roster (data + content hash,
                                                 generation, the committed version while uncommitted)
@@ -21,7 +22,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -126,6 +127,21 @@ class OAuthState:
     browser_bound: bool  # the callback must come back to the browser that opened the start link
     redirect_uri: str | None
     browser_hash: str | None  # sha256 of the cookie set on the browser that opened the start link
+
+
+@dataclass(frozen=True)
+class CourseRow:
+    """A course's own row: the committed generation of its roster, that roster's digest, the course itself."""
+
+    generation: int
+    roster_digest: str | None
+    course: StoredItem | None
+
+
+def roster_digest(items: Iterable[StoredItem]) -> str:
+    """One hash of a whole roster: equal digests mean equal items (sort keys and content hashes)."""
+    lines = sorted(f"{item.sk}\t{item.content_hash}" for item in items)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 class TenantExistsError(Exception):
@@ -425,6 +441,24 @@ class RosterTable:
         )
         return [CourseResult.model_validate(_strip_keys(item)) for item in items]
 
+    def count_final_course_results(self, tenant_id: str, run_id: str) -> int:
+        """How many courses of the run have a final outcome, counted by DynamoDB (no items returned)."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": (
+                Key("pk").eq(run_pk(tenant_id, run_id)) & Key("sk").begins_with("COURSE#")
+            ),
+            "FilterExpression": Attr("outcome").ne(CourseOutcome.RETRYING.value),
+            "Select": "COUNT",
+            "ConsistentRead": True,
+        }
+        count = 0
+        while True:
+            response = self._table.query(**kwargs)
+            count += int(response["Count"])
+            if "LastEvaluatedKey" not in response:
+                return count
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def put_sync_errors(self, errors: Iterable[SyncError]) -> None:
         with self._table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
             for error in errors:
@@ -498,6 +532,16 @@ class RosterTable:
         items, _, generation = self._course_view(tenant_id, course_id)
         return items, generation
 
+    def course_row(self, tenant_id: str, course_id: int) -> CourseRow | None:
+        """The course's own row; None when no writer ever claimed it, so no roster item of it exists."""
+        item = self._table.get_item(
+            Key={"pk": tenant_pk(tenant_id), "sk": f"COURSE#{course_id}"}, ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return None
+        course = StoredItem(item["sk"], item["data"], item["content_hash"]) if "data" in item else None
+        return CourseRow(int(item.get("gen", 0)), item.get("roster_digest"), course)
+
     def course_items(self, tenant_id: str, course_id: int) -> dict[str, StoredItem]:
         return self.course_snapshot(tenant_id, course_id)[0]
 
@@ -531,10 +575,6 @@ class RosterTable:
                 committed[item["sk"]] = StoredItem(item["sk"], item["prev_data"], item["prev_hash"])
         return committed, raw, seen
 
-    def stored_course(self, tenant_id: str, course_id: int) -> StoredItem | None:
-        item = self._table.get_item(Key={"pk": tenant_pk(tenant_id), "sk": f"COURSE#{course_id}"}).get("Item")
-        return StoredItem(item["sk"], item["data"], item["content_hash"]) if item and "data" in item else None
-
     def write_course(
         self,
         tenant_id: str,
@@ -544,19 +584,29 @@ class RosterTable:
         deletes: Iterable[str],
         *,
         expected_generation: int | None = None,
+        expected_items: Mapping[str, StoredItem] | None = None,
         lease_seconds: int = COURSE_WRITE_LEASE_SECONDS,
     ) -> None:
         """Commit a course's changed roster items (and its own row when `course` is given) all at once.
 
         With `expected_generation`, the diff was made against that committed generation: if another
         writer committed since, or is writing now, nothing is written and CourseWriteConflict is raised.
+        `expected_items` are the roster at that generation, when the caller has read it: the roster is
+        then read again only if a crashed writer left items to put back.
         """
         puts, deletes = list(puts), list(deletes)
         if course is None and not puts and not deletes:
             return
         holder = uuid.uuid4().hex
-        committed = self._claim_course(tenant_id, course_id, holder, expected_generation, lease_seconds)
-        current, raw, _ = self._course_view(tenant_id, course_id, committed)
+        committed, left_uncommitted = self._claim_course(
+            tenant_id, course_id, holder, expected_generation, lease_seconds
+        )
+        current: dict[str, StoredItem]
+        raw: list[dict[str, Any]] = []
+        if expected_items is not None and expected_generation is not None and not left_uncommitted:
+            current = dict(expected_items)
+        else:
+            current, raw, _ = self._course_view(tenant_id, course_id, committed)
         generation = committed + 1
         pk = course_pk(tenant_id, course_id)
         written = {item.sk for item in puts} | set(deletes)
@@ -586,7 +636,12 @@ class RosterTable:
                         Item={"pk": pk, "sk": sk, "data": before.data, "content_hash": before.content_hash,
                               "gen": generation, "deleted": True, **_previous(before)}
                     )  # fmt: skip
-        self._commit_course(tenant_id, course_id, holder, generation, course)
+        after = current | {item.sk: item for item in puts}
+        for sk in deletes:
+            after.pop(sk, None)
+        self._commit_course(
+            tenant_id, course_id, holder, generation, digest=roster_digest(after.values()), course=course
+        )
         for sk in deletes:
             try:
                 self._table.delete_item(
@@ -600,8 +655,9 @@ class RosterTable:
 
     def _claim_course(
         self, tenant_id: str, course_id: int, holder: str, expected_generation: int | None, lease_seconds: int
-    ) -> int:
-        """Take the course's write lease; return its committed generation."""
+    ) -> tuple[int, bool]:
+        """Take the course's write lease; return its committed generation and whether a crashed writer
+        held the lease before (and so may have left uncommitted items)."""
         now = int(time.time())
         condition = "(attribute_not_exists(lease_until) OR lease_until < :now)"
         values: dict[str, Any] = {":holder": holder, ":until": now + lease_seconds, ":now": now}
@@ -616,21 +672,30 @@ class RosterTable:
                 UpdateExpression="SET lease_holder = :holder, lease_until = :until",
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
+                ReturnValues="ALL_OLD",
+            ).get("Attributes", {})
         except ClientError as error:
             if _is_conditional_failure(error):
                 raise CourseWriteConflict(
                     f"course {course_id} changed or is being written since it was read"
                 ) from error
             raise
-        return int(row.get("gen", 0))
+        return int(row.get("gen", 0)), "lease_holder" in row
 
     def _commit_course(
-        self, tenant_id: str, course_id: int, holder: str, generation: int, course: StoredItem | None
+        self,
+        tenant_id: str,
+        course_id: int,
+        holder: str,
+        generation: int,
+        *,
+        digest: str,
+        course: StoredItem | None,
     ) -> None:
-        sets = "gen = :gen" + (", #data = :data, content_hash = :hash" if course is not None else "")
-        values: dict[str, Any] = {":gen": generation, ":holder": holder}
+        sets = "gen = :gen, roster_digest = :digest" + (
+            ", #data = :data, content_hash = :hash" if course is not None else ""
+        )
+        values: dict[str, Any] = {":gen": generation, ":digest": digest, ":holder": holder}
         if course is not None:
             values |= {":data": course.data, ":hash": course.content_hash}
         try:
