@@ -18,7 +18,15 @@ from rostersync.canvas.errors import CanvasUnavailableError
 from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.scopes import LIST_COURSE_ENROLLMENTS, required_scopes
 from rostersync.connection import canvas_slot, token_source_for
-from rostersync.models import CourseOutcome, CourseResult, RunStatus, SyncRequest, SyncTrigger, Tenant
+from rostersync.models import (
+    CourseOutcome,
+    CourseSyncMessage,
+    RunStatus,
+    SyncRequest,
+    SyncRun,
+    SyncTrigger,
+    Tenant,
+)
 from rostersync.services import Services
 from rostersync.sync.course import sync_course
 from rostersync.sync.planner import plan_run
@@ -260,16 +268,29 @@ def test_an_expired_oauth_state_is_refused_at_the_start_and_at_the_callback(
     assert services.secrets.read(tenant.tenant_id, fresh=True).access_token is None
 
 
-def test_only_final_course_outcomes_count_towards_closing_a_run(services: Services) -> None:
-    def record(course_id: int, outcome: CourseOutcome) -> None:
-        services.table.put_course_result(
-            CourseResult(tenant_id="t-count", run_id="r-1", course_id=course_id, outcome=outcome, attempt=1)
-        )
+def test_a_run_closes_when_its_last_course_is_final_and_not_before(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    truth = requests.get(f"{sim.url}/_sim/ground_truth", timeout=10).json()
+    available = [course for course in truth["courses"] if course["workflow_state"] == "available"]
+    synced = [CanvasCourse.model_validate(course) for course in available[:2]]
+    run = SyncRun(
+        tenant_id=tenant.tenant_id, run_id="r-close", trigger=SyncTrigger.MANUAL, status=RunStatus.RUNNING,
+        courses_total=2,
+    )  # fmt: skip
+    services.table.put_run(run)
+    services.table.put_pending_courses(tenant.tenant_id, run.run_id, [course.id for course in synced])
+    first = CourseSyncMessage(tenant_id=tenant.tenant_id, run_id=run.run_id, course=synced[0])
+    second = CourseSyncMessage(tenant_id=tenant.tenant_id, run_id=run.run_id, course=synced[1])
 
-    record(1, CourseOutcome.RETRYING)
-    record(2, CourseOutcome.HELD)
-    assert services.table.count_final_course_results("t-count", "r-1") == 1
-    record(1, CourseOutcome.SUCCEEDED)
-    record(3, CourseOutcome.FAILED)
-    assert services.table.count_final_course_results("t-count", "r-1") == 3
-    assert services.table.count_final_course_results("t-count", "r-2") == 0
+    def status() -> RunStatus:
+        stored = services.table.get_run(tenant.tenant_id, run.run_id)
+        assert stored is not None
+        return stored.status
+
+    assert sync_course(services, first, attempt=1).outcome is CourseOutcome.SUCCEEDED
+    assert sync_course(services, first, attempt=2).outcome is CourseOutcome.SUCCEEDED  # a redelivery
+    assert status() is RunStatus.RUNNING
+    assert sync_course(services, second, attempt=1).outcome is CourseOutcome.SUCCEEDED
+    assert status() is RunStatus.COMPLETED
+    assert not services.table.has_pending_courses(tenant.tenant_id, run.run_id)

@@ -35,7 +35,8 @@ def table() -> Iterator[Any]:
         with created.batch_writer() as batch:
             for partition in range(30):
                 for item in range(partition % 7):
-                    batch.put_item(Item={"pk": f"P{partition}", "sk": f"S{item:02}", "g": f"G{item % 3}"})
+                    indexed = {"g": f"G{item % 3}"} if item != 5 else {}  # item 5 is not in the index
+                    batch.put_item(Item={"pk": f"P{partition}", "sk": f"S{item:02}", **indexed})
         yield created
 
 
@@ -52,6 +53,7 @@ QUERIES: list[dict[str, Any]] = [
     in_partition("P13", Limit=2, ScanIndexForward=False),
     in_partition("P13", Limit=2, ExclusiveStartKey={"pk": "P13", "sk": "S01"}),
     {"IndexName": "byg", "KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": "G1"}},
+    {"IndexName": "byg", "KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": "G2"}},
 ]  # fmt: skip
 
 
@@ -64,7 +66,7 @@ def answers(table: Any) -> list[dict[str, Any]]:
 
 def test_patched_queries_answer_what_moto_answers(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     unpatched = answers(table)
-    assert [len(answer["Items"]) for answer in unpatched] == [6, 0, 0, 6, 2, 2, 28]
+    assert [len(answer["Items"]) for answer in unpatched] == [6, 0, 0, 6, 2, 2, 28, 16]
     monkeypatch.setattr(Table, "query", Table.query)
     monkeypatch.setattr(Table, "all_items", Table.all_items)
     moto_server.index_queries_by_partition()
@@ -85,7 +87,9 @@ def test_a_patched_query_reads_only_its_partition(table: Any, monkeypatch: pytes
 
     monkeypatch.setattr(Table, "all_items", counting)
     table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": "P6"})
-    assert seen == [6]  # not the table's 87 items
+    assert seen == [6]  # not the table's 85 items
+    table.query(IndexName="byg", KeyConditionExpression="g = :g", ExpressionAttributeValues={":g": "G0"})
+    assert seen == [6, 81]  # the 4 items without `g` are not in the index
     assert len(table.scan()["Items"]) == sum(p % 7 for p in range(30))  # a scan still sees everything
 
 

@@ -12,6 +12,7 @@ Layout (pk / sk):
                                                 generation, the committed version while uncommitted)
   T#<t>                 RUN#<run>               a sync run
   T#<t>#RUN#<run>       COURSE#<course>         one course's result in that run
+  T#<t>#RUN#<run>#PENDING  COURSE#<course>      a course of the run without a final result yet
   T#<t>#RUN#<run>       ERROR#<course>#<user>#<code>   a sync error of that run
   T#<t>#HOLD            COURSE#<course>         a course's mass drop held for approval
 """
@@ -46,6 +47,8 @@ from rostersync.models import (
 TENANTS_INDEX = "gsi1"
 # Longer than the worker's Lambda timeout: a live writer never loses its course's write lease.
 COURSE_WRITE_LEASE_SECONDS = 300
+# A run's pending courses outlive any run (a crashed planner's markers go with DynamoDB's TTL).
+PENDING_COURSE_TTL_SECONDS = 7 * 24 * 3600
 
 
 def tenant_pk(tenant_id: str) -> str:
@@ -58,6 +61,10 @@ def course_pk(tenant_id: str, course_id: int) -> str:
 
 def run_pk(tenant_id: str, run_id: str) -> str:
     return f"T#{tenant_id}#RUN#{run_id}"
+
+
+def pending_pk(tenant_id: str, run_id: str) -> str:
+    return f"T#{tenant_id}#RUN#{run_id}#PENDING"
 
 
 def hold_pk(tenant_id: str) -> str:
@@ -441,23 +448,24 @@ class RosterTable:
         )
         return [CourseResult.model_validate(_strip_keys(item)) for item in items]
 
-    def count_final_course_results(self, tenant_id: str, run_id: str) -> int:
-        """How many courses of the run have a final outcome, counted by DynamoDB (no items returned)."""
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": (
-                Key("pk").eq(run_pk(tenant_id, run_id)) & Key("sk").begins_with("COURSE#")
-            ),
-            "FilterExpression": Attr("outcome").ne(CourseOutcome.RETRYING.value),
-            "Select": "COUNT",
-            "ConsistentRead": True,
-        }
-        count = 0
-        while True:
-            response = self._table.query(**kwargs)
-            count += int(response["Count"])
-            if "LastEvaluatedKey" not in response:
-                return count
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    # A run is done when its last pending course is cleared: each check reads at most one item, where
+    # counting the results would read the whole run from every course (quadratic in the run's size).
+    def put_pending_courses(self, tenant_id: str, run_id: str, course_ids: Iterable[int]) -> None:
+        pk, expires_at = pending_pk(tenant_id, run_id), int(time.time()) + PENDING_COURSE_TTL_SECONDS
+        with self._table.batch_writer() as batch:
+            for course_id in course_ids:
+                batch.put_item(Item={"pk": pk, "sk": f"COURSE#{course_id}", "expires_at": expires_at})
+
+    def clear_pending_course(self, tenant_id: str, run_id: str, course_id: int) -> None:
+        self._table.delete_item(Key={"pk": pending_pk(tenant_id, run_id), "sk": f"COURSE#{course_id}"})
+
+    def has_pending_courses(self, tenant_id: str, run_id: str) -> bool:
+        response = self._table.query(
+            KeyConditionExpression=Key("pk").eq(pending_pk(tenant_id, run_id)),
+            ConsistentRead=True,
+            Limit=1,
+        )
+        return bool(response.get("Items"))
 
     def put_sync_errors(self, errors: Iterable[SyncError]) -> None:
         with self._table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:

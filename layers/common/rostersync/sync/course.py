@@ -234,14 +234,15 @@ def _client_counts(client: CanvasClient) -> dict[str, int]:
 def _record(services: Services, result: CourseResult) -> CourseResult:
     services.table.put_course_result(result)
     if result.is_final:
-        _complete_run_when_done(services, result.tenant_id, result.run_id)
+        _complete_run_when_done(services, result.tenant_id, result.run_id, result.course_id)
     return result
 
 
-def _complete_run_when_done(services: Services, tenant_id: str, run_id: str) -> None:
-    run = services.table.get_run(tenant_id, run_id)
-    if run is None or run.status is not RunStatus.RUNNING:
+def _complete_run_when_done(services: Services, tenant_id: str, run_id: str, course_id: int) -> None:
+    # Cleared after the result is stored, so the worker that clears the last course sees none pending.
+    services.table.clear_pending_course(tenant_id, run_id, course_id)
+    if services.table.has_pending_courses(tenant_id, run_id):
         return
-    # A count, not the results: every course of a run checks, so reading them all would be quadratic.
-    if services.table.count_final_course_results(tenant_id, run_id) >= run.courses_total:
+    run = services.table.get_run(tenant_id, run_id)
+    if run is not None and run.status is RunStatus.RUNNING:
         services.table.finish_run(tenant_id, run_id, RunStatus.COMPLETED, datetime.now(UTC))

@@ -185,6 +185,8 @@ def plan_run(services: Services, request: SyncRequest) -> SyncRun:
         }
     )
     services.table.put_run(planned)
+    # Before any message: a worker that finds no pending course closes the run.
+    services.table.put_pending_courses(tenant.tenant_id, run.run_id, (course.id for course in courses))
     services.queues.send_course_messages(
         [
             CourseSyncMessage(tenant_id=tenant.tenant_id, run_id=run.run_id, course=course)
