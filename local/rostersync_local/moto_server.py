@@ -44,7 +44,13 @@ def _indexed_items(self: Table, index_name: str) -> list[Any]:
     where moto compares typed values item by item)."""
     index = next(index for index in self.all_indexes() if index.name == index_name)
     names = [key["AttributeName"] for key in index.schema if key["KeyType"] == "HASH"]
-    return [item for item in _every_item(self) if all(name in item.attrs for name in names)]
+    # Unsorted: moto sorts what an index query finds (moto's all_items sorts the whole table first).
+    return [
+        item
+        for stored in self.items.values()
+        for item in (stored.values() if isinstance(stored, dict) else (stored,))
+        if all(name in item.attrs for name in names)
+    ]
 
 
 def _stored_partition(self: Table, hash_key: Any) -> Iterable[Any]:
