@@ -16,14 +16,7 @@ import requests
 
 from rostersync.canvas.scopes import required_scopes
 from rostersync.events.apply import route_to_tenants
-from rostersync.models import (
-    CourseIdField,
-    RunStatus,
-    SyncTrigger,
-    TenantSettings,
-    TenantStatus,
-    UserIdField,
-)
+from rostersync.models import CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
 from rostersync.store.dead_letters import DeadLetterQueues
 from rostersync.sync.holds import approve_hold, pending_holds, reject_hold
 from rostersync.sync.planner import SyncCooldownError, request_sync
@@ -231,7 +224,7 @@ def cmd_sync_run(arguments: argparse.Namespace) -> None:
     while True:
         # The run's own row says when it ends; the summary reads every course result, so only now and then.
         run = services.table.get_run(tenant.tenant_id, request.run_id)
-        finished = run is not None and run.status in (RunStatus.COMPLETED, RunStatus.FAILED)
+        finished = run is not None and run.finished
         summary = None
         if finished or time.monotonic() >= next_progress:
             summary = run_summary(services, tenant.tenant_id, request.run_id)

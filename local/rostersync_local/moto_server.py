@@ -39,38 +39,37 @@ def _items_of_the_asked_partition(self: Table) -> list[Any]:
     return _every_item(self)
 
 
-def _indexed_items(self: Table, index_name: str) -> list[Any]:
+def _items_under(stored: Any) -> Iterable[Any]:
+    """The items moto keeps under one hash key: a dict by range key, or the item itself."""
+    return stored.values() if isinstance(stored, dict) else (stored,)
+
+
+def _indexed_items(self: Table, index: Any) -> list[Any]:
     """The items an index holds: those with every hash attribute of the index (a dict lookup each,
     where moto compares typed values item by item)."""
-    index = next(index for index in self.all_indexes() if index.name == index_name)
     names = [key["AttributeName"] for key in index.schema if key["KeyType"] == "HASH"]
     # Unsorted: moto sorts what an index query finds (moto's all_items sorts the whole table first).
     return [
         item
         for stored in self.items.values()
-        for item in (stored.values() if isinstance(stored, dict) else (stored,))
+        for item in _items_under(stored)
         if all(name in item.attrs for name in names)
     ]
-
-
-def _stored_partition(self: Table, hash_key: Any) -> Iterable[Any]:
-    stored = self.items.get(hash_key)
-    if stored is None:
-        return ()
-    return stored.values() if isinstance(stored, dict) else (stored,)
 
 
 def _query_one_partition(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
     index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
     partition: Iterable[Any]
     if index_name is not None:
-        if not any(index.name == index_name for index in self.all_indexes()):
+        index = next((index for index in self.all_indexes() if index.name == index_name), None)
+        if index is None:
             return _query(self, hash_key, *args, **kwargs)  # moto's own error for an unknown index
-        partition = _indexed_items(self, index_name)
+        partition = _indexed_items(self, index)
     elif hash_key is None:
         return _query(self, hash_key, *args, **kwargs)
     else:
-        partition = _stored_partition(self, hash_key)
+        stored = self.items.get(hash_key)
+        partition = () if stored is None else _items_under(stored)
     _asked.partition = (self, partition)
     try:
         return _query(self, hash_key, *args, **kwargs)

@@ -191,6 +191,10 @@ class SyncRun(BaseModel):
     def duration_seconds(self) -> float | None:
         return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
 
+    @property
+    def finished(self) -> bool:
+        return self.status in (RunStatus.COMPLETED, RunStatus.FAILED)
+
 
 class CourseOutcome(StrEnum):
     SUCCEEDED = "succeeded"
@@ -240,7 +244,7 @@ class RunSummary(BaseModel):
 
     @property
     def finished(self) -> bool:
-        return self.run.status in (RunStatus.COMPLETED, RunStatus.FAILED)
+        return self.run.finished
 
 
 # The roster as stored and exported: the contract of `rostersync roster export` (shared/DESIGN.md).
