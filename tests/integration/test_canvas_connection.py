@@ -14,7 +14,7 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from rostersync.canvas.errors import CanvasUnavailableError
+from rostersync.canvas.errors import AuthorizationError, CanvasUnavailableError
 from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.scopes import LIST_COURSE_ENROLLMENTS, required_scopes
 from rostersync.connection import canvas_slot, token_source_for
@@ -70,6 +70,11 @@ def api_status(sim: RunningSimulator, token: str) -> int:
     ).status_code
 
 
+def token_requests(sim: RunningSimulator) -> int:
+    stats = requests.get(f"{sim.url}/_sim/stats", timeout=10).json()
+    return int(stats["by_route"].get("POST /login/oauth2/token", 0))
+
+
 def set_expiry(services: Services, tenant: Tenant, when: datetime) -> None:
     credentials = services.secrets.read(tenant.tenant_id, fresh=True)
     services.secrets.write(tenant.tenant_id, credentials.model_copy(update={"access_token_expires_at": when}))
@@ -111,6 +116,34 @@ def test_concurrent_workers_refresh_once_and_share_the_token(
     # Had two workers refreshed, the first token would have been killed by the second refresh.
     assert len(tokens) == 6 and len(set(tokens)) == 1
     assert api_status(sim, tokens[0]) == 200
+
+
+def test_concurrent_workers_meeting_a_revoked_grant_ask_canvas_once(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    requests.post(f"{sim.url}/_sim/tokens/revoke", json={"client_id": tenant.client_id}, timeout=10)
+    set_expiry(services, tenant, datetime.now(UTC) - timedelta(seconds=1))
+    refreshes_before = token_requests(sim)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def worker() -> None:
+        source = token_source_for(services, tenant)
+        barrier.wait()
+        try:
+            source.access_token()
+            outcomes.append("token")
+        except AuthorizationError:
+            outcomes.append("authorize again")
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == ["authorize again"] * 4
+    # The workers queued on the refresh lock learn of the refusal from the tenant, not from Canvas again.
+    assert token_requests(sim) - refreshes_before == 1
 
 
 def test_a_token_canvas_expired_early_is_renewed_on_401(

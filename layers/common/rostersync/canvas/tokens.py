@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from rostersync.canvas.errors import AuthorizationError, CanvasUnavailableError, OAuthError
 from rostersync.canvas.oauth import OAuthClient
+from rostersync.models import TenantStatus
 from rostersync.store.secrets import TenantCredentials, TenantSecretStore
 from rostersync.store.table import RosterTable
 
@@ -71,6 +72,10 @@ class TenantTokenSource:
             usable = self._usable_token(credentials, rejected)
             if usable is not None:
                 return usable
+            # A worker that held the lock before us may have had the grant refused: one refusal settles it.
+            tenant = self._table.get_tenant(self._tenant_id)
+            if tenant is not None and tenant.status is TenantStatus.NEEDS_REAUTHORIZATION:
+                raise AuthorizationError(f"the tenant must authorize again ({tenant.status_reason})")
             return self._refresh_holding_lock(credentials)
         finally:
             self._table.release_refresh_lock(self._tenant_id, holder)
