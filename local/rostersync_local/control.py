@@ -50,6 +50,7 @@ def start_stack(
     seed: int = 7,
     courses: int = 60,
     retry_delay_seconds: int | None = None,
+    parameter_overrides: dict[str, str] | None = None,
     timeout_seconds: float = 120,
 ) -> dict[str, Any]:
     running = read_state(state_dir)
@@ -72,6 +73,8 @@ def start_stack(
         command.append("--no-canvas-sim")
     if retry_delay_seconds is not None:
         command += ["--retry-delay-seconds", str(retry_delay_seconds)]
+    for name, value in (parameter_overrides or {}).items():
+        command += ["--parameter-override", f"{name}={value}"]
     log_path = state_dir / "logs" / "runner.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module

@@ -39,9 +39,12 @@ def _items_of_the_asked_partition(self: Table) -> list[Any]:
     return _every_item(self)
 
 
-def _items_under(stored: Any) -> Iterable[Any]:
-    """The items moto keeps under one hash key: a dict by range key, or the item itself."""
-    return stored.values() if isinstance(stored, dict) else (stored,)
+def _items_under(stored: Any) -> list[Any]:
+    """The items moto keeps under one hash key: a dict by range key, or the item itself.
+
+    A copy: another request's thread may add items while this one reads (list() of a dict view runs
+    under the GIL in one step, where a Python loop over the view can raise mid-way)."""
+    return list(stored.values()) if isinstance(stored, dict) else [stored]
 
 
 def _indexed_items(self: Table, index: Any) -> list[Any]:
@@ -51,7 +54,7 @@ def _indexed_items(self: Table, index: Any) -> list[Any]:
     # Unsorted: moto sorts what an index query finds (moto's all_items sorts the whole table first).
     return [
         item
-        for stored in self.items.values()
+        for stored in list(self.items.values())
         for item in _items_under(stored)
         if all(name in item.attrs for name in names)
     ]

@@ -79,6 +79,7 @@ class LocalStack:
         courses: int = 60,
         api_port: int = 0,
         retry_delay_seconds: int | None = None,
+        parameter_overrides: dict[str, str] | None = None,
         template: Path = REPO_ROOT / "template.yaml",
     ) -> None:
         self.state_dir = state_dir
@@ -88,6 +89,7 @@ class LocalStack:
         self._courses = courses
         self._api_port = api_port
         self._retry_delay = retry_delay_seconds
+        self._parameter_overrides = parameter_overrides or {}
         self._template = template
         self._children: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
@@ -107,7 +109,11 @@ class LocalStack:
         control = _LateBoundApp()
         control_url = self._serve(control, 0)
         self.issuer = LocalIssuer(control_url)
-        overrides = {"AllowInsecureCanvasUrls": "true", "AdminJwtIssuer": control_url}
+        overrides = {
+            **self._parameter_overrides,
+            "AllowInsecureCanvasUrls": "true",
+            "AdminJwtIssuer": control_url,
+        }
         if canvas_url:
             overrides["LiveEventsJwksUrl"] = f"{canvas_url}/_sim/jwks.json"
         model = load_stack(self._template, STACK_NAME, overrides, aws_endpoint_url)
@@ -363,7 +369,15 @@ def main() -> int:
     parser.add_argument("--courses", type=int, default=60)
     parser.add_argument("--api-port", type=int, default=0)
     parser.add_argument("--retry-delay-seconds", type=int, default=None)
+    parser.add_argument(
+        "--parameter-override",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template parameter, as sam deploy's --parameter-overrides (repeatable)",
+    )
     arguments = parser.parse_args()
+    overrides = dict(override.split("=", 1) for override in arguments.parameter_override)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stack = LocalStack(
         arguments.state_dir,
@@ -372,6 +386,7 @@ def main() -> int:
         courses=arguments.courses,
         api_port=arguments.api_port,
         retry_delay_seconds=arguments.retry_delay_seconds,
+        parameter_overrides=overrides,
     )
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

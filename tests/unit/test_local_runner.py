@@ -11,10 +11,11 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from rostersync_local.api_gateway import ApiGateway
+from rostersync_local.control import REPO_ROOT
 from rostersync_local.functions import FunctionPool, Invocation
 from rostersync_local.queues import QueuePoller
 from rostersync_local.schedules import rate_seconds
-from rostersync_local.template import FunctionSpec, QueueTriggerSpec, RouteSpec
+from rostersync_local.template import FunctionSpec, QueueTriggerSpec, RouteSpec, load_stack
 
 CREDENTIALS = {"region_name": "us-east-1", "aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
@@ -131,6 +132,15 @@ def test_schedule_rates() -> None:
     assert rate_seconds("rate(1 hour)") == 3600
     assert rate_seconds("rate(5 minutes)") == 300
     assert rate_seconds("cron(0 2 * * ? *)") is None
+
+
+def test_a_parameter_override_reaches_the_local_schedule() -> None:
+    def tick(overrides: dict[str, str]) -> int | None:
+        model = load_stack(REPO_ROOT / "template.yaml", "rostersync-local", overrides)
+        return rate_seconds(next(iter(model.schedules.values())).expression)
+
+    assert tick({}) == 15 * 60  # the template's default
+    assert tick({"SyncScheduleExpression": "rate(1 day)"}) == 24 * 3600  # as make bench starts the stack
 
 
 def test_hosts_stay_warm_report_errors_and_are_killed_on_timeout(tmp_path: Path) -> None:
