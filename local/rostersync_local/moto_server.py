@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
 from typing import Any
 
 from moto import backends
@@ -33,9 +32,9 @@ _query = Table.query
 
 
 def _items_of_the_asked_partition(self: Table) -> list[Any]:
-    asked: tuple[Table, Iterable[Any]] | None = getattr(_asked, "partition", None)
+    asked: tuple[Table, list[Any]] | None = getattr(_asked, "partition", None)
     if asked is not None and asked[0] is self:
-        return list(asked[1])
+        return asked[1]  # already a copy, made when the query began
     return _every_item(self)
 
 
@@ -62,7 +61,7 @@ def _indexed_items(self: Table, index: Any) -> list[Any]:
 
 def _query_one_partition(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
     index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
-    partition: Iterable[Any]
+    partition: list[Any]
     if index_name is not None:
         index = next((index for index in self.all_indexes() if index.name == index_name), None)
         if index is None:
@@ -72,7 +71,7 @@ def _query_one_partition(self: Table, hash_key: Any, *args: Any, **kwargs: Any) 
         return _query(self, hash_key, *args, **kwargs)
     else:
         stored = self.items.get(hash_key)
-        partition = () if stored is None else _items_under(stored)
+        partition = [] if stored is None else _items_under(stored)
     _asked.partition = (self, partition)
     try:
         return _query(self, hash_key, *args, **kwargs)
