@@ -359,6 +359,13 @@ def _creds() -> dict[str, str]:
     }
 
 
+def _parameter_override(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not name or not equals:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Run the rostersync stack locally (moto + Canvas simulator)."
@@ -373,11 +380,11 @@ def main() -> int:
         "--parameter-override",
         action="append",
         default=[],
+        type=_parameter_override,
         metavar="NAME=VALUE",
         help="a template parameter, as sam deploy's --parameter-overrides (repeatable)",
     )
     arguments = parser.parse_args()
-    overrides = dict(override.split("=", 1) for override in arguments.parameter_override)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stack = LocalStack(
         arguments.state_dir,
@@ -386,7 +393,7 @@ def main() -> int:
         courses=arguments.courses,
         api_port=arguments.api_port,
         retry_delay_seconds=arguments.retry_delay_seconds,
-        parameter_overrides=overrides,
+        parameter_overrides=dict(arguments.parameter_override),
     )
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
