@@ -77,7 +77,9 @@ def token_requests(sim: RunningSimulator) -> int:
 
 def set_expiry(services: Services, tenant: Tenant, when: datetime) -> None:
     credentials = services.secrets.read(tenant.tenant_id, fresh=True)
-    services.secrets.write(tenant.tenant_id, credentials.model_copy(update={"access_token_expires_at": when}))
+    # An hour-long token (Canvas's lifetime) that ends at `when`.
+    update = {"access_token_expires_at": when, "access_token_issued_at": when - timedelta(hours=1)}
+    services.secrets.write(tenant.tenant_id, credentials.model_copy(update=update))
 
 
 def test_a_token_near_expiry_is_refreshed_ahead_and_the_refresh_token_kept(
@@ -149,10 +151,32 @@ def test_concurrent_workers_meeting_a_revoked_grant_ask_canvas_once(
 def test_a_token_canvas_expired_early_is_renewed_on_401(
     services: Services, sim: RunningSimulator, tenant: Tenant
 ) -> None:
+    before = services.secrets.read(tenant.tenant_id, fresh=True).access_token
+    refreshes_before = token_requests(sim)
     requests.post(f"{sim.url}/_sim/tokens/expire_all", timeout=10)
     result = sync_course(services, message(tenant, a_course(sim)), attempt=1)
     assert result.outcome is CourseOutcome.SUCCEEDED
     assert result.canvas_requests >= 3  # the 401, then sections and enrollments
+    assert token_requests(sim) - refreshes_before == 1
+    assert services.secrets.read(tenant.tenant_id, fresh=True).access_token != before
+
+
+def test_a_short_lived_token_is_not_refreshed_on_every_request(
+    services: Services, sim: RunningSimulator
+) -> None:
+    """A Canvas (or proxy) issuing 20-second tokens: a fixed 5-minute margin would refresh each call."""
+    requests.post(f"{sim.url}/_sim/config", json={"token_ttl_seconds": 20}, timeout=10)
+    try:
+        tenant = connect(services, sim)
+        refreshes_before = token_requests(sim)
+        course = message(tenant, a_course(sim))
+        results = [sync_course(services, course, attempt=1) for _ in range(4)]
+    finally:
+        requests.post(f"{sim.url}/_sim/config", json={"token_ttl_seconds": 3600}, timeout=10)
+    assert all(result.outcome is CourseOutcome.SUCCEEDED for result in results)
+    assert sum(result.canvas_requests for result in results) >= 8
+    # Well inside the token's 20 s, so no refresh at all (the fixed margin made one per request).
+    assert token_requests(sim) - refreshes_before == 0
 
 
 def test_a_revoked_grant_stops_the_tenant_without_a_retry_storm(

@@ -17,7 +17,7 @@ class Settings(BaseModel):
     allow_insecure_canvas_urls: bool = False
     course_sync_max_receive_count: int = Field(default=3, ge=1)
     canvas_timeout_seconds: float = Field(default=20.0, gt=0)
-    # Refresh access tokens this long before Canvas says they expire.
+    # Refresh access tokens this long before Canvas says they expire (a quarter of a short lifetime at most).
     token_refresh_margin_seconds: int = Field(default=300, ge=0)
     oauth_state_ttl_seconds: int = Field(default=600, gt=0)
     # At most this many workers call one tenant's Canvas at once (a leased slot each), so a large

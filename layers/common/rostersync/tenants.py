@@ -9,7 +9,7 @@ import io
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from urllib.parse import urlencode
 
@@ -311,9 +311,8 @@ def complete_authorization(
         update={
             "access_token": grant.access_token,
             "refresh_token": grant.refresh_token,
-            "access_token_expires_at": datetime.fromtimestamp(
-                now.timestamp() + (grant.expires_in or 3600), UTC
-            ),
+            "access_token_issued_at": now,
+            "access_token_expires_at": now + timedelta(seconds=grant.expires_in or 3600),
         }
     )
     services.secrets.write(tenant_id, credentials)

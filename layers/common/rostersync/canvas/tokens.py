@@ -15,6 +15,16 @@ from rostersync.store.table import RosterTable
 
 REFRESH_LEASE_SECONDS = 30
 WAIT_FOR_OTHER_REFRESHER_SECONDS = 15
+# A token is refreshed once this share of its lifetime is left, or the configured margin, whichever is
+# less: a fixed margin longer than a short-lived token's life would refresh it on every request.
+REFRESH_AT_LIFETIME_SHARE_LEFT = 0.25
+
+
+def refresh_margin(credentials: TenantCredentials, configured: timedelta) -> timedelta:
+    if credentials.access_token_expires_at is None or credentials.access_token_issued_at is None:
+        return configured
+    lifetime = credentials.access_token_expires_at - credentials.access_token_issued_at
+    return min(configured, max(lifetime, timedelta(0)) * REFRESH_AT_LIFETIME_SHARE_LEFT)
 
 
 class TenantTokenSource:
@@ -52,7 +62,8 @@ class TenantTokenSource:
             return None
         token = credentials.access_token.get_secret_value()
         now = datetime.fromtimestamp(self._clock(), UTC)
-        if token == rejected or credentials.access_token_expires_at - self._margin <= now:
+        margin = refresh_margin(credentials, self._margin)
+        if token == rejected or credentials.access_token_expires_at - margin <= now:
             return None
         return token
 
@@ -93,12 +104,13 @@ class TenantTokenSource:
             raise AuthorizationError(
                 f"Canvas refused the token refresh ({error.error}); authorize again"
             ) from error
-        lifetime = timedelta(seconds=grant.expires_in or 3600)
+        issued_at = datetime.fromtimestamp(self._clock(), UTC)
         # Canvas sends no new refresh token on refresh: the stored one stays valid, so it is kept.
         updated = credentials.model_copy(
             update={
                 "access_token": grant.access_token,
-                "access_token_expires_at": datetime.fromtimestamp(self._clock(), UTC) + lifetime,
+                "access_token_issued_at": issued_at,
+                "access_token_expires_at": issued_at + timedelta(seconds=grant.expires_in or 3600),
             }
         )
         self._secrets.write(self._tenant_id, updated)

@@ -16,6 +16,8 @@ class TenantCredentials(BaseModel):
     refresh_token: SecretStr | None = None
     access_token: SecretStr | None = None
     access_token_expires_at: datetime | None = None
+    # When the access token was issued: its lifetime sets how early it is refreshed.
+    access_token_issued_at: datetime | None = None
 
     def to_secret_string(self) -> str:
         def reveal(value: SecretStr | None) -> str | None:
@@ -28,6 +30,9 @@ class TenantCredentials(BaseModel):
                 "access_token": reveal(self.access_token),
                 "access_token_expires_at": (
                     self.access_token_expires_at.isoformat() if self.access_token_expires_at else None
+                ),
+                "access_token_issued_at": (
+                    self.access_token_issued_at.isoformat() if self.access_token_issued_at else None
                 ),
             }
         )
