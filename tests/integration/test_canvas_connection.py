@@ -6,7 +6,9 @@ The library is called directly (no runner), so each case stays small and fast.
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,7 +16,7 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from rostersync.canvas.errors import AuthorizationError, CanvasUnavailableError
+from rostersync.canvas.errors import AuthorizationError, CanvasNotConfiguredError, CanvasUnavailableError
 from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.scopes import LIST_COURSE_ENROLLMENTS, required_scopes
 from rostersync.connection import canvas_slot, token_source_for
@@ -32,10 +34,12 @@ from rostersync.sync.course import sync_course
 from rostersync.sync.planner import plan_run
 from rostersync.sync.reports import export_roster
 from rostersync.tenants import (
+    CanvasSettingsError,
     TenantError,
     begin_authorization,
     canvas_authorize_redirect,
     complete_authorization,
+    save_canvas_settings,
 )
 from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve
 from rostersync_local.truth import differences, expected_export
@@ -351,3 +355,72 @@ def test_a_run_closes_when_its_last_course_is_final_and_not_before(
     assert sync_course(services, second, attempt=1).outcome is CourseOutcome.SUCCEEDED
     assert status() is RunStatus.COMPLETED
     assert not services.table.has_pending_courses(tenant.tenant_id, run.run_id)
+
+
+@contextmanager
+def listening_host() -> Iterator[tuple[str, list[str]]]:
+    """Another host an attacker controls: records every request it receives."""
+    received: list[str] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(f"POST {self.path}")
+            self.send_response(400)
+            self.end_headers()
+
+        do_GET = do_POST
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", received
+    finally:
+        server.shutdown()
+
+
+def test_a_new_canvas_url_without_the_secret_is_refused_and_the_secret_never_leaves(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    with listening_host() as (other_host, received):
+        with pytest.raises(CanvasSettingsError) as refused:
+            save_canvas_settings(
+                services, tenant.tenant_id, canvas_url=other_host, client_id=str(tenant.client_id),
+                client_secret="",
+            )  # fmt: skip
+        assert refused.value.field == "client_secret"
+        with pytest.raises(CanvasSettingsError):
+            save_canvas_settings(
+                services, tenant.tenant_id, canvas_url=sim.url, client_id="42", client_secret=None
+            )
+        stored = services.table.get_tenant(tenant.tenant_id)
+        assert stored is not None and (stored.canvas_url, stored.client_id) == (
+            tenant.canvas_url,
+            tenant.client_id,
+        )
+        # However the tenant's row came to name another host, the secret is not sent there.
+        services.table.update_tenant_status(stored.model_copy(update={"canvas_url": other_host}))
+        set_expiry(services, tenant, datetime.now(UTC) - timedelta(seconds=1))
+        with pytest.raises(CanvasNotConfiguredError, match="another Canvas URL"):
+            token_source_for(services, stored.model_copy(update={"canvas_url": other_host})).access_token()
+        assert received == []
+
+
+def test_a_new_canvas_url_with_its_secret_is_saved_for_that_host(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    with listening_host() as (other_host, _):
+        saved = save_canvas_settings(
+            services, tenant.tenant_id, canvas_url=other_host, client_id="77", client_secret="new-secret"
+        )
+    assert (saved.canvas_url, saved.client_id, saved.status.value) == (
+        other_host,
+        "77",
+        "pending_authorization",
+    )
+    credentials = services.secrets.read(tenant.tenant_id, fresh=True)
+    assert (credentials.canvas_origin, credentials.client_id) == (other_host, "77")
+    assert credentials.client_secret.get_secret_value() == "new-secret"
+    assert credentials.access_token is None and credentials.refresh_token is None

@@ -33,6 +33,11 @@ def canvas_key_of(tenant: Tenant) -> tuple[str, str]:
 def oauth_client_for(services: Services, tenant: Tenant) -> OAuthClient:
     canvas_url, client_id = canvas_key_of(tenant)
     credentials = services.secrets.read(tenant.tenant_id)
+    if (credentials.canvas_origin, credentials.client_id) != (canvas_url, client_id):
+        # Checked where the secret leaves: whatever changed the tenant's URL, the secret goes nowhere else.
+        raise CanvasNotConfiguredError(
+            "the saved Client Secret belongs to another Canvas URL or Client ID; enter it again"
+        )
     return OAuthClient(
         canvas_url,
         client_id=client_id,

@@ -23,7 +23,7 @@ from rostersync.canvas.scopes import GET_ACCOUNT, LIST_ADMIN_ACCOUNTS
 from rostersync.canvas.tokens import FixedTokenSource
 from rostersync.canvas.urls import normalize_canvas_url
 from rostersync.connection import canvas_key_of, insecure_canvas_allowed, oauth_client_for
-from rostersync.models import Tenant, TenantSettings, TenantStatus
+from rostersync.models import MAX_SYNC_LIST_COURSES, Tenant, TenantSettings, TenantStatus, parse_canvas_id
 from rostersync.services import Services
 from rostersync.store.secrets import TenantCredentials
 
@@ -63,7 +63,7 @@ class CanvasSettingsError(TenantError):
 def _checked_canvas_settings(
     services: Services, canvas_url: str, client_id: str, *, allow_insecure_canvas: bool
 ) -> tuple[str, str]:
-    if not client_id.strip().isdigit():
+    if parse_canvas_id(client_id.strip()) is None:
         raise CanvasSettingsError(
             "client_id", "the Client ID is the developer key's number, e.g. 10000000000042"
         )
@@ -109,9 +109,8 @@ def create_tenant(
         tenant = tenant.model_copy(
             update={"canvas_url": origin, "client_id": key_id, "status": TenantStatus.PENDING_AUTHORIZATION}
         )
-        services.secrets.create(
-            tenant.tenant_id, TenantCredentials.model_validate({"client_secret": client_secret.strip()})
-        )
+        credentials = {"client_secret": client_secret.strip(), "canvas_origin": origin, "client_id": key_id}
+        services.secrets.create(tenant.tenant_id, TenantCredentials.model_validate(credentials))
     services.table.create_tenant(tenant)
     return tenant
 
@@ -119,17 +118,26 @@ def create_tenant(
 def save_canvas_settings(
     services: Services, tenant_id: str, *, canvas_url: str, client_id: str, client_secret: str | None
 ) -> Tenant:
-    """Edit/Save: a blank secret keeps the stored one; a new URL or key needs a new authorization."""
+    """Edit/Save: a blank secret keeps the stored one for the same Canvas and key; a new URL or key
+    needs the secret again (a saved secret is never sent to another host) and a new authorization."""
     tenant = require_tenant(services, tenant_id)
     origin, key_id = _checked_canvas_settings(
         services, canvas_url, client_id, allow_insecure_canvas=tenant.allow_insecure_canvas
     )
     new_secret = (client_secret or "").strip()
+    same_key = (origin, key_id) == (tenant.canvas_url, tenant.client_id)
     if not new_secret and tenant.canvas_url is None:
         raise CanvasSettingsError("client_secret", "enter the developer key's Client Secret")
-    same_key = (origin, key_id) == (tenant.canvas_url, tenant.client_id)
+    if not new_secret and not same_key:
+        raise CanvasSettingsError(
+            "client_secret",
+            "a new Canvas URL or Client ID needs its Client Secret: the saved one is only sent to "
+            f"{tenant.canvas_url}",
+        )
     if new_secret:
-        services.secrets.save_client_secret(tenant_id, new_secret, keep_tokens=same_key)
+        services.secrets.save_client_secret(
+            tenant_id, new_secret, canvas_origin=origin, client_id=key_id, keep_tokens=same_key
+        )
     if same_key:
         return tenant
     saved = tenant.model_copy(
@@ -174,7 +182,7 @@ class SyncListMode(StrEnum):
     REPLACE = "replace"
 
 
-COURSE_REFERENCE = re.compile(r"^(\d+|sis_course_id:\S.*)$")
+SIS_COURSE_REFERENCE = re.compile(r"sis_course_id:\S.{0,64}")
 
 
 def parse_course_list_csv(text: str) -> list[str]:
@@ -185,12 +193,17 @@ def parse_course_list_csv(text: str) -> list[str]:
         value = row[0].strip() if row else ""
         if not value or (number == 1 and value.lower() in {"course_id", "canvas_course_id", "course"}):
             continue
-        if COURSE_REFERENCE.match(value):
+        if parse_canvas_id(value) is not None or SIS_COURSE_REFERENCE.fullmatch(value):
             references.append(value)
         else:
-            problems.append(f"line {number}: {value!r}")
+            problems.append(f"line {number}: {value[:40]!r}")
     if problems:
         raise TenantError("not a Canvas course id or sis_course_id:<id>: " + "; ".join(problems[:10]))
+    if len(references) > MAX_SYNC_LIST_COURSES:
+        raise TenantError(
+            f"the list has {len(references)} courses; a sync list holds at most {MAX_SYNC_LIST_COURSES}"
+            " (sync an account or terms instead)"
+        )
     return references
 
 
@@ -276,16 +289,21 @@ def complete_authorization(
 ) -> Tenant:
     """Canvas redirected back: exchange the code, find the root account, store tokens, activate."""
     tenant_id, state = _split_state(combined_state)
-    pending = services.table.take_oauth_state(tenant_id, state)
+    unknown = AuthorizationFlowError("this authorization is unknown, expired or already used; start again")
+    pending = services.table.peek_oauth_state(tenant_id, state)
     if pending is None or pending.redirect_uri is None or pending.browser_hash is None:
-        raise AuthorizationFlowError("this authorization is unknown, expired or already used; start again")
+        raise unknown
     same_browser = browser_binding is not None and hmac.compare_digest(
         pending.browser_hash, _digest(browser_binding)
     )
+    # The binding is checked before the state is spent: a request without the browser's cookie (a
+    # leaked callback URL) must not cancel the admin's authorization.
     if pending.browser_bound and not same_browser:
         raise AuthorizationFlowError(
             "this authorization was started in another browser; start again from the settings page"
         )
+    if not services.table.spend_oauth_state(pending):
+        raise unknown
     if error:
         reason = "the Canvas user declined access" if error == "access_denied" else f"Canvas answered {error}"
         raise AuthorizationFlowError(f"authorization not completed: {reason}")

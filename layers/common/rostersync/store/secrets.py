@@ -13,6 +13,9 @@ from pydantic import BaseModel, SecretStr
 
 class TenantCredentials(BaseModel):
     client_secret: SecretStr
+    # The Canvas origin and developer key the secret was saved for: it is only ever sent there.
+    canvas_origin: str | None = None
+    client_id: str | None = None
     refresh_token: SecretStr | None = None
     access_token: SecretStr | None = None
     access_token_expires_at: datetime | None = None
@@ -26,6 +29,8 @@ class TenantCredentials(BaseModel):
         return json.dumps(
             {
                 "client_secret": reveal(self.client_secret),
+                "canvas_origin": self.canvas_origin,
+                "client_id": self.client_id,
                 "refresh_token": reveal(self.refresh_token),
                 "access_token": reveal(self.access_token),
                 "access_token_expires_at": (
@@ -59,16 +64,29 @@ class TenantSecretStore:
         value = self._provider.get(self._name(tenant_id), max_age=60, transform="json", force_fetch=fresh)
         return TenantCredentials.model_validate(value)
 
-    def save_client_secret(self, tenant_id: str, client_secret: str, *, keep_tokens: bool) -> None:
-        """A new Client Secret (created on the first save); tokens of another key are dropped."""
+    def save_client_secret(
+        self, tenant_id: str, client_secret: str, *, canvas_origin: str, client_id: str, keep_tokens: bool
+    ) -> None:
+        """A new Client Secret for one Canvas origin and key (created on the first save); tokens of
+        another key are dropped."""
+        saved = TenantCredentials.model_validate(
+            {"client_secret": client_secret, "canvas_origin": canvas_origin, "client_id": client_id}
+        )
         try:
             self._client.describe_secret(SecretId=self._name(tenant_id))
         except self._client.exceptions.ResourceNotFoundException:
-            self.create(tenant_id, TenantCredentials.model_validate({"client_secret": client_secret}))
+            self.create(tenant_id, saved)
             return
-        current = self.read(tenant_id, fresh=True)
-        kept = current if keep_tokens else TenantCredentials.model_validate({"client_secret": "-"})
-        self.write(tenant_id, kept.model_copy(update={"client_secret": SecretStr(client_secret)}))
+        if keep_tokens:
+            current = self.read(tenant_id, fresh=True)
+            saved = current.model_copy(
+                update={
+                    "client_secret": saved.client_secret,
+                    "canvas_origin": canvas_origin,
+                    "client_id": client_id,
+                }
+            )
+        self.write(tenant_id, saved)
 
     def delete(self, tenant_id: str) -> None:
         # A recovery window rather than a forced delete: an operator's mistake can still be undone.

@@ -373,30 +373,38 @@ class RosterTable:
             raise
         return True
 
-    def take_oauth_state(self, tenant_id: str, state: str) -> OAuthState | None:
-        """Delete and return a live state: a state works once, even under concurrent callbacks."""
-        try:
-            old = self._table.delete_item(
-                Key={"pk": tenant_pk(tenant_id), "sk": f"OAUTH#{state}"},
-                ConditionExpression="attribute_exists(pk)",
-                ReturnValues="ALL_OLD",
-            ).get("Attributes")
-        except ClientError as error:
-            if _is_conditional_failure(error):
-                return None
-            raise
+    def peek_oauth_state(self, tenant_id: str, state: str) -> OAuthState | None:
+        """A live state, read without spending it (the callback checks its browser binding first)."""
+        item = self._table.get_item(
+            Key={"pk": tenant_pk(tenant_id), "sk": f"OAUTH#{state}"}, ConsistentRead=True
+        ).get("Item")
         # DynamoDB deletes expired items only eventually, so expiry is checked on read.
-        if not old or int(old["expires_at"]) < time.time():
+        if not item or int(item["expires_at"]) < time.time():
             return None
         return OAuthState(
             tenant_id,
             state,
-            int(old["expires_at"]),
-            str(old["started_by"]),
-            bool(old.get("browser_bound", True)),
-            old.get("redirect_uri"),
-            old.get("browser_hash"),
+            int(item["expires_at"]),
+            str(item["started_by"]),
+            bool(item.get("browser_bound", True)),
+            item.get("redirect_uri"),
+            item.get("browser_hash"),
         )
+
+    def spend_oauth_state(self, pending: OAuthState) -> bool:
+        """Delete a peeked state if it is still the one peeked: a state works once, even under
+        concurrent callbacks."""
+        try:
+            self._table.delete_item(
+                Key={"pk": tenant_pk(pending.tenant_id), "sk": f"OAUTH#{pending.state}"},
+                ConditionExpression="browser_hash = :browser AND expires_at >= :now",
+                ExpressionAttributeValues={":browser": pending.browser_hash, ":now": int(time.time())},
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
 
     # -- runs ----------------------------------------------------------------------------------
     def put_run(self, run: SyncRun) -> None:
