@@ -22,7 +22,7 @@ from rostersync.canvas.errors import CanvasError, CanvasNotFoundError
 from rostersync.grades.live_results import live_assessment_results
 from rostersync.grades.passback import UnknownBatchError, batch_status, submit_batch
 from rostersync.grades.verify import verify_batch
-from rostersync.models import GradeBatch
+from rostersync.models import GradeBatch, parse_canvas_id
 from rostersync.services import Services
 from rostersync.sync.planner import SyncCooldownError
 from rostersync.sync.reports import export_roster, roster_totals, sync_errors, sync_errors_csv
@@ -59,15 +59,13 @@ def signed_in_tenant() -> str:
     return str(tenant_id)
 
 
-def _canvas_id(value: str) -> bool:
-    return value.isascii() and value.isdigit()
-
-
 def parsed(model: type[Form], **overrides: object) -> Form:
     try:
         body = app.current_event.json_body if app.current_event.body else {}
     except ValueError:
         raise BadRequestError("the body is not JSON") from None
+    except RecursionError:
+        raise BadRequestError("the body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequestError("the body is not a JSON object")
     try:
@@ -289,24 +287,20 @@ def verify_grades(batch_id: str) -> dict[str, object]:
 @app.get("/admin/courses/<course_id>/live-assessments/<assessment_id>/results")
 def live_results(course_id: str, assessment_id: str) -> dict[str, object]:
     """A live assessment's pass/fail results, read from the token's tenant's Canvas (`?user_id=` filters)."""
-    user_id = app.current_event.get_query_string_value("user_id")
-    if not (_canvas_id(course_id) and _canvas_id(assessment_id)):
+    course, assessment = parse_canvas_id(course_id), parse_canvas_id(assessment_id)
+    if course is None or assessment is None:
         raise NotFoundError()
-    if user_id is not None and not _canvas_id(user_id):
+    user_text = app.current_event.get_query_string_value("user_id")
+    user_id = parse_canvas_id(user_text) if user_text is not None else None
+    if user_text is not None and user_id is None:
         raise BadRequestError("user_id must be a Canvas user id")
     try:
-        results = live_assessment_results(
-            services,
-            signed_in_tenant(),
-            int(course_id),
-            int(assessment_id),
-            int(user_id) if user_id is not None else None,
-        )
+        results = live_assessment_results(services, signed_in_tenant(), course, assessment, user_id)
     except CanvasNotFoundError as error:
-        raise NotFoundError(f"no live assessment {assessment_id} in course {course_id}") from error
+        raise NotFoundError(f"no live assessment {assessment} in course {course}") from error
     return {
-        "course_id": int(course_id),
-        "assessment_id": int(assessment_id),
+        "course_id": course,
+        "assessment_id": assessment,
         "results": [result.model_dump(mode="json") for result in results],
     }
 
@@ -318,9 +312,10 @@ def holds() -> list[dict[str, object]]:
 
 @app.post("/admin/holds/<course_id>/<decision>")
 def decide(course_id: str, decision: str) -> dict[str, object]:
-    if decision not in {"approve", "reject"} or not course_id.isdigit():
+    course = parse_canvas_id(course_id)
+    if decision not in {"approve", "reject"} or course is None:
         raise NotFoundError()
-    return admin.decide_hold(services, signed_in_tenant(), int(course_id), approve=decision == "approve")
+    return admin.decide_hold(services, signed_in_tenant(), course, approve=decision == "approve")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -2,17 +2,19 @@
 
 import json
 import threading
+import time
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 
 import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from rostersync.canvas.client import CanvasClient, RetryPolicy
+from rostersync.canvas.client import CanvasClient, RetryPolicy, retry_after_seconds
 from rostersync.canvas.errors import (
     AuthorizationError,
     CanvasError,
@@ -280,9 +282,10 @@ def test_endpoints_outside_the_manifest_are_refused_before_any_request(canvas: S
 
 def test_error_messages_never_carry_the_token(canvas: ScriptedCanvas) -> None:
     canvas.reply(COURSES, {"errors": [{"message": "boom"}]}, status=400)
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(CanvasError) as raised:
         client_for(canvas, Tokens(current="secret-token-value")).get_all(LIST_ACCOUNT_COURSES, account_id=1)
-    assert "secret-token-value" not in str(raised.value)
+    assert type(raised.value) is CanvasError and raised.value.status == 400
+    assert "boom" in str(raised.value) and "secret-token-value" not in str(raised.value)
 
 
 def test_retry_after_is_honoured(canvas: ScriptedCanvas) -> None:
@@ -291,6 +294,31 @@ def test_retry_after_is_honoured(canvas: ScriptedCanvas) -> None:
     sleeps: list[float] = []
     client_for(canvas, sleeps=sleeps).get_all(LIST_ACCOUNT_COURSES, account_id=1)
     assert sleeps == [7.0]
+
+
+def test_retry_after_as_an_http_date_is_honoured(canvas: ScriptedCanvas) -> None:
+    in_nine_seconds = formatdate(time.time() + 9, usegmt=True)
+    canvas.reply(COURSES, "503 Service Unavailable", status=503, headers={"Retry-After": in_nine_seconds})
+    canvas.reply(COURSES, [])
+    sleeps: list[float] = []
+    client_for(canvas, sleeps=sleeps).get_all(LIST_ACCOUNT_COURSES, account_id=1)
+    assert len(sleeps) == 1 and 7.0 <= sleeps[0] <= 9.0
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        ("Sun, 06 Nov 1994 08:49:37 GMT", 784111777.0 - 784111700.0),  # IMF-fixdate
+        ("Sunday, 06-Nov-94 08:49:37 GMT", 77.0),  # obsolete RFC 850 form
+        ("Sun Nov  6 08:49:37 1994", 77.0),  # obsolete asctime form, no zone: GMT
+        ("soon", None),
+        ("-5", None),
+        ("١٢", None),  # Arabic-Indic digits are not delay-seconds
+    ],
+)
+def test_retry_after_reads_both_forms_of_rfc_9110(header: str, seconds: float | None) -> None:
+    assert retry_after_seconds(header, now=lambda: 784111700.0) == seconds
 
 
 def test_throttling_that_never_ends_gives_up_after_its_budget(canvas: ScriptedCanvas) -> None:

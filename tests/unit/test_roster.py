@@ -1,8 +1,11 @@
 from datetime import UTC, datetime
 
+import pytest
+
 from rostersync.canvas.models import CanvasCourse, CanvasEnrollment, CanvasSection, CanvasUser
-from rostersync.models import RosterEnrollment
-from rostersync.sync.roster import build_course_roster, diff_roster, roster_items
+from rostersync.models import RosterEnrollment, TenantSettings
+from rostersync.store.table import StoredItem
+from rostersync.sync.roster import build_course_roster, diff_roster, roster_items, split_mass_drop
 
 COURSE = CanvasCourse(id=101, name="My nickname", original_name="Anatomy I", workflow_state="available")
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -87,12 +90,48 @@ def test_only_active_enrollments_are_active() -> None:
 
 
 def test_unchanged_roster_writes_nothing() -> None:
-    items = roster_items(
-        build_course_roster(COURSE, [CanvasSection(id=1001, name="A", course_id=101)], [enrollment(1, 11)])
+    section = CanvasSection(id=1001, name="A", course_id=101)
+    # Two reads of the same Canvas data, listed in another order: equal content, distinct objects.
+    stored = roster_items(build_course_roster(COURSE, [section], [enrollment(1, 11), enrollment(2, 12)]))
+    desired = roster_items(
+        build_course_roster(COURSE, [section.model_copy()], [enrollment(2, 12), enrollment(1, 11)])
     )
-    changes = diff_roster(items, items, NOW)
+    changes = diff_roster(stored, desired, NOW)
     assert changes.puts == [] and changes.deletes == []
-    assert changes.counts.unchanged == len(items) == 3
+    assert changes.counts.unchanged == len(desired) == 5
+    assert (changes.counts.created, changes.counts.updated, changes.counts.dropped) == (0, 0, 0)
+
+
+def students(count: int) -> dict[str, StoredItem]:
+    return roster_items(
+        build_course_roster(COURSE, [], [enrollment(n, 1000 + n) for n in range(1, count + 1)])
+    )
+
+
+def drop(stored: dict[str, StoredItem], how_many: int) -> dict[str, StoredItem]:
+    dropped = {f"ENROLLMENT#{n}" for n in range(1, how_many + 1)}
+    return {sk: item for sk, item in stored.items() if sk not in dropped}
+
+
+@pytest.mark.parametrize(
+    ("active", "dropped", "held"),
+    [
+        (20, 5, False),  # exactly the 25 % share: applied
+        (20, 6, True),  # just above it: held
+        (10, 4, False),  # 40 %, but under the 5-drop minimum: applied
+        (10, 5, True),  # 50 % and the minimum reached: held
+    ],
+)
+def test_the_mass_drop_rule_at_its_boundaries(active: int, dropped: int, held: bool) -> None:
+    settings = TenantSettings(mass_drop_threshold=0.25, mass_drop_min_enrollments=5)
+    stored = students(active)
+    applied, mass_drop = split_mass_drop(diff_roster(stored, drop(stored, dropped), NOW), settings)
+    assert (mass_drop is not None) is held
+    if mass_drop is not None:
+        assert (mass_drop.student_drops, mass_drop.active_before) == (dropped, active)
+        assert applied.counts.dropped == 0 and not any(i.sk.startswith("ENROLLMENT#") for i in applied.puts)
+    else:
+        assert applied.counts.dropped == dropped
 
 
 def test_changed_and_new_items_are_written() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
 from rostersync.canvas.scopes import required_scopes
-from rostersync.models import CourseSelection, SyncTrigger, TenantStatus
+from rostersync.models import CanvasId, CourseSelection, SyncTrigger, TenantStatus
 from rostersync.selftest import SelfTestReport, run_self_test
 from rostersync.services import Services
 from rostersync.sync.holds import approve_hold, pending_holds, reject_hold
@@ -44,13 +44,13 @@ class CourseListForm(BaseModel):
 class AllCoursesForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    account_id: PositiveInt | None = None  # None: the root account
+    account_id: CanvasId | None = None  # None: the root account
 
 
 class SyncNowForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    course_ids: tuple[PositiveInt, ...] = Field(default=(), max_length=1000)  # empty: every selected course
+    course_ids: tuple[CanvasId, ...] = Field(default=(), max_length=1000)  # empty: every selected course
 
 
 class NewTenantForm(BaseModel):

@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from rostersync.canvas.models import CanvasCourse
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+# Canvas ids are positive 64-bit integers: anything longer is not an id (and would not fit DynamoDB's
+# 38-digit numbers), and only ASCII digits spell one (Arabic-Indic or fullwidth digits do not).
+CANVAS_ID_MAX = 2**63 - 1
+CanvasId = Annotated[int, Field(ge=1, le=CANVAS_ID_MAX)]
+_CANVAS_ID_TEXT = re.compile(r"[1-9][0-9]{0,18}")
+
+
+def parse_canvas_id(text: str) -> int | None:
+    """A Canvas id written in a path or a file, or None when the text is not one."""
+    if not _CANVAS_ID_TEXT.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value <= CANVAS_ID_MAX else None
+
+
+# A course sync list lives in the tenant's one DynamoDB item (400 KB at most): bounded well below it.
+MAX_SYNC_LIST_COURSES = 4000
+CourseReference = Annotated[str, StringConstraints(min_length=1, max_length=80)]
 
 
 class TenantStatus(StrEnum):
@@ -61,11 +83,11 @@ class CourseSelection(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    account_id: int | None = None  # a sub-account (its own sub-accounts included); None = the root
-    term_ids: tuple[int, ...] = ()
+    account_id: CanvasId | None = None  # a sub-account (its own sub-accounts included); None = the root
+    term_ids: tuple[CanvasId, ...] = Field(default=(), max_length=1000)
     published_only: bool = True
     # An explicit course sync list (Canvas ids or "sis_course_id:..." references) replaces the filters.
-    sync_list: tuple[str, ...] = ()
+    sync_list: tuple[CourseReference, ...] = Field(default=(), max_length=MAX_SYNC_LIST_COURSES)
 
 
 class SyncSchedule(BaseModel):

@@ -11,6 +11,8 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -70,11 +72,9 @@ class RetryPolicy:
     max_pace_pause_seconds: float = 2.0
 
     def delay(self, retry: int, retry_after: str | None = None, *, throttled: bool = False) -> float:
-        if retry_after is not None:
-            try:
-                return min(max(float(retry_after), 0.0), self.backoff_cap_seconds)
-            except ValueError:
-                pass
+        waited = retry_after_seconds(retry_after) if retry_after is not None else None
+        if waited is not None:
+            return min(max(waited, 0.0), self.backoff_cap_seconds)
         base = self.throttle_backoff_base_seconds if throttled else self.backoff_base_seconds
         exponential: float = base * 2 ** (retry - 1)
         jittered: float = exponential * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not cryptography
@@ -85,6 +85,20 @@ class RetryPolicy:
         if remaining >= self.slow_down_below_remaining:
             return 0.0
         return self.max_pace_pause_seconds * (1 - max(remaining, 0.0) / self.slow_down_below_remaining)
+
+
+def retry_after_seconds(value: str, now: Callable[[], float] = time.time) -> float | None:
+    """A Retry-After header in either form RFC 9110 allows: delay-seconds or an HTTP date."""
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is GMT; an obsolete form may arrive without a zone
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp() - now()
 
 
 def _error_message(response: requests.Response) -> str:

@@ -1,14 +1,13 @@
 """HTTP sessions for Canvas that refuse to connect to non-public addresses (SSRF), checked per socket.
 
 A name that resolved to a public address when the admin saved it can resolve elsewhere later (DNS
-rebinding). Checking the peer of every new connection closes that gap: whatever the name says, we
-never exchange a byte with loopback, link-local, private or unique-local addresses, unless the
-explicit development setting allows loopback for the local stack.
+rebinding). So every new connection resolves the name itself, checks every address, and connects to
+a checked address: no handshake is ever made with loopback, link-local, private, unique-local or
+translated addresses, unless the explicit development setting allows loopback for the local stack.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from typing import Any
 
@@ -16,33 +15,53 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from rostersync.canvas.errors import UnsafeCanvasUrlError
-from rostersync.canvas.urls import is_allowed_address
+from rostersync.canvas.urls import IpAddress, is_allowed_address, resolved_addresses
 
 
-def _checked(sock: socket.socket, host: str, allow_insecure: bool) -> socket.socket:
-    peer = ipaddress.ip_address(sock.getpeername()[0])
-    if not is_allowed_address(peer, allow_insecure=allow_insecure):
-        sock.close()
+def _checked_addresses(connection: HTTPConnection, allow_insecure: bool) -> list[IpAddress]:
+    try:
+        addresses = resolved_addresses(connection._dns_host, connection.port)
+    except socket.gaierror as error:
+        raise NameResolutionError(connection.host, connection, error) from error
+    if not addresses or not all(is_allowed_address(a, allow_insecure=allow_insecure) for a in addresses):
         raise UnsafeCanvasUrlError(
-            f"the Canvas host {host!r} now resolves to a non-public address; not connecting"
+            f"the Canvas host {connection.host!r} now resolves to a non-public address; not connecting"
         )
-    return sock
+    return addresses
+
+
+def _connect_to_checked_address(connection: HTTPConnection, allow_insecure: bool) -> socket.socket:
+    """urllib3's own connect, aimed at each checked address in turn (TLS still verifies the name)."""
+    host = connection._dns_host
+    failure: NewConnectionError | None = None
+    try:
+        for address in _checked_addresses(connection, allow_insecure):
+            connection._dns_host = str(address)
+            try:
+                return HTTPConnection._new_conn(connection)
+            except NewConnectionError as error:
+                failure = error
+    finally:
+        connection._dns_host = host
+    assert failure is not None  # _checked_addresses returned at least one address
+    raise failure
 
 
 class _PublicHTTPConnection(HTTPConnection):
     allow_insecure = False
 
     def _new_conn(self) -> socket.socket:
-        return _checked(super()._new_conn(), self.host, self.allow_insecure)
+        return _connect_to_checked_address(self, self.allow_insecure)
 
 
 class _PublicHTTPSConnection(HTTPSConnection):
     allow_insecure = False
 
     def _new_conn(self) -> socket.socket:
-        return _checked(super()._new_conn(), self.host, self.allow_insecure)
+        return _connect_to_checked_address(self, self.allow_insecure)
 
 
 class _LoopbackHTTPConnection(_PublicHTTPConnection):

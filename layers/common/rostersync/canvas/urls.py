@@ -11,9 +11,32 @@ from rostersync.canvas.errors import UnsafeCanvasUrlError
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+# IPv6 forms that carry an IPv4 address a translator may forward to: NAT64 (well-known and local-use
+# prefixes), IPv4-compatible and IPv4-translated addresses. Nothing public needs them to reach Canvas.
+REFUSED_IPV6_NETWORKS = tuple(
+    ipaddress.IPv6Network(network)
+    for network in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96", "::ffff:0:0:0/96")
+)
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address stands for (mapped, 6to4, Teredo server and client)."""
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    if address.sixtofour is not None:
+        return [address.sixtofour]
+    if address.teredo is not None:
+        return list(address.teredo)
+    return []
+
+
 def _is_public(address: IpAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return _is_public(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(address in network for network in REFUSED_IPV6_NETWORKS):
+            return False
+        embedded = _embedded_ipv4(address)
+        if embedded:
+            return all(_is_public(inner) for inner in embedded)
     return address.is_global and not address.is_multicast
 
 
@@ -24,12 +47,18 @@ def is_allowed_address(address: IpAddress, *, allow_insecure: bool) -> bool:
     return _is_public(address) or (allow_insecure and address.is_loopback)
 
 
+def resolved_addresses(host: str, port: int) -> list[IpAddress]:
+    """Every address the name resolves to now (raises socket.gaierror when it does not resolve)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    # A scoped IPv6 address comes back as "fe80::1%eth0": the scope is not part of the address.
+    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
+
+
 def _resolve(host: str, port: int) -> list[IpAddress]:
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return resolved_addresses(host, port)
     except (socket.gaierror, UnicodeError) as error:
         raise UnsafeCanvasUrlError(f"the Canvas host {host!r} does not resolve") from error
-    return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
 def normalize_canvas_url(url: str, *, allow_insecure: bool) -> str:
