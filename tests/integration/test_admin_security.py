@@ -84,13 +84,13 @@ def test_no_route_answers_with_a_secret(stack: Stack, two_tenants: tuple[str, st
         assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
 
 
-def _start(stack: Stack, tenant_id: str) -> str:
+def start_link(stack: Stack, tenant_id: str) -> str:
     started = post(stack, "/admin/authorization", bearer(stack, tenant_id))
     assert started.status_code == 200
     return str(started.json()["start_url"])
 
 
-def _through_canvas(browser: requests.Session, start_url: str) -> str:
+def through_canvas(browser: requests.Session, start_url: str) -> str:
     """Open the start link and approve in Canvas (the simulator approves at once); the callback URL."""
     to_canvas = browser.get(start_url, allow_redirects=False, timeout=30)
     assert to_canvas.status_code == 302, to_canvas.text
@@ -102,9 +102,9 @@ def test_the_oauth_state_works_once_in_the_browser_that_started_it(
     stack: Stack, two_tenants: tuple[str, str]
 ) -> None:
     first, _ = two_tenants
-    start_url = _start(stack, first)
+    start_url = start_link(stack, first)
     admin_browser = requests.Session()
-    callback = _through_canvas(admin_browser, start_url)
+    callback = through_canvas(admin_browser, start_url)
     opened_again = requests.get(start_url, allow_redirects=False, timeout=30)
     assert opened_again.status_code == 400 and "already opened" in opened_again.text
 
