@@ -6,6 +6,7 @@ Contracts other tools rely on are in shared/DESIGN.md ("Contracts that outside t
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 import time
@@ -18,7 +19,7 @@ from rostersync.canvas.scopes import required_scopes
 from rostersync.events.apply import route_to_tenants
 from rostersync.models import CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
 from rostersync.store.dead_letters import DeadLetterQueues
-from rostersync.sync.holds import approve_hold, pending_holds, reject_hold
+from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
 from rostersync.sync.planner import SyncCooldownError, request_sync
 from rostersync.sync.reports import export_roster, run_summary, sync_errors, sync_errors_csv
 from rostersync.tenants import (
@@ -268,12 +269,17 @@ def cmd_sync_errors(arguments: argparse.Namespace) -> None:
 
 
 def cmd_holds_list(arguments: argparse.Namespace) -> None:
-    holds = pending_holds(_binding(arguments).services, arguments.tenant)
+    services = _binding(arguments).services
+    if arguments.decided:
+        holds = decided_holds(services, arguments.tenant)
+    else:
+        holds = pending_holds(services, arguments.tenant)
     _print_json(
         [
             {
                 **hold.model_dump(mode="json", exclude={"puts", "deletes"}),
-                "would_drop": [item.sk.removeprefix("ENROLLMENT#") for item in hold.puts],
+                "would_drop": [str(drop.enrollment_id) for drop in hold.drops]
+                or [item.sk.removeprefix("ENROLLMENT#") for item in hold.puts],
             }
             for hold in holds
         ]
@@ -282,7 +288,8 @@ def cmd_holds_list(arguments: argparse.Namespace) -> None:
 
 def cmd_holds_decide(arguments: argparse.Namespace) -> None:
     decide = approve_hold if arguments.command == "approve" else reject_hold
-    hold = decide(_binding(arguments).services, arguments.tenant, arguments.course)
+    operator = f"operator {getpass.getuser()} (CLI)"
+    hold = decide(_binding(arguments).services, arguments.tenant, arguments.course, operator)
     verb = "applied" if arguments.command == "approve" else "rejected"
     print(f"course {hold.course_id}: {hold.student_drops} held drops {verb}")
 
@@ -452,6 +459,11 @@ def _add_sync_commands(groups: Any) -> None:
     )
     listing = holds.add_parser("list", help="courses waiting for approval, with their would-be drops")
     listing.add_argument("--tenant", required=True)
+    listing.add_argument(
+        "--decided",
+        action="store_true",
+        help="decided holds instead: who decided what, and when",
+    )
     listing.set_defaults(handler=cmd_holds_list)
     for decision in ("approve", "reject"):
         decide = holds.add_parser(decision, help=f"{decision} a course's held drops")

@@ -59,6 +59,12 @@ def signed_in_tenant() -> str:
     return str(tenant_id)
 
 
+def signed_in_admin() -> str:
+    """Who is acting, as records name them: the token's email when it carries one, else its subject."""
+    claims = _claims()
+    return str(claims.get("email") or claims.get("sub") or "unknown admin")
+
+
 def parsed(model: type[Form], **overrides: object) -> Form:
     try:
         body = app.current_event.json_body if app.current_event.body else {}
@@ -212,9 +218,8 @@ def save_canvas_settings() -> dict[str, object]:
 @app.post("/admin/authorization")
 def generate_key() -> dict[str, str]:
     """The Generate Key button: a start link bound to this admin and tenant, single use, 10 minutes."""
-    subject = str(_claims().get("sub") or "unknown admin")
     start_url = admin.start_authorization(
-        services, signed_in_tenant(), subject, public_base_url(app.current_event)
+        services, signed_in_tenant(), signed_in_admin(), public_base_url(app.current_event)
     )
     return {"start_url": start_url}
 
@@ -310,12 +315,19 @@ def holds() -> list[dict[str, object]]:
     return admin.held_syncs(services, signed_in_tenant())
 
 
+@app.get("/admin/holds/decided")
+def decided_holds() -> list[dict[str, object]]:
+    return admin.hold_decisions(services, signed_in_tenant())
+
+
 @app.post("/admin/holds/<course_id>/<decision>")
 def decide(course_id: str, decision: str) -> dict[str, object]:
     course = parse_canvas_id(course_id)
     if decision not in {"approve", "reject"} or course is None:
         raise NotFoundError()
-    return admin.decide_hold(services, signed_in_tenant(), course, approve=decision == "approve")
+    return admin.decide_hold(
+        services, signed_in_tenant(), course, approve=decision == "approve", decided_by=signed_in_admin()
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.integration
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+# Each state of the page worth looking at, kept for a person to open after the run (not compared).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".rostersync" / "screenshots"
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -162,13 +165,44 @@ def test_a_held_mass_drop_is_approved_from_the_page(stack: Stack, page: Page) ->
     hold = page.locator("#holds tbody tr")
     expect(hold).to_have_count(1)
     expect(hold).to_contain_text(str(course["canvas_id"]))
-    expect(hold).to_contain_text(str(len(dropped)))
-    hold.get_by_role("button", name="Approve").click()
+    expect(hold).to_contain_text(f"{len(dropped)} enrollments")
+    # The would-be drops by name and identifier, one line each.
+    hold.locator("summary").click()
+    users = {user["canvas_id"]: user for user in course["users"]}
+    expect(hold.locator("li")).to_have_count(len(dropped))
+    for enrollment in dropped:
+        user = users[enrollment["user_id"]]
+        expect(hold).to_contain_text(
+            f"{user['name']} ({user['sis_user_id']}, enrollment {enrollment['canvas_id']})"
+        )
+    page.screenshot(path=str(SCREENSHOTS / "hold-detail.png"), full_page=True)
+
+    # Approve asks first: dismissing the question changes nothing.
+    questions: list[str] = []
+
+    def dismiss(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    hold.get_by_role("button", name="Approve drops").click()
+    expect(hold).to_have_count(1)
+    assert questions == [f"Drop {len(dropped)} enrollments from course {course['canvas_id']}? "
+                         "They leave the roster the platform sees."]  # fmt: skip
+    page.once("dialog", lambda dialog: dialog.accept())
+    hold.get_by_role("button", name="Approve drops").click()
     expect(page.locator("#notice")).to_contain_text("drops approved")
     expect(hold).to_have_count(0)
+    decided = page.locator("#decided-holds tbody tr")
+    expect(decided).to_have_count(1)
+    expect(decided).to_contain_text("approved")
+    expect(decided).to_contain_text(str(course["canvas_id"]))
+    page.screenshot(path=str(SCREENSHOTS / "hold-decided.png"), full_page=True)
     exported = next(c for c in stack.export(tenant_id)["courses"] if c["canvas_id"] == course["canvas_id"])
     enrollments = {e["canvas_id"]: e for e in exported["enrollments"]}
     assert not any(enrollments[e["canvas_id"]]["active"] for e in dropped)
+    (record,) = json.loads(stack.cli_ok("holds", "list", "--tenant", tenant_id, "--decided"))
+    assert record["status"] == "approved" and record["decided_by"] and record["decided_at"]
 
 
 def _exported_totals(stack: Stack, tenant_id: str) -> dict[str, int]:

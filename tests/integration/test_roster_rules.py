@@ -11,10 +11,10 @@ import pytest
 
 from rostersync.canvas.models import CanvasCourse
 from rostersync.connection import canvas_client_for
-from rostersync.models import CourseOutcome, RosterEnrollment, RosterRole, Tenant
+from rostersync.models import CourseOutcome, HoldStatus, RosterEnrollment, RosterRole, Tenant
 from rostersync.services import Services
 from rostersync.sync.course import sync_course
-from rostersync.sync.holds import approve_hold, pending_holds, reject_hold
+from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
 from rostersync.sync.planner import list_synced_courses, request_scheduled_syncs
 from rostersync.sync.reports import export_roster, sync_errors, sync_errors_csv
 from rostersync.tenants import SyncListMode, configure_tenant, update_sync_list
@@ -128,10 +128,20 @@ def test_a_mass_drop_waits_for_approval_while_instructor_rights_go_at_once(
         "held_for_approval"
     ]
 
-    approve_hold(services, tenant.tenant_id, course.id)
+    # The admin judges the hold by who would go: names and the tenant's identifier, not only ids.
+    users = institution.users_by_id
+    assert {(d.enrollment_id, d.identifier) for d in hold.drops} == {
+        (e.id, users[e.user_id].sis_user_id) for e in dropped
+    }
+    assert all(d.name == users[d.user_id].name for d in hold.drops)
+
+    approve_hold(services, tenant.tenant_id, course.id, "dean@example.edu")
     stored = stored_enrollments(services, tenant, course.id)
     assert not any(stored[e.id].active for e in dropped)
     assert pending_holds(services, tenant.tenant_id) == []
+    (decided,) = [h for h in decided_holds(services, tenant.tenant_id) if h.course_id == course.id]
+    assert (decided.status, decided.decided_by) == (HoldStatus.APPROVED, "dean@example.edu")
+    assert decided.decided_at is not None and len(decided.drops) == len(dropped)
 
 
 def test_rejected_drops_stay_out_until_canvas_proposes_different_ones(
@@ -143,9 +153,15 @@ def test_rejected_drops_stay_out_until_canvas_proposes_different_ones(
     first_wave, second_wave = students[: len(students) // 2], students[len(students) // 2 :][:2]
     change(sim, lambda _: delete(first_wave))
     assert sync(services, tenant, course, "r2") is CourseOutcome.HELD
-    reject_hold(services, tenant.tenant_id, course.id)
+    reject_hold(services, tenant.tenant_id, course.id, "registrar@example.edu")
     assert sync(services, tenant, course, "r3") is CourseOutcome.SUCCEEDED  # the same drops: not asked again
     assert all(stored_enrollments(services, tenant, course.id)[e.id].active for e in first_wave)
+    # Why they stay active is said in every run's errors, and the decision is kept.
+    (why,) = [e for e in sync_errors(services, tenant.tenant_id, "r3") if e.code == "drops_rejected"]
+    assert why.course_id == course.id and "registrar@example.edu rejected" in why.message
+    assert why.message.startswith(f"{len(first_wave)} enrollments")
+    (decided,) = [h for h in decided_holds(services, tenant.tenant_id) if h.course_id == course.id]
+    assert (decided.status, decided.decided_by) == (HoldStatus.REJECTED, "registrar@example.edu")
     change(sim, lambda _: delete(second_wave))
     assert sync(services, tenant, course, "r4") is CourseOutcome.HELD  # a different set of drops
 

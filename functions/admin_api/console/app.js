@@ -244,8 +244,12 @@ async function downloadErrors() {
 function decisionButton(hold, decision) {
   const button = document.createElement("button");
   button.type = "button";
-  button.textContent = decision === "approve" ? "Approve" : "Reject";
+  button.textContent = decision === "approve" ? "Approve drops" : "Reject drops";
   button.addEventListener("click", async () => {
+    const question = decision === "approve"
+      ? `Drop ${hold.would_drop} enrollments from course ${hold.course_id}? They leave the roster the platform sees.`
+      : `Keep ${hold.would_drop} enrollments of course ${hold.course_id} active although Canvas dropped them?`;
+    if (!window.confirm(question)) return;
     try {
       await api("POST", `/admin/holds/${hold.course_id}/${decision}`);
       notify(`Course ${hold.course_id}: drops ${decision === "approve" ? "approved" : "rejected"}.`);
@@ -257,26 +261,44 @@ function decisionButton(hold, decision) {
   return button;
 }
 
-function showHolds(holds) {
+// Who a hold would drop (or dropped): names and the identifier the platform knows them by.
+function dropList(hold) {
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = `${hold.would_drop} enrollments`;
+  const list = document.createElement("ul");
+  for (const drop of hold.drops || []) {
+    const item = document.createElement("li");
+    item.textContent = `${drop.name || "(no name)"} (${drop.identifier || "no identifier"}, enrollment ${drop.enrollment_id})`;
+    list.append(item);
+  }
+  details.append(summary, list);
+  return details;
+}
+
+function showHolds(holds, decided) {
   fill("holds", holds.map((hold) => {
     const decide = document.createElement("span");
     decide.append(decisionButton(hold, "approve"), " ", decisionButton(hold, "reject"));
-    return row([hold.course_id, hold.would_drop, when(hold.created_at), decide]);
+    return row([hold.course_id, dropList(hold), when(hold.created_at), decide]);
   }));
+  fill("decided-holds", decided.map((hold) => row([
+    hold.course_id, dropList(hold), hold.status, hold.decided_by, when(hold.decided_at),
+  ])));
 }
 
 let polling = null;
 let requestedRun = null; // queued by this page, perhaps not planned (listed) yet
 
 async function refreshActivity() {
-  const [runs, found, holds, totals] = await Promise.all([
+  const [runs, found, holds, decided, totals] = await Promise.all([
     api("GET", "/admin/runs"), api("GET", "/admin/errors"), api("GET", "/admin/holds"),
-    api("GET", "/admin/roster/totals"),
+    api("GET", "/admin/holds/decided"), api("GET", "/admin/roster/totals"),
   ]);
   showRuns(runs);
   errors = found;
   showErrors();
-  showHolds(holds);
+  showHolds(holds, decided);
   for (const [name, count] of Object.entries(totals)) $(`total-${name}`).textContent = count;
   // While a run is queued or in progress, follow it.
   clearTimeout(polling);

@@ -7,10 +7,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from rostersync.canvas.scopes import required_scopes
-from rostersync.models import CanvasId, CourseSelection, SyncTrigger, TenantStatus
+from rostersync.models import CanvasId, CourseSelection, HeldSync, SyncTrigger, TenantStatus
 from rostersync.selftest import SelfTestReport, run_self_test
 from rostersync.services import Services
-from rostersync.sync.holds import approve_hold, pending_holds, reject_hold
+from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
 from rostersync.sync.planner import request_sync
 from rostersync.sync.reports import run_summary
 from rostersync.tenants import (
@@ -126,13 +126,22 @@ def sync_now(services: Services, tenant_id: str, course_ids: tuple[int, ...] = (
     return request_sync(services, tenant_id, SyncTrigger.MANUAL, course_ids, enforce_cooldown=True).run_id
 
 
+def _hold_view(hold: HeldSync) -> dict[str, Any]:
+    return hold.model_dump(mode="json", exclude={"puts", "deletes"}) | {
+        "would_drop": len(hold.drops or hold.puts)
+    }
+
+
 def held_syncs(services: Services, tenant_id: str) -> list[dict[str, Any]]:
-    return [
-        hold.model_dump(mode="json", exclude={"puts", "deletes"}) | {"would_drop": len(hold.puts)}
-        for hold in pending_holds(services, tenant_id)
-    ]
+    return [_hold_view(hold) for hold in pending_holds(services, tenant_id)]
 
 
-def decide_hold(services: Services, tenant_id: str, course_id: int, *, approve: bool) -> dict[str, Any]:
-    hold = (approve_hold if approve else reject_hold)(services, tenant_id, course_id)
-    return {"course_id": hold.course_id, "decision": "approved" if approve else "rejected"}
+def hold_decisions(services: Services, tenant_id: str) -> list[dict[str, Any]]:
+    return [_hold_view(hold) for hold in decided_holds(services, tenant_id)]
+
+
+def decide_hold(
+    services: Services, tenant_id: str, course_id: int, *, approve: bool, decided_by: str
+) -> dict[str, Any]:
+    hold = (approve_hold if approve else reject_hold)(services, tenant_id, course_id, decided_by)
+    return _hold_view(hold) | {"decision": hold.status.value}

@@ -315,6 +315,7 @@ class SyncErrorCode(StrEnum):
     EMAIL_HIDDEN = "email_hidden"
     COURSE_NOT_FOUND = "course_not_found"
     HELD_FOR_APPROVAL = "held_for_approval"
+    DROPS_REJECTED = "drops_rejected"
 
 
 class SyncError(BaseModel):
@@ -331,7 +332,18 @@ class SyncError(BaseModel):
 
 class HoldStatus(StrEnum):
     PENDING = "pending"
+    APPROVED = "approved"
     REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"  # Canvas no longer proposed these drops before anyone decided
+
+
+class HeldDrop(BaseModel):
+    """One enrollment a held sync would drop, as the admin needs to judge it."""
+
+    enrollment_id: int
+    user_id: int
+    name: str
+    identifier: str | None  # the tenant's downstream user identifier (sis_user_id, email, ...)
 
 
 class HeldItem(BaseModel):
@@ -352,7 +364,10 @@ class HeldSync(BaseModel):
     active_before: int
     puts: list[HeldItem]
     deletes: list[str]
+    drops: list[HeldDrop] = []
     created_at: datetime = Field(default_factory=utc_now)
+    decided_by: str | None = None
+    decided_at: datetime | None = None
 
 
 # -- grade passback ---------------------------------------------------------------------------------

@@ -510,11 +510,35 @@ class RosterTable:
         return HeldSync.model_validate_json(item["hold"]) if item else None
 
     def list_holds(self, tenant_id: str) -> list[HeldSync]:
-        items = self._query(KeyConditionExpression=Key("pk").eq(hold_pk(tenant_id)))
+        """Each course's current hold (pending, or rejected and remembered)."""
+        items = self._query(
+            KeyConditionExpression=Key("pk").eq(hold_pk(tenant_id)) & Key("sk").begins_with("COURSE#")
+        )
         return [HeldSync.model_validate_json(item["hold"]) for item in items]
 
     def delete_hold(self, tenant_id: str, course_id: int) -> None:
         self._table.delete_item(Key={"pk": hold_pk(tenant_id), "sk": f"COURSE#{course_id}"})
+
+    def put_hold_decision(self, hold: HeldSync) -> None:
+        """Keep a decided hold (who, when, which drops) beside the current holds, as their history."""
+        decided_at = (hold.decided_at or hold.created_at).isoformat()
+        record = hold.model_copy(update={"puts": [], "deletes": []})  # the drops list says what was held
+        self._table.put_item(
+            Item={
+                "pk": hold_pk(hold.tenant_id),
+                "sk": f"DECIDED#{decided_at}#{hold.course_id}",
+                "hold": record.model_dump_json(),
+            }
+        )
+
+    def list_hold_decisions(self, tenant_id: str, limit: int = 50) -> list[HeldSync]:
+        """The latest decided holds first."""
+        response = self._table.query(
+            KeyConditionExpression=Key("pk").eq(hold_pk(tenant_id)) & Key("sk").begins_with("DECIDED#"),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [HeldSync.model_validate_json(item["hold"]) for item in response["Items"]]
 
     def finish_run(self, tenant_id: str, run_id: str, status: RunStatus, finished_at: datetime) -> bool:
         """Close a running run once; False when another worker closed it first."""

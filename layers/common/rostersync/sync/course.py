@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger
@@ -24,9 +25,10 @@ from rostersync.models import (
     SyncErrorCode,
     Tenant,
     TenantStatus,
+    utc_now,
 )
 from rostersync.services import Services
-from rostersync.store.table import CourseWriteConflict, roster_digest
+from rostersync.store.table import CourseWriteConflict, StoredItem, roster_digest
 from rostersync.sync.roster import (
     SYNCED_ENROLLMENT_STATES,
     CourseRoster,
@@ -34,6 +36,7 @@ from rostersync.sync.roster import (
     build_course_roster,
     course_item,
     diff_roster,
+    held_drops,
     roster_items,
     split_mass_drop,
 )
@@ -175,7 +178,18 @@ def apply_roster(
         )
         for problem in roster.problems
     ]
-    held = _hold(services, message, mass_drop)
+    held, rejected = _hold(services, tenant, message, mass_drop, stored)
+    if rejected is not None:
+        errors.append(
+            SyncError(
+                tenant_id=tenant_id,
+                run_id=message.run_id,
+                course_id=course_id,
+                code=SyncErrorCode.DROPS_REJECTED.value,
+                message=f"{rejected.student_drops} enrollments that left Canvas are kept active: "
+                f"{rejected.decided_by} rejected the drops at {rejected.decided_at:%Y-%m-%d %H:%M} UTC",
+            )
+        )
     if held and mass_drop is not None:
         errors.append(
             SyncError(
@@ -191,20 +205,32 @@ def apply_roster(
     return changes.counts, held
 
 
-def _hold(services: Services, message: CourseSyncMessage, mass_drop: MassDrop | None) -> bool:
-    """Keep a pending hold for these drops; False when the admin already rejected exactly them."""
+def _hold(
+    services: Services,
+    tenant: Tenant,
+    message: CourseSyncMessage,
+    mass_drop: MassDrop | None,
+    stored: Mapping[str, StoredItem],
+) -> tuple[bool, HeldSync | None]:
+    """Keep a pending hold for these drops: (held, the rejected hold when an admin already rejected
+    exactly these drops)."""
     tenant_id, course_id = message.tenant_id, message.course.id
     existing = services.table.get_hold(tenant_id, course_id)
     if mass_drop is None:
         if existing is not None:  # Canvas moved on: the held drops no longer stand
+            if existing.status is HoldStatus.PENDING:
+                withdrawn = existing.model_copy(
+                    update={"status": HoldStatus.WITHDRAWN, "decided_by": "Canvas", "decided_at": utc_now()}
+                )
+                services.table.put_hold_decision(withdrawn)
             services.table.delete_hold(tenant_id, course_id)
-        return False
+        return False, None
     if (
         existing is not None
         and existing.status is HoldStatus.REJECTED
         and existing.fingerprint == mass_drop.fingerprint
     ):
-        return False
+        return False, existing
     services.table.put_hold(
         HeldSync(
             tenant_id=tenant_id,
@@ -218,9 +244,10 @@ def _hold(services: Services, message: CourseSyncMessage, mass_drop: MassDrop | 
                 for item in mass_drop.held_puts
             ],
             deletes=mass_drop.held_deletes,
+            drops=held_drops(mass_drop.held_puts, stored, tenant.settings.user_id_field),
         )
     )
-    return True
+    return True, None
 
 
 def _client_counts(client: CanvasClient) -> dict[str, int]:

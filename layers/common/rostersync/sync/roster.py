@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from rostersync.canvas.models import CanvasCourse, CanvasEnrollment, CanvasSection, CanvasUser
 from rostersync.models import (
     ChangeCounts,
+    HeldDrop,
     RosterCourse,
     RosterEnrollment,
     RosterRole,
@@ -300,3 +301,24 @@ def split_mass_drop(
         active_before=changes.active_before,
     )
     return applied, held
+
+
+def held_drops(
+    held_puts: Iterable[StoredItem], stored: Mapping[str, StoredItem], user_id_field: UserIdField
+) -> list[HeldDrop]:
+    """Who a held sync would drop: each enrollment's user by name and downstream identifier."""
+    drops = []
+    for item in held_puts:
+        enrollment = RosterEnrollment.model_validate_json(item.data)
+        user_item = stored.get(f"{USER_PREFIX}{enrollment.user_id}")
+        user = RosterUser.model_validate_json(user_item.data) if user_item else None
+        identifier = getattr(user, user_id_field.value, None) if user else None
+        drops.append(
+            HeldDrop(
+                enrollment_id=enrollment.canvas_id,
+                user_id=enrollment.user_id,
+                name=user.name if user else "",
+                identifier=None if identifier is None else str(identifier),
+            )
+        )
+    return sorted(drops, key=lambda drop: (drop.name, drop.enrollment_id))
