@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 
-UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")
+UTF16_MARKS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 class UnreadableFileError(RuntimeError):
@@ -17,13 +18,10 @@ def read_text_file(path: str | Path) -> str:
     except OSError as error:
         raise UnreadableFileError(f"cannot read {path}: {error.strerror or error}") from error
     try:
-        text = data.decode("utf-8-sig")
+        text = data.removeprefix(codecs.BOM_UTF8).decode("utf-8")
     except UnicodeDecodeError as error:
-        why = (
-            "it is UTF-16"
-            if data.startswith(UTF16_MARKS)
-            else f"byte {data[error.start]:#04x} at {error.start}"
-        )
+        wrong, line = error.object[error.start], error.object[: error.start].count(b"\n") + 1
+        why = "it is UTF-16" if data.startswith(UTF16_MARKS) else f"byte {wrong:#04x} on line {line}"
         raise UnreadableFileError(_not_utf8(path, why)) from error
     if "\x00" in text:  # valid UTF-8, but no text file holds NUL: UTF-16 without its byte order mark
         raise UnreadableFileError(_not_utf8(path, "it holds NUL bytes, as UTF-16 does"))

@@ -235,6 +235,16 @@ def test_a_file_the_cli_cannot_open_is_one_line_and_exit_1(
     assert f"cannot read {path}" in err, err
 
 
+@pytest.mark.parametrize("mark", [b"", b"\xef\xbb\xbf"], ids=["plain", "after_a_utf8_byte_order_mark"])
+def test_latin1_file_given_to_the_cli_is_refused_naming_the_first_byte_that_is_not_utf8(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mark: bytes
+) -> None:
+    path = tmp_path / "courses.csv"
+    path.write_bytes(mark + "course_id\n101\nsis_course_id:Caf\u00e9\n".encode("latin-1"))
+    code, err = _run(_commands(path, tmp_path / "no-stack")["courses_import"], capsys)
+    assert code == 1 and f"{path} is not UTF-8 text (byte 0xe9 on line 3)" in err, err
+
+
 def test_a_utf8_file_with_a_byte_order_mark_is_read_as_utf8(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
