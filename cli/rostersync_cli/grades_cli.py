@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from rostersync.canvas.errors import CanvasError, CanvasNotFoundError
 from rostersync.grades.csvfile import GradeCsvError, parse_grades_csv
 from rostersync.grades.live_results import live_assessment_results
@@ -21,6 +23,7 @@ from rostersync.grades.verify import verify_batch
 from rostersync.models import GradeAssignment, GradeBatch
 from rostersync.services import Services
 from rostersync.tenants import TenantError
+from rostersync_cli.files import read_text_file
 
 Bind = Callable[[argparse.Namespace], Services]
 
@@ -74,7 +77,7 @@ def add_grades_commands(groups: argparse._SubParsersAction[argparse.ArgumentPars
 
 def _push(arguments: argparse.Namespace, bind: Bind) -> None:
     try:
-        entries = parse_grades_csv(Path(arguments.csv).read_text(encoding="utf-8"))
+        entries = parse_grades_csv(read_text_file(arguments.csv))
         batch = GradeBatch(
             tenant_id=arguments.tenant,
             course_id=arguments.course,
@@ -87,7 +90,10 @@ def _push(arguments: argparse.Namespace, bind: Bind) -> None:
             grades=entries,
         )
         print(submit_batch(bind(arguments), arguments.tenant, batch))
-    except (OSError, GradeCsvError, TenantError, ValueError) as error:
+    except ValidationError as error:  # e.g. --points nan
+        problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
+        raise GradesCliError(f"invalid grade batch: {problems}") from error
+    except (GradeCsvError, TenantError) as error:
         raise GradesCliError(str(error)) from error
 
 

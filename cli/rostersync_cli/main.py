@@ -34,6 +34,7 @@ from rostersync.tenants import (
     update_sync_list,
 )
 from rostersync_cli.events_cli import add_events_commands, parse_file
+from rostersync_cli.files import read_text_file
 from rostersync_cli.grades_cli import add_grades_commands
 from rostersync_cli.stack import NoStackError, StackBinding, bind
 from rostersync_local.control import default_state_dir, public_endpoints, read_state, start_stack, stop_stack
@@ -295,9 +296,9 @@ def cmd_holds_decide(arguments: argparse.Namespace) -> None:
 
 
 def cmd_courses_import(arguments: argparse.Namespace) -> None:
-    services = _binding(arguments).services
-    references = parse_course_list_csv(Path(arguments.file).read_text())
+    references = parse_course_list_csv(read_text_file(arguments.file))
     mode = SyncListMode(arguments.mode)
+    services = _binding(arguments).services
     tenant = update_sync_list(services, arguments.tenant, mode, references, confirmed=arguments.yes)
     print(f"sync list of {tenant.tenant_id}: {len(tenant.settings.courses.sync_list)} courses ({mode.value})")
 
@@ -308,9 +309,9 @@ def cmd_courses_list(arguments: argparse.Namespace) -> None:
 
 
 def cmd_events_replay(arguments: argparse.Namespace) -> None:
+    payload = read_text_file(arguments.file)
     services = _binding(arguments).services
     tenant = require_tenant(services, arguments.tenant)
-    payload = Path(arguments.file).read_text()
     parsed = parse_file(Path(arguments.file))
     if parsed.status != "ok" or parsed.event is None:
         raise CliError(f"{arguments.file}: {parsed.status}: {parsed.reason}")

@@ -9,11 +9,21 @@ from aws_lambda_powertools.event_handler.exceptions import (
     BadRequestError,
     ForbiddenError,
     NotFoundError,
+    ServiceError,
     UnauthorizedError,
 )
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
@@ -263,11 +273,41 @@ def errors() -> Response[str] | list[dict[str, object]]:
     return [error.model_dump(mode="json") for error in found]
 
 
+# A push resent with its idempotency_key (say after a timeout) answers the first push's batch id for a day;
+# the key with other grades is refused. Keyed per tenant; the batch id itself is always the server's.
+grade_push_idempotency = IdempotencyConfig(
+    event_key_jmespath="[tenant_id, idempotency_key]",
+    payload_validation_jmespath="[course_id, assignment, grades]",
+    expires_after_seconds=86400,
+)
+grade_push_records = DynamoDBPersistenceLayer(
+    table_name=services.settings.table_name, key_attr="pk", sort_key_attr="sk", expiry_attr="expires_at"
+)
+
+
+@idempotent_function(  # type: ignore[untyped-decorator]
+    data_keyword_argument="batch", config=grade_push_idempotency, persistence_store=grade_push_records
+)
+def submit_once(batch: GradeBatch) -> str:
+    return submit_batch(services, batch.tenant_id, batch)
+
+
 @app.post("/admin/grades")
 def push_grades() -> Response[dict[str, str]]:
     # The batch is the tenant's own whatever the body says: the tenant comes from the token only.
     batch = parsed(GradeBatch, tenant_id=signed_in_tenant())
-    batch_id = submit_batch(services, batch.tenant_id, batch)
+    try:
+        batch_id = (
+            submit_once(batch=batch)
+            if batch.idempotency_key
+            else submit_batch(services, batch.tenant_id, batch)
+        )
+    except IdempotencyValidationError:
+        raise ServiceError(409, "this idempotency_key was used for other grades; use a new key") from None
+    except IdempotencyAlreadyInProgressError:
+        raise ServiceError(
+            409, "a push with this idempotency_key is still being stored; send it again"
+        ) from None
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body={"batch_id": batch_id})
 
 
@@ -333,4 +373,5 @@ def decide(course_id: str, decision: str) -> dict[str, object]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, object], context: LambdaContext) -> dict[str, object]:
+    grade_push_idempotency.register_lambda_context(context)  # a push cut off by the timeout can be resent
     return app.resolve(event, context)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from rostersync.canvas.models import CanvasCourse
 
@@ -381,7 +382,7 @@ class GradeState(StrEnum):
 class GradeAssignment(BaseModel):
     """The assignment grades go to, named by our own id; created in Canvas on first use."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     external_id: str = Field(min_length=1, max_length=200)
     name: str = Field(min_length=1, max_length=255)
@@ -392,7 +393,7 @@ class GradeAssignment(BaseModel):
 class GradeEntry(BaseModel):
     """One student's grade: a score, a grade (as Canvas's posted_grade) or excused; a comment optional."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     student: str = Field(min_length=1)  # the tenant's user identifier (TenantSettings.user_id_field)
     score: float | None = None
@@ -411,11 +412,27 @@ class GradeEntry(BaseModel):
 
 
 class GradeBatch(BaseModel):
+    """Grades as submitted. The batch's id is assigned when it is stored, never taken from the client."""
+
+    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
+
     tenant_id: str
-    batch_id: str = ""  # assigned when submitted
+    # The API's: the same key with the same batch answers the first push's batch id, with another is refused.
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     course_id: int
     assignment: GradeAssignment
     grades: list[GradeEntry] = Field(min_length=1, max_length=10_000)
+
+    @field_validator("grades")
+    @classmethod
+    def _each_student_once(cls, grades: list[GradeEntry]) -> list[GradeEntry]:
+        counts = Counter(grade.student.strip().lower() for grade in grades)
+        twice = sorted(student for student, count in counts.items() if count > 1)
+        if twice:
+            named = ", ".join(repr(student) for student in twice[:5])
+            more = f" and {len(twice) - 5} more" if len(twice) > 5 else ""
+            raise ValueError(f"students graded twice in one batch: {named}{more}")
+        return grades
 
 
 class GradeStatus(BaseModel):

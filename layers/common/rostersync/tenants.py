@@ -189,7 +189,11 @@ def parse_course_list_csv(text: str) -> list[str]:
     """Course references from a CSV's first column: Canvas ids or sis_course_id:<id>; a header is skipped."""
     references: list[str] = []
     problems: list[str] = []
-    for number, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as error:  # a field longer than the csv module takes (131072 characters)
+        raise TenantError(f"the CSV is malformed or a field is too long: {error}") from error
+    for number, row in enumerate(rows, start=1):
         value = row[0].strip() if row else ""
         if not value or (number == 1 and value.lower() in {"course_id", "canvas_course_id", "course"}):
             continue

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import re
 
 from pydantic import ValidationError
 
@@ -12,6 +14,7 @@ from rostersync.models import GradeEntry
 COLUMNS = ("student", "score", "grade", "excused", "comment")
 _TRUE = {"true", "yes", "y", "1", "x"}
 _FALSE = {"", "false", "no", "n", "0"}
+_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
 class GradeCsvError(ValueError):
@@ -19,6 +22,13 @@ class GradeCsvError(ValueError):
 
 
 def parse_grades_csv(text: str) -> list[GradeEntry]:
+    try:
+        return _parse(text)
+    except csv.Error as error:  # a field longer than the csv module takes (131072 characters)
+        raise GradeCsvError(f"the CSV is malformed or a field is too long: {error}") from error
+
+
+def _parse(text: str) -> list[GradeEntry]:
     # newline="": the csv module then reads \r, \n and \r\n line ends itself, quoted ones included.
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     header = [name.strip().lower() for name in reader.fieldnames or []]
@@ -51,10 +61,10 @@ def _entry(line: int, values: dict[str, str]) -> GradeEntry:
     if excused_text not in _TRUE | _FALSE:
         raise GradeCsvError(f"line {line}: excused must be true or false, not {values['excused']!r}")
     score_text = values.get("score", "")
-    try:
-        score = float(score_text) if score_text else None
-    except ValueError as error:
-        raise GradeCsvError(f"line {line}: score {score_text!r} is not a number") from error
+    # A plain decimal, so that nan, inf and overflowing exponents (1e999) are refused as the text they are.
+    score = float(score_text) if _DECIMAL.match(score_text) else None
+    if score_text and (score is None or not math.isfinite(score)):
+        raise GradeCsvError(f"line {line}: score {score_text!r} is not a number")
     try:
         return GradeEntry(
             student=values.get("student", ""),

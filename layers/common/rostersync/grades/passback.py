@@ -77,6 +77,7 @@ class Reason:
     COMMENTS_HIDDEN = "comments_hidden"
     COURSE_UNPUBLISHED = "course_unpublished"
     COURSE_CONCLUDED = "course_concluded"
+    # and store.grades.INVALID_GRADE: a grade that older code stored invalid (read as failed)
 
 
 class UnknownBatchError(LookupError):
@@ -103,13 +104,9 @@ def submit_batch(
     store: GradeStore | None = None,
     queue: GradeQueue | None = None,
 ) -> str:
-    """Store the batch's grades as pending and queue it; returns the batch id."""
+    """Store the batch's grades as pending under a new batch id and queue it; returns the id."""
     require_tenant(services, tenant_id)
-    students = [grade.student.strip().lower() for grade in batch.grades]
-    duplicates = sorted({student for student in students if students.count(student) > 1})
-    if duplicates:
-        raise ValueError(f"students graded twice in one batch: {', '.join(duplicates[:5])}")
-    batch_id = batch.batch_id or new_batch_id()
+    batch_id = new_batch_id()
     record = GradeBatchRecord(
         tenant_id=tenant_id,
         batch_id=batch_id,
@@ -135,7 +132,9 @@ def retry_failed(
     if store.get_batch(tenant_id, batch_id) is None:
         raise UnknownBatchError(batch_id)
     failed = [
-        grade.status for grade in store.grades(tenant_id, batch_id) if grade.status.state is GradeState.FAILED
+        grade.status
+        for grade in store.grades(tenant_id, batch_id)
+        if grade.status.state is GradeState.FAILED and grade.entry is not None  # an invalid one never goes
     ]
     for status in failed:
         store.set_status(tenant_id, batch_id, _with(status, GradeState.PENDING))
@@ -325,6 +324,8 @@ def pass_grade(
     again and only what is still missing is sent, so a comment is never posted twice.
     """
     status, entry = grade.status, grade.entry
+    if entry is None:
+        return status  # stored invalid: the store reads it as failed, with its reason
     user_id = students.get(entry.student.strip().lower())
     if user_id is None:
         return _with(status, GradeState.FAILED, NOT_ENROLLED, code=Reason.NOT_ENROLLED)

@@ -14,9 +14,9 @@ from rostersync.canvas.scopes import GET_SUBMISSION
 from rostersync.connection import canvas_client_for, canvas_slot
 from rostersync.grades.passback import UnknownBatchError
 from rostersync.grades.submission import submission_changes
-from rostersync.models import GradeAssignment, GradeState, TenantStatus
+from rostersync.models import GradeAssignment, GradeEntry, GradeState, GradeStatus, TenantStatus
 from rostersync.services import Services
-from rostersync.store.grades import GradeStore, StoredGrade, grade_store_for
+from rostersync.store.grades import GradeStore, grade_store_for
 from rostersync.tenants import TenantError, require_tenant
 
 # Grades Canvas should hold: sent by us, or already there when we looked (unchanged).
@@ -80,15 +80,19 @@ def verify_batch(
     if tenant.status is not TenantStatus.ACTIVE:
         raise VerifyNotPossibleError(f"tenant {tenant_id} is {tenant.status.value}")
     grades = store.grades(tenant_id, batch_id)
-    delivered = [grade for grade in grades if grade.status.state in DELIVERED]
+    delivered = [
+        (grade.status, grade.entry)
+        for grade in grades
+        if grade.status.state in DELIVERED and grade.entry is not None
+    ]
     assignment_id = record.canvas_assignment_id
     results: list[VerifiedGrade] = []
     if delivered and assignment_id is not None:
         client = canvas_client_for(services, tenant)
         with canvas_slot(services, tenant_id):
-            for grade in delivered:
-                current = _read(client, record.course_id, assignment_id, grade)
-                results.append(_compare(grade, current, record.assignment))
+            for status, entry in delivered:
+                current = _read(client, record.course_id, assignment_id, status, entry)
+                results.append(_compare(status, entry, current, record.assignment))
     counts = Counter(result.check.value for result in results)
     return BatchVerification(
         batch_id=batch_id,
@@ -103,12 +107,12 @@ def verify_batch(
 
 
 def _read(
-    client: CanvasClient, course_id: int, assignment_id: int, grade: StoredGrade
+    client: CanvasClient, course_id: int, assignment_id: int, status: GradeStatus, entry: GradeEntry
 ) -> dict[str, Any] | None:
-    user_id = grade.status.canvas_user_id
+    user_id = status.canvas_user_id
     if user_id is None:
         return None
-    includes = [("include[]", "submission_comments")] if grade.entry.comment else []
+    includes = [("include[]", "submission_comments")] if entry.comment else []
     try:
         found = client.get_one(
             GET_SUBMISSION, includes, course_id=course_id, assignment_id=assignment_id, user_id=user_id
@@ -119,9 +123,8 @@ def _read(
 
 
 def _compare(
-    grade: StoredGrade, current: dict[str, Any] | None, assignment: GradeAssignment
+    status: GradeStatus, entry: GradeEntry, current: dict[str, Any] | None, assignment: GradeAssignment
 ) -> VerifiedGrade:
-    entry, status = grade.entry, grade.status
     canvas: CanvasValue | None = None
     check, differs_in = Check.MISSING, []
     if current is not None:

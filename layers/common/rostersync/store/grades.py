@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from rostersync.models import (
     GradeBatchRecord,
@@ -55,9 +56,16 @@ def _condition_failed(error: ClientError) -> bool:
     return bool(error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
+INVALID_GRADE = "invalid_grade"
+INVALID_GRADE_REASON = (
+    "the stored grade is not valid (a score that was not a finite number was stored empty); "
+    "push the grade again in a new batch"
+)
+
+
 @dataclass(frozen=True)
 class StoredGrade:
-    entry: GradeEntry
+    entry: GradeEntry | None  # None: stored by older code and invalid now (then the status is failed)
     status: GradeStatus
 
 
@@ -67,7 +75,9 @@ class GradeStore:
 
     # -- batches ---------------------------------------------------------------------------------
     def put_batch(self, record: GradeBatchRecord, entries: Sequence[GradeEntry]) -> None:
-        """The batch row and one pending row per grade (the batch row last: it marks the batch complete)."""
+        """The batch row and one pending row per grade (the batch row last: it marks the batch complete).
+
+        The batch id must be new (submit_batch makes one): the grade rows are written before the batch row."""
         pk = grades_pk(record.tenant_id, record.batch_id)
         now = utc_now().isoformat()
         with self._table.batch_writer() as batch:
@@ -253,18 +263,24 @@ class GradeStore:
 def _stored_grade(item: dict[str, Any]) -> StoredGrade:
     index = int(str(item["sk"]).removeprefix(GRADE_PREFIX))
     canvas_user_id = item.get("canvas_user_id")
-    return StoredGrade(
-        entry=GradeEntry.model_validate_json(item["entry"]),
-        status=GradeStatus(
-            index=index,
-            student=str(item["student"]),
-            state=GradeState(item["state"]),
-            reason=item.get("reason"),
-            reason_code=item.get("reason_code"),
-            canvas_user_id=int(canvas_user_id) if canvas_user_id is not None else None,
-            updated_at=item["updated_at"],
-        ),
+    status = GradeStatus(
+        index=index,
+        student=str(item["student"]),
+        state=GradeState(item["state"]),
+        reason=item.get("reason"),
+        reason_code=item.get("reason_code"),
+        canvas_user_id=int(canvas_user_id) if canvas_user_id is not None else None,
+        updated_at=item["updated_at"],
     )
+    try:
+        return StoredGrade(entry=GradeEntry.model_validate_json(item["entry"]), status=status)
+    except ValidationError:
+        # Older code took a NaN or infinite score and stored it as null: every reader sees a failed grade
+        # with its reason (never a pending one the worker would choke on, nor a 500).
+        failed = status.model_copy(
+            update={"state": GradeState.FAILED, "reason": INVALID_GRADE_REASON, "reason_code": INVALID_GRADE}
+        )
+        return StoredGrade(entry=None, status=failed)
 
 
 class GradeQueueNotConfiguredError(Exception):

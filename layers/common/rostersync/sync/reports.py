@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any, TypeVar
 
+from rostersync.csv_output import csv_text
 from rostersync.models import (
     ChangeCounts,
     CourseOutcome,
@@ -145,18 +144,17 @@ def sync_errors(services: Services, tenant_id: str, run_id: str | None = None) -
 
 
 def sync_errors_csv(errors: list[SyncError]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["run_id", "course_id", "user_id", "code", "message", "recorded_at"])
-    for error in errors:
-        writer.writerow(
+    return csv_text(
+        ["run_id", "course_id", "user_id", "code", "message", "recorded_at"],
+        (
             [
                 error.run_id,
                 error.course_id,
-                error.user_id or "",
+                error.user_id,
                 error.code,
                 error.message,
                 error.recorded_at.isoformat(),
             ]
-        )
-    return out.getvalue()
+            for error in errors
+        ),
+    )

@@ -78,8 +78,10 @@ def identify_users(
                 if field_name is UserIdField.EMAIL
                 else SyncErrorCode.MISSING_IDENTIFIER
             )
+            # The name comes from Canvas: quoted, and never at the start (a CSV cell could run it).
+            named = f" ({user.name!r})" if user.name else ""
             problem = UserProblem(
-                user.canvas_id, code, f"{user.name or user.canvas_id} has no {field_name.value}"
+                user.canvas_id, code, f"user {user.canvas_id}{named} has no {field_name.value}"
             )
         elif len(holders[identifier]) > 1:
             others = ", ".join(str(other) for other in holders[identifier] if other != user.canvas_id)
