@@ -253,6 +253,16 @@ def test_duplicate_students_in_one_batch_is_400_and_nothing_is_stored(
     assert grade_keys(stack, target.tenant_id) == before
 
 
+@pytest.mark.parametrize("course_id", [10**40, "\u0661\u0662", -1])
+def test_a_course_id_that_is_no_canvas_id_is_400_and_nothing_is_stored(
+    stack: Stack, target: Target, course_id: object
+) -> None:
+    before = grade_keys(stack, target.tenant_id)
+    refused = push(stack, target.bearer, {**batch_body(target, [10]), "course_id": course_id})
+    assert refused.status_code == 400 and "course_id" in refused.json()["message"]
+    assert grade_keys(stack, target.tenant_id) == before
+
+
 # -- a grade stored by older code that took a NaN score (stored as null) -----------------------------------
 @pytest.fixture(scope="module")
 def store(stack: Stack) -> GradeStore:

@@ -419,7 +419,7 @@ class GradeBatch(BaseModel):
     tenant_id: str
     # The API's: the same key with the same batch answers the first push's batch id, with another is refused.
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
-    course_id: int
+    course_id: CanvasId
     assignment: GradeAssignment
     grades: list[GradeEntry] = Field(min_length=1, max_length=10_000)
 
