@@ -107,6 +107,14 @@ class Deployment:
             self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return [failure["itemIdentifier"] for failure in reply["batchItemFailures"]]
 
+    def drain(self) -> None:
+        """Take everything off the queue unread: each test starts from an empty queue."""
+        while batch := self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in batch:
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
     def queued(self) -> int:
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
@@ -190,8 +198,10 @@ def strict_stack(services: Services, canvas_keys: tuple[Signer, JwksServer]) -> 
 
 
 @pytest.fixture
-def tenants(services: Services, sim: RunningSimulator) -> Iterator[list[Tenant]]:
-    """Two tenants connected to the one simulated Canvas (say, staging and production)."""
+def tenants(services: Services, sim: RunningSimulator, open_stack: Deployment) -> Iterator[list[Tenant]]:
+    """Two tenants connected to the one simulated Canvas (say, staging and production), and an empty
+    live-events queue (the open and strict deployments share it)."""
+    open_stack.drain()
     connected = [connect(services, sim), connect(services, sim)]
     yield connected
     for tenant in connected:
@@ -370,6 +380,25 @@ def test_a_signed_event_replayed_after_its_exp_is_refused(
     token = signed(canvas_keys[0], course_updated(tenant, course_id), iat=long_ago, exp=long_ago + 300)
     assert open_stack.post(token, "application/jwt")[0] == 401
     assert open_stack.queued() == 0
+
+
+def test_a_signed_event_the_intake_verified_still_applies_after_waiting_in_the_queue_past_its_exp(
+    sim: RunningSimulator,
+    open_stack: Deployment,
+    tenant: Tenant,
+    tenants: list[Tenant],
+    course_id: int,
+    canvas_keys: tuple[Signer, JwksServer],
+) -> None:
+    """The consumer checks a token as of when SQS took it (SentTimestamp), not when it is read."""
+    now = int(time.time())
+    # Within the minute of leeway now, past it two seconds later.
+    token = signed(canvas_keys[0], course_updated(tenant, course_id), iat=now - 120, exp=now - 59)
+    assert open_stack.post(token, "application/jwt")[0] == 202
+    time.sleep(2.5)  # a backlog
+    before = course_reads(sim)
+    assert open_stack.consume() == []
+    assert course_reads(sim) - before == len(tenants)
 
 
 def test_a_forged_signature_is_refused_and_queues_nothing(
