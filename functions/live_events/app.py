@@ -1,4 +1,4 @@
-"""Canvas Live Events from the queue: verify, parse, route to the tenant, re-read the affected course."""
+"""Canvas Live Events from the queue: verify, parse, route to the tenants, re-read the affected course."""
 
 from typing import Any
 
@@ -13,18 +13,20 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rostersync.events.apply import apply_live_event
+from rostersync.events.apply import apply_live_event, connected_tenants
 from rostersync.events.intake import JwksCache, read_incoming_event
-from rostersync.events.models import NormalizedEvent
+from rostersync.events.models import EventOrigin, TenantEvent
 from rostersync.events.parse import parse_event
+from rostersync.models import Tenant
 from rostersync.services import Services
+from rostersync.store.queues import HTTPS_INTAKE, LIVE_EVENT_INTAKE_ATTRIBUTE
 
 logger = Logger()
 tracer = Tracer()
 services = Services.from_environment()
 jwks = JwksCache(services.settings.live_events_jwks_url)
 processor = BatchProcessor(event_type=EventType.SQS, model=SqsRecordModel)
-# Canvas may deliver an event more than once: the same event is applied once a day at most.
+# Canvas may deliver an event more than once: the same event is applied to a tenant once a day at most.
 idempotency = IdempotencyConfig(event_key_jmespath="dedupe_key", expires_after_seconds=86400)
 persistence = DynamoDBPersistenceLayer(
     table_name=services.settings.table_name, key_attr="pk", sort_key_attr="sk", expiry_attr="expires_at"
@@ -38,20 +40,64 @@ class InvalidLiveEventError(ValueError):
 @idempotent_function(  # type: ignore[untyped-decorator]
     data_keyword_argument="event", config=idempotency, persistence_store=persistence
 )
-def apply_once(event: NormalizedEvent) -> dict[str, Any]:
-    result = apply_live_event(services, event)
-    summary = {"outcome": result.outcome.value, "reason": result.reason, "courses": result.course_ids}
-    logger.info("live event", extra={"event_name": event.event_name, "tenants": result.tenant_ids, **summary})
+def apply_once(tenant: Tenant, *, event: TenantEvent) -> dict[str, Any]:
+    result = apply_live_event(services, tenant, event)
+    summary = {
+        "outcome": result.outcome.value,
+        "reason": result.reason,
+        "courses": result.course_ids,
+        "deferred_courses": result.deferred_course_ids,
+    }
+    logger.info(
+        "live event",
+        extra={
+            "event_name": event.event.event_name,
+            "tenant_id": tenant.tenant_id,
+            "origin": event.origin.value,
+            **summary,
+        },
+    )
     return summary
 
 
+def origin_of(record: SqsRecordModel, signed: bool) -> EventOrigin:
+    """Signed tokens are verified wherever they came from. Unsigned JSON is Canvas Data Services' own
+    unless our public HTTPS intake forwarded it (it marks what it forwards)."""
+    if signed:
+        return EventOrigin.SIGNED
+    marker = record.messageAttributes.get(LIVE_EVENT_INTAKE_ATTRIBUTE)
+    if marker is not None and marker.stringValue == HTTPS_INTAKE:
+        return EventOrigin.UNSIGNED
+    return EventOrigin.DATA_SERVICES
+
+
 def record_handler(record: SqsRecordModel) -> None:
-    document, _ = read_incoming_event(str(record.body), jwks)
-    parsed = parse_event(document)
+    # A token is checked as of when it was queued (SQS's own time), so a queue backlog does not expire it.
+    incoming = read_incoming_event(str(record.body), jwks, now=record.attributes.SentTimestamp)
+    origin = origin_of(record, incoming.signed)
+    if origin is EventOrigin.UNSIGNED and services.settings.require_signed_live_events:
+        logger.warning(
+            "unsigned live event dropped: this deployment accepts signed live events only",
+            extra={"message_id": record.messageId},
+        )
+        return
+    parsed = parse_event(incoming.document)
     if parsed.status == "invalid" or (parsed.status == "ok" and parsed.event is None):
         raise InvalidLiveEventError(parsed.reason or "unreadable event")
-    if parsed.event is not None and parsed.status == "ok":
-        apply_once(event=parsed.event)
+    if parsed.event is None or parsed.status != "ok":
+        return
+    tenants = connected_tenants(services, parsed.event)
+    if not tenants:
+        logger.warning(
+            "live event for no connected tenant dropped",
+            extra={
+                "event_name": parsed.event.event_name,
+                "root_account_uuid": parsed.event.root_account_uuid,
+                "host": parsed.event.hostname,
+            },
+        )
+    for tenant in tenants:
+        apply_once(tenant, event=TenantEvent(tenant_id=tenant.tenant_id, origin=origin, event=parsed.event))
 
 
 @logger.inject_lambda_context

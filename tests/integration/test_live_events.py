@@ -185,9 +185,22 @@ def _forged_token(kid: str, payload: dict[str, Any]) -> str:
     return f"{signing_input}.{part(signature)}"
 
 
+def enroll_new_student(stack: Stack, course_id: int, name: str) -> int:
+    added = stack.canvas(
+        "POST",
+        "/_sim/changes/enroll",
+        json={"course_id": course_id, "user": {"first_name": name, "last_name": "Live", "sis_user_id": name}},
+    )
+    enrollment_id: int = added["enrollment_id"]
+    return enrollment_id
+
+
 def test_a_forged_signed_event_is_refused_and_a_plain_one_queued(stack: Stack, live_tenant: str) -> None:
-    log = stack.canvas("GET", "/_sim/live_events/log")
-    genuine = log[-1]["payload"]
+    # An event of its own change (not whatever another test left last in the log).
+    before = stack.canvas("GET", "/_sim/live_events/log")
+    since = before[-1]["seq"] if before else 0
+    enroll_new_student(stack, a_course(stack)["id"], "forgery-base")
+    genuine = stack.canvas("GET", f"/_sim/live_events/log?since={since}")[0]["payload"]
     kid = stack.canvas("GET", "/_sim/jwks.json")["keys"][0]["kid"]
     forged = requests.post(
         f"{stack.api_url}/live-events",
@@ -227,3 +240,36 @@ def test_a_renamed_user_is_renamed_on_every_roster_they_are_on(stack: Stack, liv
         return bool(names) and all(name.endswith(" Renamed") for name in names)
 
     eventually(renamed_everywhere)
+
+
+def test_events_signed_by_canvas_reach_dynamodb_over_https_across_a_key_rotation(
+    stack: Stack, live_tenant: str
+) -> None:
+    """The HTTPS path alone (SQS delivery off): the intake verifies each token against the simulator's
+    JWKS, queues it, and the consumer verifies it again before re-reading the course."""
+    course = a_course(stack)
+    stack.canvas(
+        "POST",
+        "/_sim/live_events",
+        json={"sqs_queue_url": None, "http_url": f"{stack.api_url}/live-events", "signed": True},
+    )
+    try:
+        before_rotation = enroll_new_student(stack, course["id"], "signed-before")
+        # Canvas's monthly rotation: the "next" key of the JWKS becomes the signing one.
+        stack.canvas("POST", "/_sim/live_events/rotate_key")
+        after_rotation = enroll_new_student(stack, course["id"], "signed-after")
+        eventually(
+            lambda: all(
+                stored_enrollment(stack, live_tenant, course["id"], enrollment_id) is not None
+                for enrollment_id in (before_rotation, after_rotation)
+            )
+        )
+    finally:
+        stack.canvas(
+            "POST",
+            "/_sim/live_events",
+            json={"sqs_queue_url": stack.outputs["LiveEventsQueueUrl"], "http_url": None, "signed": False},
+        )
+    log = stack.canvas("GET", "/_sim/live_events/log")
+    sent = [entry for entry in log if entry["event_name"] == "enrollment_created"][-2:]
+    assert all(entry["delivered"] >= 1 and not entry["errors"] for entry in sent), sent

@@ -2,6 +2,8 @@
 
 import ast
 import json
+import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +142,28 @@ def test_admin_routes_sit_behind_the_jwt_authorizer_and_public_ones_do_not() -> 
             assert authorizer is None, (
                 f"{function} {properties['Path']}: OAuth, health and live events are public"
             )
+
+
+def test_every_setting_the_template_passes_is_one_the_functions_read() -> None:
+    from rostersync.settings import _ENVIRONMENT
+
+    passed = set(GLOBAL_FUNCTION["Environment"]["Variables"]) | {
+        name
+        for properties in FUNCTIONS.values()
+        for name in properties.get("Environment", {}).get("Variables", {})
+    }
+    assert {name for name in passed if not name.startswith("POWERTOOLS_")} <= set(_ENVIRONMENT.values())
+
+
+def test_signed_live_events_are_required_by_both_live_event_functions_and_in_prod() -> None:
+    parameter = TEMPLATE["Parameters"]["RequireSignedLiveEvents"]
+    assert parameter["Default"] == "false" and set(parameter["AllowedValues"]) == {"true", "false"}
+    for function in ("LiveEventsIntakeFunction", "LiveEventsFunction"):
+        variables = FUNCTIONS[function]["Environment"]["Variables"]
+        assert variables["REQUIRE_SIGNED_LIVE_EVENTS"] == {"Ref": "RequireSignedLiveEvents"}, function
+    samconfig = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    overrides = dict(
+        item.split("=", 1)
+        for item in shlex.split(samconfig["prod"]["deploy"]["parameters"]["parameter_overrides"])
+    )
+    assert overrides["RequireSignedLiveEvents"] == "true"

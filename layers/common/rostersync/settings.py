@@ -29,6 +29,12 @@ class Settings(BaseModel):
     live_events_queue_url: str = ""
     grades_queue_url: str = ""
     live_events_jwks_url: str = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
+    # On (prod): the public HTTPS intake refuses unsigned events, and the consumer drops any it forwarded.
+    require_signed_live_events: bool = False
+    # What an unsigned HTTPS event may cost a tenant: course re-reads per minute (anyone can post one).
+    unsigned_live_event_rereads_per_minute: int = Field(default=30, ge=0)
+    # A verified event (signed, or from Canvas Data Services) asks for a full sync at most this often.
+    live_event_full_sync_cooldown_seconds: int = Field(default=900, ge=0)
 
 
 _ENVIRONMENT = {
@@ -48,6 +54,9 @@ _ENVIRONMENT = {
     "live_events_queue_url": "LIVE_EVENTS_QUEUE_URL",
     "grades_queue_url": "GRADES_QUEUE_URL",
     "live_events_jwks_url": "LIVE_EVENTS_JWKS_URL",
+    "require_signed_live_events": "REQUIRE_SIGNED_LIVE_EVENTS",
+    "unsigned_live_event_rereads_per_minute": "UNSIGNED_LIVE_EVENT_REREADS_PER_MINUTE",
+    "live_event_full_sync_cooldown_seconds": "LIVE_EVENT_FULL_SYNC_COOLDOWN_SECONDS",
 }
 
 

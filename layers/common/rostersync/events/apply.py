@@ -1,6 +1,9 @@
-"""Applying a live event: find its tenant, then re-read what it points at from Canvas (events are hints,
+"""Applying a live event: find its tenants, then re-read what it points at from Canvas (events are hints,
 the REST API is the truth). A re-read course is diffed and written like any sync, so duplicated,
 lost or reordered events all end in Canvas's current state; a later full sync repairs what was missed.
+
+What an event may cost depends on its origin (README: "What a live event can cost"): an unsigned one only
+course re-reads, within a per-tenant budget; a full sync needs a verified one, and its cooldown.
 """
 
 from __future__ import annotations
@@ -11,16 +14,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from aws_lambda_powertools import Logger
-
 from rostersync.connection import canvas_client_for, canvas_slot, read_account_course
-from rostersync.events.models import NormalizedEvent, ObjectType
+from rostersync.events.models import NormalizedEvent, ObjectType, TenantEvent
 from rostersync.models import CourseSyncMessage, SyncTrigger, Tenant, TenantStatus
 from rostersync.services import Services
 from rostersync.sync.course import sync_course
 from rostersync.sync.planner import is_selected, request_sync
-
-logger = Logger(child=True)
 
 # sis_batch workflow states after which Canvas's data changed in bulk: worth a full sync.
 FINISHED_SIS_IMPORT_STATES = frozenset({"imported", "imported_with_messages", "partially_imported"})
@@ -29,15 +28,22 @@ FINISHED_SIS_IMPORT_STATES = frozenset({"imported", "imported_with_messages", "p
 class EventOutcome(StrEnum):
     APPLIED = "applied"
     IGNORED = "ignored"
-    UNKNOWN_TENANT = "unknown_tenant"
+    # Over the tenant's budget or inside its full-sync cooldown: not done now; the next full sync repairs.
+    DEFERRED = "deferred"
+
+
+# Budget and cooldown scopes (stored per tenant).
+UNSIGNED_REREAD_BUDGET = "unsigned live-event re-reads"
+LIVE_EVENT_FULL_SYNC = "full sync asked by a live event"
+BUDGET_WINDOW_SECONDS = 60
 
 
 @dataclass(frozen=True)
 class EventResult:
     outcome: EventOutcome
     reason: str = ""
-    tenant_ids: list[str] = field(default_factory=list)
     course_ids: list[int] = field(default_factory=list)
+    deferred_course_ids: list[int] = field(default_factory=list)
 
 
 def route_to_tenants(tenants: list[Tenant], event: NormalizedEvent) -> list[Tenant]:
@@ -53,6 +59,12 @@ def route_to_tenants(tenants: list[Tenant], event: NormalizedEvent) -> list[Tena
     return []
 
 
+def connected_tenants(services: Services, event: NormalizedEvent) -> list[Tenant]:
+    """The connected tenants the event routes to; none when it is for no tenant of ours."""
+    tenants = route_to_tenants(services.table.list_tenants(), event)
+    return [tenant for tenant in tenants if tenant.status is TenantStatus.ACTIVE]
+
+
 def affected_courses(event: NormalizedEvent) -> list[int]:
     if event.object_type in (ObjectType.ENROLLMENT, ObjectType.ENROLLMENT_STATE):
         candidates = [event.course_id]
@@ -66,40 +78,55 @@ def affected_courses(event: NormalizedEvent) -> list[int]:
     return list(dict.fromkeys(course_id for course_id in candidates if course_id is not None))
 
 
-def apply_live_event(services: Services, event: NormalizedEvent) -> EventResult:
-    tenants = [
-        t for t in route_to_tenants(services.table.list_tenants(), event) if t.status is TenantStatus.ACTIVE
-    ]
-    if not tenants:
-        logger.warning(
-            "live event for no connected tenant dropped",
-            extra={
-                "event_name": event.event_name,
-                "root_account_uuid": event.root_account_uuid,
-                "host": event.hostname,
-            },
-        )
-        return EventResult(EventOutcome.UNKNOWN_TENANT, "no connected tenant has this root account or host")
-    tenant_ids = [tenant.tenant_id for tenant in tenants]
+def apply_live_event(services: Services, tenant: Tenant, tenant_event: TenantEvent) -> EventResult:
+    """Apply one event to one of its tenants (`tenant_event` names the same tenant)."""
+    event = tenant_event.event
     if event.object_type is ObjectType.SIS_BATCH:
-        if (event.workflow_state or "") not in FINISHED_SIS_IMPORT_STATES:
-            return EventResult(EventOutcome.IGNORED, "SIS import not finished", tenant_ids)
-        for tenant in tenants:
-            request_sync(services, tenant.tenant_id, SyncTrigger.LIVE_EVENT)
-        return EventResult(EventOutcome.APPLIED, "SIS import finished: full sync requested", tenant_ids)
-    run_id = "live-" + hashlib.sha256(event.dedupe_key.encode()).hexdigest()[:16]
-    synced: set[int] = set()
-    for tenant in tenants:
-        courses = affected_courses(event)
-        user_id = event.user_id or event.object_id
-        if event.object_type is ObjectType.USER and user_id is not None:
-            courses = services.table.courses_of_user(tenant.tenant_id, user_id)
-        synced.update(
-            course_id for course_id in courses if resync_course(services, tenant, course_id, run_id)
+        return _request_full_sync(services, tenant, tenant_event)
+    courses = affected_courses(event)
+    user_id = event.user_id or event.object_id
+    if event.object_type is ObjectType.USER and user_id is not None:
+        courses = services.table.courses_of_user(tenant.tenant_id, user_id)
+    run_id = "live-" + hashlib.sha256(tenant_event.dedupe_key.encode()).hexdigest()[:16]
+    synced: list[int] = []
+    deferred: list[int] = []
+    for course_id in courses:
+        if not tenant_event.origin.verified and not services.table.spend_budget(
+            tenant.tenant_id,
+            UNSIGNED_REREAD_BUDGET,
+            services.settings.unsigned_live_event_rereads_per_minute,
+            BUDGET_WINDOW_SECONDS,
+        ):
+            deferred.append(course_id)
+        elif resync_course(services, tenant, course_id, run_id):
+            synced.append(course_id)
+    if deferred:
+        return EventResult(
+            EventOutcome.DEFERRED,
+            "the tenant's budget of re-reads for unsigned events is spent; the next full sync repairs",
+            sorted(synced),
+            deferred,
         )
     if not synced:
-        return EventResult(EventOutcome.IGNORED, "no synced course is affected", tenant_ids)
-    return EventResult(EventOutcome.APPLIED, "courses re-read from Canvas", tenant_ids, sorted(synced))
+        return EventResult(EventOutcome.IGNORED, "no synced course is affected")
+    return EventResult(EventOutcome.APPLIED, "courses re-read from Canvas", sorted(synced))
+
+
+def _request_full_sync(services: Services, tenant: Tenant, tenant_event: TenantEvent) -> EventResult:
+    if (tenant_event.event.workflow_state or "") not in FINISHED_SIS_IMPORT_STATES:
+        return EventResult(EventOutcome.IGNORED, "SIS import not finished")
+    if not tenant_event.origin.verified:
+        reason = "an unsigned event cannot start a full sync (verified ones or the schedule do)"
+        return EventResult(EventOutcome.IGNORED, reason)
+    cooldown = services.settings.live_event_full_sync_cooldown_seconds
+    retry_at = services.table.claim_cooldown(tenant.tenant_id, LIVE_EVENT_FULL_SYNC, cooldown)
+    if retry_at is not None:
+        return EventResult(
+            EventOutcome.DEFERRED,
+            f"a live event asked for a full sync recently; the next may start at {retry_at.isoformat()}",
+        )
+    request_sync(services, tenant.tenant_id, SyncTrigger.LIVE_EVENT)
+    return EventResult(EventOutcome.APPLIED, "SIS import finished: full sync requested")
 
 
 def resync_course(services: Services, tenant: Tenant, course_id: int, run_id: str) -> bool:

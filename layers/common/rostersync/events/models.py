@@ -6,6 +6,7 @@ integers (global ids reduced with `id % 10**13`, DESIGN.md principle 11), timest
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 from typing import Literal
 
@@ -26,6 +27,19 @@ class ObjectType(StrEnum):
     SIS_BATCH = "sis_batch"
     ACCOUNT = "account"
     USER_ACCOUNT_ASSOCIATION = "user_account_association"
+
+
+class EventOrigin(StrEnum):
+    """How an event reached us, which decides what it may cost (README: "What a live event can cost")."""
+
+    SIGNED = "signed"  # a JWT verified against Canvas's JWKS (HTTPS delivery with "Sign Payload")
+    # Put on the queue by Canvas Data Services: the queue policy lets only Instructure's AWS account send.
+    DATA_SERVICES = "data_services"
+    UNSIGNED = "unsigned"  # plain JSON posted to the public HTTPS intake: anyone can send it
+
+    @property
+    def verified(self) -> bool:
+        return self is not EventOrigin.UNSIGNED
 
 
 class NormalizedEvent(BaseModel):
@@ -98,3 +112,23 @@ class ParsedEvent(BaseModel):
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+class TenantEvent(BaseModel):
+    """One event for one of the tenants it routes to: the unit that is deduplicated and applied."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: str
+    origin: EventOrigin
+    event: NormalizedEvent
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def dedupe_key(self) -> str:
+        """Per tenant, and unforgeable across origins: a verified event is known by its own id; an unsigned
+        one by its whole content, so a forged event sharing a real one's id suppresses nothing."""
+        if self.origin.verified:
+            return f"{self.tenant_id}:verified:{self.event.dedupe_key}"
+        content = hashlib.sha256(self.event.model_dump_json().encode()).hexdigest()
+        return f"{self.tenant_id}:unsigned:{content}"

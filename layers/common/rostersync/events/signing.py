@@ -93,7 +93,7 @@ def _registry(algorithms: Collection[str] | None) -> JWSRegistry:
 def _claims_object(payload: bytes | None) -> Json:
     try:
         claims = json.loads(payload or b"")
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # deep nesting raises RecursionError, not ValueError
         raise SignedEventError(SignedEventFailure.MALFORMED, "the payload is not JSON") from error
     if not isinstance(claims, dict):
         raise SignedEventError(SignedEventFailure.MALFORMED, "the payload is not a JSON object")
@@ -105,7 +105,7 @@ def read_signed_event_unverified(token: str) -> tuple[Json, Json]:
     JWKS) only: never act on the result."""
     try:
         signature = jws.extract_compact(token.strip().encode("utf-8"), registry=_registry(None))
-    except (JoseError, ValueError) as error:
+    except (JoseError, ValueError, RecursionError) as error:
         raise SignedEventError(SignedEventFailure.MALFORMED, f"not a JWS compact token: {error}") from error
     return dict(signature.headers()), _claims_object(signature.payload)
 
@@ -166,12 +166,15 @@ def decode_signed_event(
     leeway: int | timedelta = DEFAULT_LEEWAY_SECONDS,
     algorithms: Collection[str] = DEFAULT_ALGORITHMS,
     require_exp: bool = False,
+    max_age_without_exp: int | None = None,
 ) -> Json:
     """Verify a signed live event against a JWKS and return its claims.
 
     The header's `alg` must be one of `algorithms` (asymmetric only: "none" and HS* are always refused) and
     its `kid` must name a key of the JWKS that fits the algorithm. `exp`, `nbf` and `iat` are checked when
-    present (with `leeway` for clock skew); `require_exp` also refuses tokens without `exp`.
+    present (with `leeway` for clock skew); `require_exp` also refuses tokens without `exp`, and
+    `max_age_without_exp` those without `exp` issued longer ago than that (by `iat`, else the event's own
+    time), so a captured token cannot be replayed for ever.
     Raises SignedEventError with a `SignedEventFailure` reason.
     """
     unsupported = [name for name in algorithms if name not in _KEY_TYPE_FOR_ALGORITHM]
@@ -200,8 +203,37 @@ def decode_signed_event(
         ) from error
     claims = _claims_object(verified.payload)
     seconds = int(leeway.total_seconds()) if isinstance(leeway, timedelta) else int(leeway)
-    _check_times(claims, now or datetime.now(UTC), seconds, require_exp=require_exp)
+    moment = now or datetime.now(UTC)
+    _check_times(claims, moment, seconds, require_exp=require_exp)
+    if max_age_without_exp is not None and claims.get("exp") is None:
+        _check_age(claims, moment, seconds, max_age_without_exp)
     return claims
+
+
+def _issued_at(claims: Mapping[str, Any]) -> datetime | None:
+    """When the token was made: its `iat`, else the time of the event it carries."""
+    issued = claims.get("iat")
+    if isinstance(issued, (int, float)) and not isinstance(issued, bool):
+        return datetime.fromtimestamp(issued, UTC)
+    event = event_from_claims(claims)
+    parsed = parse_event(event) if event is not None else None
+    return parsed.event.event_time if parsed is not None and parsed.event is not None else None
+
+
+def _check_age(claims: Mapping[str, Any], now: datetime, leeway: int, max_age: int) -> None:
+    issued = _issued_at(claims)
+    if issued is None:
+        raise SignedEventError(
+            SignedEventFailure.INVALID_CLAIMS, "the token has no exp, and no iat or event time bounds its age"
+        )
+    age = (now - issued).total_seconds()
+    if age > max_age + leeway:
+        raise SignedEventError(
+            SignedEventFailure.EXPIRED,
+            f"the token has no exp and was issued {int(age)} s ago (at most {max_age} s is accepted)",
+        )
+    if age < -leeway:
+        raise SignedEventError(SignedEventFailure.NOT_YET_VALID, "the event's time is in the future")
 
 
 def _looks_like_event(value: Any) -> bool:

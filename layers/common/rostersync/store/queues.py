@@ -10,6 +10,10 @@ import boto3
 from rostersync.models import CourseSyncMessage, SyncRequest
 
 SQS_BATCH_LIMIT = 10
+# The message attribute (and its value) on live events the HTTPS intake queued: only senders with
+# sqs:SendMessage on the queue (our intake, Instructure's account) can set attributes, never an HTTP caller.
+LIVE_EVENT_INTAKE_ATTRIBUTE = "rostersync-intake"
+HTTPS_INTAKE = "https"
 
 
 class QueueSendError(Exception):
@@ -29,9 +33,17 @@ class SyncQueues:
         self._live_events = live_events_queue_url
         self._client = client or boto3.client("sqs")
 
-    def send_live_event(self, payload: str) -> None:
-        """As received (signed tokens stay signed: the consumer verifies again)."""
-        self._client.send_message(QueueUrl=self._live_events, MessageBody=payload)
+    def send_live_event(self, payload: str, *, from_https_intake: bool = False) -> None:
+        """As received (signed tokens stay signed: the consumer verifies again). What the public HTTPS
+        intake forwards is marked, so the consumer never takes it for Canvas Data Services' own."""
+        attributes = (
+            {LIVE_EVENT_INTAKE_ATTRIBUTE: {"DataType": "String", "StringValue": HTTPS_INTAKE}}
+            if from_https_intake
+            else {}
+        )
+        self._client.send_message(
+            QueueUrl=self._live_events, MessageBody=payload, MessageAttributes=attributes
+        )
 
     def send_sync_request(self, request: SyncRequest) -> None:
         self._client.send_message(QueueUrl=self._sync_requests, MessageBody=request.model_dump_json())

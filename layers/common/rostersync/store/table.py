@@ -277,6 +277,28 @@ class RosterTable:
             return datetime.fromtimestamp(int(item.get("until", now)), UTC)
         return None
 
+    def spend_budget(self, tenant_id: str, scope: str, limit: int, window_seconds: int) -> bool:
+        """Count one use of `scope` in the current fixed window; False, counting nothing, once `limit`
+        uses were counted in it."""
+        now = int(time.time())
+        window_start = now - now % window_seconds
+        try:
+            self._table.update_item(
+                Key={"pk": tenant_pk(tenant_id), "sk": f"BUDGET#{scope}#{window_start}"},
+                UpdateExpression="ADD used :one SET expires_at = :expires",
+                ConditionExpression="attribute_not_exists(used) OR used < :limit",
+                ExpressionAttributeValues={
+                    ":one": 1,
+                    ":limit": limit,
+                    ":expires": window_start + window_seconds + 3600,
+                },
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
+
     # -- token refresh lock --------------------------------------------------------------------
     def acquire_refresh_lock(self, tenant_id: str, holder: str, lease_seconds: int) -> bool:
         now = int(time.time())
