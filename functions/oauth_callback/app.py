@@ -8,9 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rostersync.services import Services
 from rostersync.tenants import TenantError, complete_authorization
-from rostersync.web import SECURITY_HEADERS, html_page, public_base_url
-
-OAUTH_BROWSER_COOKIE = "rostersync_oauth"
+from rostersync.web import OAUTH_BROWSER_COOKIE, SECURITY_HEADERS, html_page, public_base_url
 
 logger = Logger()
 tracer = Tracer()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rostersync.settings import Settings, load_settings
 from rostersync.store.queues import SyncQueues
@@ -33,3 +34,9 @@ class Services:
     @classmethod
     def from_environment(cls) -> Services:
         return cls.from_settings(load_settings())
+
+
+@lru_cache(maxsize=1)
+def shared_services() -> Services:
+    """One set of clients per container, shared by all the modules of one function."""
+    return Services.from_environment()

@@ -1,11 +1,16 @@
-"""Helpers for HTTP handlers (not for logic): our public base URL and small HTML pages."""
+"""Helpers for HTTP handlers (not for logic): our public base URL, small HTML pages, and the admin API's
+request plumbing (claims, body parsing, middlewares)."""
 
 from __future__ import annotations
 
 from html import escape
+from typing import TypeVar
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, UnauthorizedError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from pydantic import BaseModel, ValidationError
 
 # Everything the pages need comes from our own origin; nothing may frame them or run inline script.
 CONTENT_SECURITY_POLICY = (
@@ -43,3 +48,83 @@ def html_page(status_code: int, title: str, message: str) -> Response[str]:
         body=body,
         headers={"Cache-Control": "no-store", **SECURITY_HEADERS},
     )
+
+
+# -- the admin API's request plumbing ------------------------------------------------------------------
+TENANT_CLAIM = "rostersync:tenant"
+OPERATOR_CLAIM = "rostersync:operator"
+# The cookie /oauth/start sets and /oauth/callback must get back: it binds a state to one browser.
+OAUTH_BROWSER_COOKIE = "rostersync_oauth"
+MAX_ADMIN_BODY_BYTES = 1024 * 1024  # the largest form is a course sync list CSV
+
+Form = TypeVar("Form", bound=BaseModel)
+
+
+def jwt_claims(event: APIGatewayProxyEventV2) -> dict[str, object]:
+    """The claims API Gateway's JWT authorizer verified (locally, the runner's authorizer)."""
+    return dict(event.request_context.authorizer.jwt_claim or {})
+
+
+def signed_in_tenant(event: APIGatewayProxyEventV2) -> str:
+    """The tenant named in the admin's verified token; never a path or body value."""
+    tenant_id = jwt_claims(event).get(TENANT_CLAIM)
+    if not tenant_id:
+        raise UnauthorizedError("the token names no tenant")
+    return str(tenant_id)
+
+
+def signed_in_admin(event: APIGatewayProxyEventV2) -> str:
+    """Who is acting, as records name them: the token's email when it carries one, else its subject."""
+    claims = jwt_claims(event)
+    return str(claims.get("email") or claims.get("sub") or "unknown admin")
+
+
+def is_operator(event: APIGatewayProxyEventV2) -> bool:
+    return str(jwt_claims(event).get(OPERATOR_CLAIM)).lower() == "true"
+
+
+def parsed_body(event: APIGatewayProxyEventV2, model: type[Form], **overrides: object) -> Form:
+    """The JSON body as `model` (overrides win: the tenant comes from the token); a clear 400 otherwise."""
+    try:
+        body = event.json_body if event.body else {}
+    except ValueError:
+        raise BadRequestError("the body is not JSON") from None
+    except RecursionError:
+        raise BadRequestError("the body is nested too deeply") from None
+    if not isinstance(body, dict):
+        raise BadRequestError("the body is not a JSON object")
+    try:
+        return model.model_validate({**body, **overrides})
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise BadRequestError(f"invalid request: {where}: {first['msg']}") from None
+
+
+def security_headers(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[object]:
+    response = next_middleware(resolver)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def guard_state_changes(
+    resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware
+) -> Response[object]:
+    """A size cap, and the CSRF defence of every state-changing route on top of the bearer token (which
+    browsers never send on their own): a JSON body (a cross-site form cannot send one without a refused
+    CORS preflight) and, when the browser says where the request comes from, our own origin."""
+    event = resolver.current_event
+    if event.http_method != "GET":
+        if len(event.body or "") > MAX_ADMIN_BODY_BYTES:
+            return Response(413, content_types.APPLICATION_JSON, {"error": "the request body is too large"})
+        headers = {name.lower(): value for name, value in (event.headers or {}).items()}
+        if not headers.get("content-type", "").startswith(content_types.APPLICATION_JSON):
+            return Response(415, content_types.APPLICATION_JSON, {"error": "send a JSON body"})
+        own_origin = "/".join(public_base_url(event).split("/")[:3])
+        if headers.get("origin", own_origin) != own_origin:
+            return Response(403, content_types.APPLICATION_JSON, {"error": "cross-origin request refused"})
+        if headers.get("sec-fetch-site", "same-origin") not in {"same-origin", "none"}:
+            return Response(403, content_types.APPLICATION_JSON, {"error": "cross-site request refused"})
+    return next_middleware(resolver)
