@@ -7,14 +7,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
+
+from pydantic import SecretStr
 
 from rostersync.canvas.client import CanvasClient
 from rostersync.canvas.errors import CanvasNotConfiguredError, CanvasNotFoundError, CanvasUnavailableError
 from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.oauth import OAuthClient
 from rostersync.canvas.scopes import GET_ACCOUNT_COURSE
-from rostersync.canvas.tokens import TenantTokenSource
-from rostersync.models import Tenant
+from rostersync.canvas.tokens import SharedToken, TenantTokenSource
+from rostersync.models import Tenant, TenantStatus
 from rostersync.services import Services
 
 
@@ -47,11 +50,58 @@ def oauth_client_for(services: Services, tenant: Tenant) -> OAuthClient:
     )
 
 
+class StoredTokens:
+    """A tenant's shared tokens in its secret, its refresh lock and refusal on its DynamoDB row."""
+
+    def __init__(self, services: Services, tenant_id: str) -> None:
+        self._services = services
+        self._tenant_id = tenant_id
+
+    def read(self, *, fresh: bool) -> SharedToken:
+        credentials = self._services.secrets.read(self._tenant_id, fresh=fresh)
+
+        def reveal(value: SecretStr | None) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        return SharedToken(
+            access_token=reveal(credentials.access_token),
+            refresh_token=reveal(credentials.refresh_token),
+            expires_at=credentials.access_token_expires_at,
+            issued_at=credentials.access_token_issued_at,
+        )
+
+    def save_access_token(self, access_token: str, issued_at: datetime, expires_at: datetime) -> None:
+        credentials = self._services.secrets.read(self._tenant_id, fresh=True)
+        self._services.secrets.write(
+            self._tenant_id,
+            credentials.model_copy(
+                update={
+                    "access_token": SecretStr(access_token),
+                    "access_token_issued_at": issued_at,
+                    "access_token_expires_at": expires_at,
+                }
+            ),
+        )
+
+    def acquire_refresh_lock(self, holder: str, lease_seconds: int) -> bool:
+        return self._services.table.acquire_refresh_lock(self._tenant_id, holder, lease_seconds)
+
+    def release_refresh_lock(self, holder: str) -> None:
+        self._services.table.release_refresh_lock(self._tenant_id, holder)
+
+    def refusal(self) -> str | None:
+        tenant = self._services.table.get_tenant(self._tenant_id)
+        if tenant is None or tenant.status is not TenantStatus.NEEDS_REAUTHORIZATION:
+            return None
+        return tenant.status_reason or "the grant was refused"
+
+    def record_refusal(self, reason: str) -> None:
+        self._services.table.mark_needs_reauthorization(self._tenant_id, reason)
+
+
 def token_source_for(services: Services, tenant: Tenant) -> TenantTokenSource:
     return TenantTokenSource(
-        tenant.tenant_id,
-        secrets=services.secrets,
-        table=services.table,
+        StoredTokens(services, tenant.tenant_id),
         oauth=oauth_client_for(services, tenant),
         refresh_margin_seconds=services.settings.token_refresh_margin_seconds,
     )

@@ -1,17 +1,20 @@
-"""Access tokens of one tenant: shared by every worker, refreshed ahead of expiry by one at a time."""
+"""Access tokens of one tenant: shared by every worker, refreshed ahead of expiry by one at a time.
+
+The Canvas room speaks only HTTP: where the shared token lives (a secret, a lock, the tenant's status) is
+behind `TokenStore`, which `connection.py` fills from the data-access layer.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from rostersync.canvas.errors import AuthorizationError, CanvasUnavailableError, OAuthError
 from rostersync.canvas.oauth import OAuthClient
-from rostersync.models import TenantStatus
-from rostersync.store.secrets import TenantCredentials, TenantSecretStore
-from rostersync.store.table import RosterTable
 
 REFRESH_LEASE_SECONDS = 30
 WAIT_FOR_OTHER_REFRESHER_SECONDS = 15
@@ -20,101 +23,118 @@ WAIT_FOR_OTHER_REFRESHER_SECONDS = 15
 REFRESH_AT_LIFETIME_SHARE_LEFT = 0.25
 
 
-def refresh_margin(credentials: TenantCredentials, configured: timedelta) -> timedelta:
-    if credentials.access_token_expires_at is None or credentials.access_token_issued_at is None:
+@dataclass(frozen=True)
+class SharedToken:
+    """The tenant's current grant as its workers share it."""
+
+    access_token: str | None
+    refresh_token: str | None
+    expires_at: datetime | None
+    issued_at: datetime | None
+
+
+class TokenStore(Protocol):
+    """Where one tenant's workers share its tokens, and learn that Canvas refused its grant."""
+
+    def read(self, *, fresh: bool) -> SharedToken: ...
+
+    def save_access_token(self, access_token: str, issued_at: datetime, expires_at: datetime) -> None: ...
+
+    def acquire_refresh_lock(self, holder: str, lease_seconds: int) -> bool: ...
+
+    def release_refresh_lock(self, holder: str) -> None: ...
+
+    def refusal(self) -> str | None:
+        """Why Canvas refused the grant (the tenant must authorize again), or None."""
+        ...
+
+    def record_refusal(self, reason: str) -> None: ...
+
+
+def refresh_margin(token: SharedToken, configured: timedelta) -> timedelta:
+    if token.expires_at is None or token.issued_at is None:
         return configured
-    lifetime = credentials.access_token_expires_at - credentials.access_token_issued_at
+    lifetime = token.expires_at - token.issued_at
     return min(configured, max(lifetime, timedelta(0)) * REFRESH_AT_LIFETIME_SHARE_LEFT)
 
 
 class TenantTokenSource:
     def __init__(
         self,
-        tenant_id: str,
+        store: TokenStore,
         *,
-        secrets: TenantSecretStore,
-        table: RosterTable,
         oauth: OAuthClient,
         refresh_margin_seconds: int,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._tenant_id = tenant_id
-        self._secrets = secrets
-        self._table = table
+        self._store = store
         self._oauth = oauth
         self._margin = timedelta(seconds=refresh_margin_seconds)
         self._clock = clock
         self._sleep = sleep
 
     def access_token(self) -> str:
-        credentials = self._secrets.read(self._tenant_id)
-        usable = self._usable_token(credentials, rejected=None)
+        usable = self._usable_token(self._store.read(fresh=False), rejected=None)
         return usable if usable is not None else self._refresh(rejected=None)
 
     def renew(self, rejected_token: str) -> str:
         # A refresh elsewhere kills our copy: re-read the shared token before refreshing it ourselves.
-        usable = self._usable_token(self._secrets.read(self._tenant_id, fresh=True), rejected=rejected_token)
+        usable = self._usable_token(self._store.read(fresh=True), rejected=rejected_token)
         return usable if usable is not None else self._refresh(rejected=rejected_token)
 
-    def _usable_token(self, credentials: TenantCredentials, rejected: str | None) -> str | None:
-        if credentials.access_token is None or credentials.access_token_expires_at is None:
+    def _usable_token(self, token: SharedToken, rejected: str | None) -> str | None:
+        if token.access_token is None or token.expires_at is None:
             return None
-        token = credentials.access_token.get_secret_value()
         now = datetime.fromtimestamp(self._clock(), UTC)
-        margin = refresh_margin(credentials, self._margin)
-        if token == rejected or credentials.access_token_expires_at - margin <= now:
+        if token.access_token == rejected or token.expires_at - refresh_margin(token, self._margin) <= now:
             return None
-        return token
+        return token.access_token
 
     def _refresh(self, rejected: str | None) -> str:
         holder = uuid.uuid4().hex
         deadline = self._clock() + WAIT_FOR_OTHER_REFRESHER_SECONDS
-        while not self._table.acquire_refresh_lock(self._tenant_id, holder, REFRESH_LEASE_SECONDS):
+        while not self._store.acquire_refresh_lock(holder, REFRESH_LEASE_SECONDS):
             # Another worker is refreshing: wait for its token rather than refreshing twice.
             self._sleep(0.25)
-            usable = self._usable_token(self._secrets.read(self._tenant_id, fresh=True), rejected)
+            usable = self._usable_token(self._store.read(fresh=True), rejected)
             if usable is not None:
                 return usable
             if self._clock() > deadline:
                 raise CanvasUnavailableError("another worker holds the token refresh lock too long")
         try:
-            credentials = self._secrets.read(self._tenant_id, fresh=True)
-            usable = self._usable_token(credentials, rejected)
+            token = self._store.read(fresh=True)
+            usable = self._usable_token(token, rejected)
             if usable is not None:
                 return usable
             # A worker that held the lock before us may have had the grant refused: one refusal settles it.
-            tenant = self._table.get_tenant(self._tenant_id)
-            if tenant is not None and tenant.status is TenantStatus.NEEDS_REAUTHORIZATION:
-                raise AuthorizationError(f"the tenant must authorize again ({tenant.status_reason})")
-            return self._refresh_holding_lock(credentials)
+            refused = self._store.refusal()
+            if refused is not None:
+                raise AuthorizationError(f"the tenant must authorize again ({refused})")
+            return self._refresh_holding_lock(token)
         finally:
-            self._table.release_refresh_lock(self._tenant_id, holder)
+            self._store.release_refresh_lock(holder)
 
-    def _refresh_holding_lock(self, credentials: TenantCredentials) -> str:
-        if credentials.refresh_token is None:
-            self._table.mark_needs_reauthorization(self._tenant_id, "no refresh token stored")
+    def _refresh_holding_lock(self, token: SharedToken) -> str:
+        if token.refresh_token is None:
+            self._store.record_refusal("no refresh token stored")
             raise AuthorizationError("the tenant has no refresh token; authorize again")
         try:
-            grant = self._oauth.refresh(credentials.refresh_token.get_secret_value())
+            grant = self._oauth.refresh(token.refresh_token)
         except OAuthError as error:
             if not error.grant_is_dead:
                 raise
-            self._table.mark_needs_reauthorization(self._tenant_id, f"token refresh refused: {error.error}")
+            self._store.record_refusal(f"token refresh refused: {error.error}")
             raise AuthorizationError(
                 f"Canvas refused the token refresh ({error.error}); authorize again"
             ) from error
         issued_at = datetime.fromtimestamp(self._clock(), UTC)
         # Canvas sends no new refresh token on refresh: the stored one stays valid, so it is kept.
-        updated = credentials.model_copy(
-            update={
-                "access_token": grant.access_token,
-                "access_token_issued_at": issued_at,
-                "access_token_expires_at": issued_at + timedelta(seconds=grant.expires_in or 3600),
-            }
+        access_token = grant.access_token.get_secret_value()
+        self._store.save_access_token(
+            access_token, issued_at, issued_at + timedelta(seconds=grant.expires_in or 3600)
         )
-        self._secrets.write(self._tenant_id, updated)
-        return grant.access_token.get_secret_value()
+        return access_token
 
 
 class FixedTokenSource:
