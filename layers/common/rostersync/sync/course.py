@@ -167,38 +167,29 @@ def apply_roster(
         expected_generation=generation,
         expected_items=stored,
     )
-    errors = [
-        SyncError(
-            tenant_id=tenant_id,
-            run_id=message.run_id,
-            course_id=course_id,
-            user_id=problem.user_id,
-            code=problem.code.value,
-            message=problem.message,
-        )
-        for problem in roster.problems
-    ]
+
+    def course_error(code: SyncErrorCode, text: str, user_id: int | None = None) -> SyncError:
+        return SyncError(
+            tenant_id=tenant_id, run_id=message.run_id, course_id=course_id, user_id=user_id, code=code.value,
+            message=text,
+        )  # fmt: skip
+
+    errors = [course_error(problem.code, problem.message, problem.user_id) for problem in roster.problems]
     held, rejected = _hold(services, tenant, message, mass_drop, stored)
     if rejected is not None:
         errors.append(
-            SyncError(
-                tenant_id=tenant_id,
-                run_id=message.run_id,
-                course_id=course_id,
-                code=SyncErrorCode.DROPS_REJECTED.value,
-                message=f"{rejected.student_drops} enrollments that left Canvas are kept active: "
+            course_error(
+                SyncErrorCode.DROPS_REJECTED,
+                f"{rejected.student_drops} enrollments that left Canvas are kept active: "
                 f"{rejected.decided_by} rejected the drops at {rejected.decided_at:%Y-%m-%d %H:%M} UTC",
             )
         )
     if held and mass_drop is not None:
         errors.append(
-            SyncError(
-                tenant_id=tenant_id,
-                run_id=message.run_id,
-                course_id=course_id,
-                code=SyncErrorCode.HELD_FOR_APPROVAL.value,
-                message=f"{mass_drop.student_drops} of {mass_drop.active_before} active enrollments would "
-                "drop; approve or reject the held sync",
+            course_error(
+                SyncErrorCode.HELD_FOR_APPROVAL,
+                f"{mass_drop.student_drops} of {mass_drop.active_before} active enrollments would drop; "
+                "approve or reject the held sync",
             )
         )
     services.table.put_sync_errors(errors)
