@@ -44,7 +44,11 @@ def add_grades_commands(groups: argparse._SubParsersAction[argparse.ArgumentPars
     push.add_argument("--points", type=float, default=100.0, help="points possible (default 100)")
     push.add_argument("--grading-type", default="points")
     push.add_argument(
-        "--csv", required=True, type=Path, help="columns: student, score, grade, excused, comment"
+        "--csv",
+        required=True,
+        type=Path,
+        help="columns: student (matched by the tenant's user identifier field, e.g. sis_user_id or email), "
+        "score, grade, excused, comment",
     )
     push.set_defaults(handler=lambda arguments: _push(arguments, bind))
 
@@ -59,7 +63,7 @@ def add_grades_commands(groups: argparse._SubParsersAction[argparse.ArgumentPars
     retry.set_defaults(handler=lambda arguments: _retry(arguments, bind))
 
     verify = grades.add_parser(
-        "verify", help="read the batch's grades back from Canvas and compare; exit 1 when any differs"
+        "verify", help="read the batch's grades back from Canvas; exit 1 unless every grade is there as sent"
     )
     verify.add_argument("batch")
     verify.add_argument("--tenant", required=True)
@@ -102,8 +106,13 @@ def _status(arguments: argparse.Namespace, bind: Bind) -> None:
 
 
 def _retry(arguments: argparse.Namespace, bind: Bind) -> None:
-    count = _call(retry_failed, arguments, bind)
-    print(json.dumps({"batch_id": arguments.batch, "requeued": count}))
+    outcome = _call(retry_failed, arguments, bind)
+    print(json.dumps(outcome.as_dict(arguments.batch)))
+    if outcome.left_failed:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in outcome.left_failed.items())
+        raise GradesCliError(
+            f"not queued again, a resend cannot cure them ({reasons}): correct and push them"
+        )
 
 
 def _verify(arguments: argparse.Namespace, bind: Bind) -> None:
@@ -115,7 +124,8 @@ def _verify(arguments: argparse.Namespace, bind: Bind) -> None:
     if not result.all_match:
         counts = result.counts
         raise GradesCliError(
-            f"{counts['differs']} grades differ and {counts['missing']} are missing in Canvas"
+            f"{counts['differs']} grades differ and {counts['missing']} are missing in Canvas; "
+            f"{counts['not_sent']} were never sent (see `grades status`)"
         )
 
 

@@ -315,10 +315,18 @@ def test_nan_score_stored_by_older_code_reads_as_a_failed_grade_everywhere(
     assert verified.json()["counts"] == {"matches": 2, "differs": 0, "missing": 0, "not_sent": 1}
     cli_status = json.loads(stack.cli_ok("grades", "status", batch_id, "--tenant", target.tenant_id))
     assert cli_status["counts"]["failed"] == 1
-    cli_verify = json.loads(stack.cli_ok("grades", "verify", batch_id, "--tenant", target.tenant_id))
-    assert cli_verify["counts"]["not_sent"] == 1
-    retried = json.loads(stack.cli_ok("grades", "retry", batch_id, "--tenant", target.tenant_id))
-    assert retried == {"batch_id": batch_id, "requeued": 0}  # it cannot be sent: it has no grade to send
+    # Not all of the batch is in Canvas: verify prints its report and exits 1 saying why.
+    cli_verify = stack.cli("grades", "verify", batch_id, "--tenant", target.tenant_id)
+    assert cli_verify.returncode == 1 and "1 were never sent" in cli_verify.stderr
+    assert json.loads(cli_verify.stdout)["counts"]["not_sent"] == 1
+    # It cannot be sent (it has no grade to send): retry queues nothing, says so and exits 1.
+    retried = stack.cli("grades", "retry", batch_id, "--tenant", target.tenant_id)
+    assert retried.returncode == 1 and "1 invalid_grade" in retried.stderr
+    assert json.loads(retried.stdout) == {
+        "batch_id": batch_id,
+        "requeued": 0,
+        "left_failed": {"invalid_grade": 1},
+    }
 
 
 # -- the sync-errors CSV with a hostile display name from Canvas ----------------------------------------

@@ -20,10 +20,11 @@ from rostersync.canvas.scopes import GET_SUBMISSION
 from rostersync.connection import canvas_client_for
 from rostersync.grades.live_results import live_assessment_results
 from rostersync.grades.passback import (
-    NOT_ENROLLED,
+    RetryOutcome,
     batch_status,
     course_students,
     ensure_assignment,
+    not_enrolled,
     process_batch,
     retry_failed,
     submit_batch,
@@ -226,8 +227,11 @@ def test_a_dropped_student_fails_with_a_reason_and_the_rest_are_sent(grading: Gr
     status = grading.status(grading.push(course_id, "essay", grades))
     by_student = {grade["student"]: grade for grade in _grades(status)}
     assert by_student[students[0]]["state"] == "failed"
-    assert by_student[students[0]]["reason"] == NOT_ENROLLED
-    assert by_student["nobody"]["reason"] == NOT_ENROLLED
+    assert by_student[students[0]]["reason"] == not_enrolled("sis_user_id")
+    assert (
+        by_student["nobody"]["reason"]
+        == "no enrolled student with this sis_user_id (the tenant's user identifier field)"
+    )
     assert [by_student[s]["state"] for s in students[1:]] == ["sent"] * 3
 
 
@@ -248,7 +252,7 @@ def test_an_invalid_grade_fails_with_canvas_message_and_retry_resends_only_failu
     assert [by_student[s]["state"] for s in students[1:]] == ["sent"] * 3
 
     puts_before = grading.puts()
-    assert retry_failed(grading.services, grading.tenant.tenant_id, batch_id) == 1
+    assert retry_failed(grading.services, grading.tenant.tenant_id, batch_id) == RetryOutcome(1, {})
     processed = grading.process_queue()
     assert [m.indexes for m in processed] == [[0]]
     assert grading.puts() - puts_before == 1
@@ -294,9 +298,15 @@ def test_verify_reads_canvas_back_and_names_what_differs_or_is_missing(
     ]
     batch_id = grading.push(course_id, "verify", grades)
     verified = verify_batch(grading.services, grading.tenant.tenant_id, batch_id)
-    assert verified.all_match
     assert verified.counts == {"matches": 4, "differs": 0, "missing": 0, "not_sent": 1}
-    assert _verify_cli(grading, batch_id, capsys)["counts"]["matches"] == 4
+    # "nobody" was never sent: the batch is not all in Canvas, and the CLI exits 1 saying so.
+    assert not verified.all_match
+    with pytest.raises(GradesCliError, match="1 were never sent"):
+        _verify_cli(grading, batch_id, capsys)
+    # A resend cannot enroll "nobody": retry queues nothing and says why.
+    assert retry_failed(grading.services, grading.tenant.tenant_id, batch_id) == RetryOutcome(
+        0, {"not_enrolled": 1}
+    )
 
     # In Canvas a teacher changes one score and clears another grade.
     assignment_id = verified.canvas_assignment_id

@@ -47,14 +47,25 @@ from rostersync.models import (
     TenantStatus,
 )
 from rostersync.services import Services
-from rostersync.store.grades import GradeQueue, GradeStore, StoredGrade, grade_queue_for, grade_store_for
+from rostersync.store.grades import (
+    INVALID_GRADE,
+    GradeQueue,
+    GradeStore,
+    StoredGrade,
+    grade_queue_for,
+    grade_store_for,
+)
 from rostersync.sync.course import RetryLater
 from rostersync.sync.roster import user_identifier
 from rostersync.tenants import require_tenant
 
 logger = Logger(child=True)
 
-NOT_ENROLLED = "not enrolled"
+
+def not_enrolled(identified_by: str) -> str:
+    return f"no enrolled student with this {identified_by} (the tenant's user identifier field)"
+
+
 NOT_ASSIGNED = "not enrolled or not assigned"
 COMMENTS_HIDDEN = (
     "Canvas did not return the submission's comments (the developer key needs Allow Include Parameters), "
@@ -119,6 +130,19 @@ def submit_batch(
     return batch_id
 
 
+# Failures a resend cannot cure: the grade itself must change (push it again corrected).
+NOT_RETRYABLE = frozenset({Reason.NOT_ENROLLED, INVALID_GRADE})
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    requeued: int
+    left_failed: dict[str, int]  # failed grades not queued again, per reason code
+
+    def as_dict(self, batch_id: str) -> dict[str, Any]:
+        return {"batch_id": batch_id, "requeued": self.requeued, "left_failed": self.left_failed}
+
+
 def retry_failed(
     services: Services,
     tenant_id: str,
@@ -126,23 +150,25 @@ def retry_failed(
     *,
     store: GradeStore | None = None,
     queue: GradeQueue | None = None,
-) -> int:
-    """Queue the batch's failed grades again (only those); returns how many."""
+) -> RetryOutcome:
+    """Queue the batch's failed grades again, those a resend may cure (a missing student does not)."""
     store = store or grade_store_for(services)
     if store.get_batch(tenant_id, batch_id) is None:
         raise UnknownBatchError(batch_id)
-    failed = [
+    failed = [grade for grade in store.grades(tenant_id, batch_id) if grade.status.state is GradeState.FAILED]
+    retried = [
         grade.status
-        for grade in store.grades(tenant_id, batch_id)
-        if grade.status.state is GradeState.FAILED and grade.entry is not None  # an invalid one never goes
+        for grade in failed
+        if grade.entry is not None and grade.status.reason_code not in NOT_RETRYABLE
     ]
-    for status in failed:
+    for status in retried:
         store.set_status(tenant_id, batch_id, _with(status, GradeState.PENDING))
-    if failed:
+    if retried:
         (queue or grade_queue_for(services)).send(
-            GradeMessage(tenant_id=tenant_id, batch_id=batch_id, indexes=[status.index for status in failed])
+            GradeMessage(tenant_id=tenant_id, batch_id=batch_id, indexes=[status.index for status in retried])
         )
-    return len(failed)
+    left = Counter(grade.status.reason_code or "unknown" for grade in failed if grade.status not in retried)
+    return RetryOutcome(len(retried), dict(sorted(left.items())))
 
 
 def batch_status(
@@ -317,6 +343,8 @@ def pass_grade(
     assignment_id: int,
     students: dict[str, int],
     grade: StoredGrade,
+    *,
+    identified_by: str = "sis_user_id",
 ) -> GradeStatus:
     """Send one grade if Canvas does not have it yet. Transient and grant-wide errors propagate.
 
@@ -328,7 +356,7 @@ def pass_grade(
         return status  # stored invalid: the store reads it as failed, with its reason
     user_id = students.get(entry.student.strip().lower())
     if user_id is None:
-        return _with(status, GradeState.FAILED, NOT_ENROLLED, code=Reason.NOT_ENROLLED)
+        return _with(status, GradeState.FAILED, not_enrolled(identified_by), code=Reason.NOT_ENROLLED)
     path = {"course_id": record.course_id, "assignment_id": assignment_id, "user_id": user_id}
     includes = [("include[]", "submission_comments")] if entry.comment else []
     try:
@@ -476,7 +504,14 @@ def _send_grades(  # noqa: PLR0917 - process_batch's loop, apart
     """Send the grades in order, removing each from `remaining` once its state is stored."""
     course_checked = False
     while remaining:
-        status = pass_grade(client, record, assignment_id, students, remaining[0])
+        status = pass_grade(
+            client,
+            record,
+            assignment_id,
+            students,
+            remaining[0],
+            identified_by=tenant.settings.user_id_field.value,
+        )
         if status.reason_code == Reason.NOT_ASSIGNED and not course_checked:
             # Canvas refused this student, or (when the course is closed) it refuses every grade.
             course_checked = True

@@ -61,7 +61,8 @@ class BatchVerification(BaseModel):
 
     @property
     def all_match(self) -> bool:
-        return all(grade.check is Check.MATCHES for grade in self.grades)
+        """Every grade of the batch is in Canvas as sent: none differs, none is missing, none unsent."""
+        return self.counts["not_sent"] == 0 and all(grade.check is Check.MATCHES for grade in self.grades)
 
 
 class VerifyNotPossibleError(TenantError):
