@@ -31,8 +31,9 @@ class EventsCommandError(RuntimeError):
 def add_events_commands(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     replay_handler: Callable[[argparse.Namespace], None],
+    recent_handler: Callable[[argparse.Namespace], None],
 ) -> None:
-    """Add the `events` group (`parse`, and `replay` through the stack) to the main CLI's subparsers."""
+    """Add the `events` group (`parse`; `replay` and `recent` through the stack) to the main CLI."""
     events = subparsers.add_parser("events", help="Canvas Live Events").add_subparsers(
         dest="command", required=True
     )
@@ -42,7 +43,14 @@ def add_events_commands(
         "file", type=Path, metavar="FILE", help="Canvas/Caliper JSON or a JWT, as Canvas sends it"
     )
     replay.add_argument("--tenant", required=True, help="the tenant the event must route to")
+    replay.add_argument(
+        "--wait-seconds", type=float, default=30.0, help="how long to wait for the event's outcome"
+    )
     replay.set_defaults(handler=replay_handler)
+    recent = events.add_parser("recent", help="a tenant's last live events and what became of each")
+    recent.add_argument("--tenant", required=True)
+    recent.add_argument("--limit", type=int, default=20)
+    recent.set_defaults(handler=recent_handler)
 
 
 def _configure_parse(parser: argparse.ArgumentParser) -> None:

@@ -10,6 +10,7 @@ import getpass
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -319,8 +320,39 @@ def cmd_events_replay(arguments: argparse.Namespace) -> None:
         raise CliError(
             f"{arguments.file} is for another Canvas (root account {parsed.event.root_account_uuid})"
         )
+    sent_at = datetime.now(UTC)
     services.queues.send_live_event(payload)
-    print(f"queued {parsed.event.event_name} for {tenant.tenant_id}")
+    # What the stack did with it, as recorded for the tenant (an event seen before is not applied again).
+    deadline = time.monotonic() + arguments.wait_seconds
+    while True:
+        seen = [
+            record
+            for record in services.table.recent_live_events(tenant.tenant_id, 50)
+            if record.dedupe_key == parsed.event.dedupe_key
+        ]
+        if seen:
+            record = seen[0]
+            again = " (seen before: not applied again)" if record.received_at < sent_at else ""
+            print(json.dumps(record.model_dump(mode="json")))
+            print(
+                f"{parsed.event.event_name} for {tenant.tenant_id}: {record.outcome}{again}", file=sys.stderr
+            )
+            if record.outcome not in {"applied", "ignored"}:
+                raise CliError(f"the event was not applied: {record.reason}")
+            return
+        if time.monotonic() > deadline:
+            raise CliError(
+                f"queued {parsed.event.event_name} for {tenant.tenant_id}, but no outcome within "
+                f"{arguments.wait_seconds:.0f} s (see `rostersync events recent --tenant {tenant.tenant_id}`)"
+            )
+        time.sleep(0.5)
+
+
+def cmd_events_recent(arguments: argparse.Namespace) -> None:
+    services = _binding(arguments).services
+    require_tenant(services, arguments.tenant)
+    records = services.table.recent_live_events(arguments.tenant, arguments.limit)
+    _print_json([record.model_dump(mode="json") for record in records])
 
 
 DEAD_LETTER_QUEUES = {
@@ -518,7 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tenant_commands(groups)
     _add_sync_commands(groups)
     _add_course_list_commands(groups)
-    add_events_commands(groups, replay_handler=cmd_events_replay)
+    add_events_commands(groups, replay_handler=cmd_events_replay, recent_handler=cmd_events_recent)
     add_grades_commands(groups, bind=lambda arguments: _binding(arguments).services)
     _add_dead_letter_commands(groups)
     _add_roster_commands(groups)

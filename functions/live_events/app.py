@@ -13,11 +13,11 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rostersync.events.apply import apply_live_event, connected_tenants
+from rostersync.events.apply import apply_live_event, not_connected, record_outcome, routed_tenants
 from rostersync.events.intake import JwksCache, read_incoming_event
 from rostersync.events.models import EventOrigin, TenantEvent
 from rostersync.events.parse import parse_event
-from rostersync.models import Tenant
+from rostersync.models import Tenant, TenantStatus
 from rostersync.services import Services
 from rostersync.store.queues import HTTPS_INTAKE, LIVE_EVENT_INTAKE_ATTRIBUTE
 
@@ -42,6 +42,7 @@ class InvalidLiveEventError(ValueError):
 )
 def apply_once(tenant: Tenant, *, event: TenantEvent) -> dict[str, Any]:
     result = apply_live_event(services, tenant, event)
+    record_outcome(services, event, result)
     summary = {
         "outcome": result.outcome.value,
         "reason": result.reason,
@@ -86,7 +87,7 @@ def record_handler(record: SqsRecordModel) -> None:
         raise InvalidLiveEventError(parsed.reason or "unreadable event")
     if parsed.event is None or parsed.status != "ok":
         return
-    tenants = connected_tenants(services, parsed.event)
+    tenants = routed_tenants(services, parsed.event)
     if not tenants:
         logger.warning(
             "live event for no connected tenant dropped",
@@ -97,7 +98,11 @@ def record_handler(record: SqsRecordModel) -> None:
             },
         )
     for tenant in tenants:
-        apply_once(tenant, event=TenantEvent(tenant_id=tenant.tenant_id, origin=origin, event=parsed.event))
+        tenant_event = TenantEvent(tenant_id=tenant.tenant_id, origin=origin, event=parsed.event)
+        if tenant.status is TenantStatus.ACTIVE:
+            apply_once(tenant, event=tenant_event)
+        else:
+            record_outcome(services, tenant_event, not_connected(tenant))
 
 
 @logger.inject_lambda_context

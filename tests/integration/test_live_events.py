@@ -5,6 +5,7 @@ import base64
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -273,3 +274,59 @@ def test_events_signed_by_canvas_reach_dynamodb_over_https_across_a_key_rotation
     log = stack.canvas("GET", "/_sim/live_events/log")
     sent = [entry for entry in log if entry["event_name"] == "enrollment_created"][-2:]
     assert all(entry["delivered"] >= 1 and not entry["errors"] for entry in sent), sent
+
+
+def test_what_became_of_each_event_is_kept_and_a_replay_reports_it(
+    stack: Stack, live_tenant: str, tmp_path: Path
+) -> None:
+    before = stack.canvas("GET", "/_sim/live_events/log")
+    since = before[-1]["seq"] if before else 0
+    enroll_new_student(stack, a_course(stack)["id"], "recorded-outcome")
+    log = stack.canvas("GET", f"/_sim/live_events/log?since={since}")
+    emitted = next(entry["payload"] for entry in log if entry["event_name"] == "enrollment_created")
+
+    def recorded() -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = json.loads(stack.cli_ok("events", "recent", "--tenant", live_tenant))
+        return [r for r in records if r["event_name"] == "enrollment_created" and r["outcome"] == "applied"]
+
+    eventually(lambda: bool(recorded()))
+    shown = requests.get(
+        f"{stack.api_url}/admin/tenant",
+        headers={"Authorization": f"Bearer {stack.cli_ok('admin', 'token', '--tenant', live_tenant)}"},
+        timeout=30,
+    ).json()["last_live_event"]
+    assert shown is not None and shown["outcome"] in {"applied", "ignored", "deferred"}
+
+    # The operator replays the same event: the stack applies it once, and the replay says so.
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(emitted))
+    replayed = stack.cli("events", "replay", str(event_file), "--tenant", live_tenant)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "applied (seen before: not applied again)" in replayed.stderr
+    assert json.loads(replayed.stdout)["event_name"] == "enrollment_created"
+
+
+def test_events_for_a_tenant_awaiting_authorization_say_why_they_did_not_apply(stack: Stack) -> None:
+    tenant_id = stack.connect_tenant()
+    stack.cli_ok("sync", "run", "--tenant", tenant_id, "--wait", "--force")
+    client_id = stack.cli_ok("tenant", "show", tenant_id)
+    requests.post(
+        f"{stack.canvas_url}/_sim/tokens/revoke",
+        json={"client_id": json.loads(client_id)["client_id"]},
+        timeout=30,
+    )
+    stack.cli("sync", "run", "--tenant", tenant_id, "--wait", "--force")  # learns the grant is gone
+    assert json.loads(stack.cli_ok("tenant", "show", tenant_id))["status"] == "needs_reauthorization"
+    before = stack.canvas("GET", "/_sim/live_events/log")
+    since = before[-1]["seq"] if before else 0
+    enroll_new_student(stack, a_course(stack)["id"], "while-disconnected")
+    log = stack.canvas("GET", f"/_sim/live_events/log?since={since}")
+    emitted = next(entry["payload"] for entry in log if entry["event_name"] == "enrollment_created")
+    event_file = Path(stack.state_dir) / "disconnected-event.json"
+    event_file.write_text(json.dumps(emitted))
+    replayed = stack.cli("events", "replay", str(event_file), "--tenant", tenant_id)
+    assert replayed.returncode == 1 and "authorized" in replayed.stderr
+    records = json.loads(stack.cli_ok("events", "recent", "--tenant", tenant_id))
+    assert any(
+        r["outcome"] == "tenant_not_connected" and "needs_reauthorization" in r["reason"] for r in records
+    )

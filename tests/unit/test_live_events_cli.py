@@ -162,10 +162,18 @@ def test_add_events_commands_wires_the_group_into_a_parent_cli(
 ) -> None:
     parser = argparse.ArgumentParser(prog="rostersync")
     replays: list[argparse.Namespace] = []
-    add_events_commands(parser.add_subparsers(dest="group", required=True), replay_handler=replays.append)
+    recents: list[argparse.Namespace] = []
+    add_events_commands(
+        parser.add_subparsers(dest="group", required=True),
+        replay_handler=replays.append,
+        recent_handler=recents.append,
+    )
     replay = parser.parse_args(["events", "replay", "e.json", "--tenant", "t1"])
     replay.handler(replay)
-    assert [(r.file, r.tenant) for r in replays] == [(Path("e.json"), "t1")]
+    assert [(r.file, r.tenant, r.wait_seconds) for r in replays] == [(Path("e.json"), "t1", 30.0)]
+    recent = parser.parse_args(["events", "recent", "--tenant", "t1", "--limit", "5"])
+    recent.handler(recent)
+    assert [(r.tenant, r.limit) for r in recents] == [("t1", 5)]
     arguments = parser.parse_args(["events", "parse", "a.json", "b.jwt", "--jwks", "k.json"])
     assert arguments.handler is cmd_events_parse
     assert (arguments.files, arguments.jwks) == ([Path("a.json"), Path("b.jwt")], Path("k.json"))

@@ -71,6 +71,10 @@ def tenant_overview(services: Services, tenant_id: str, callback_url: str) -> di
         "redirect_uri": callback_url,
         "developer_key_scopes": required_scopes(),
         "last_run": last_run.model_dump(mode="json") if last_run else None,
+        "last_live_event": next(
+            (record.model_dump(mode="json") for record in services.table.recent_live_events(tenant_id, 1)),
+            None,
+        ),
     }
 
 

@@ -331,6 +331,19 @@ class SyncError(BaseModel):
     recorded_at: datetime = Field(default_factory=utc_now)
 
 
+class LiveEventRecord(BaseModel):
+    """What became of one live event for one tenant (kept a week, for the page and `events recent`)."""
+
+    tenant_id: str
+    received_at: datetime = Field(default_factory=utc_now)
+    event_name: str
+    dedupe_key: str
+    origin: str
+    outcome: str  # applied, ignored, deferred, or tenant_not_connected
+    reason: str
+    course_ids: list[int] = []
+
+
 class HoldStatus(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"

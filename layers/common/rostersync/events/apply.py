@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from rostersync.connection import canvas_client_for, canvas_slot, read_account_course
 from rostersync.events.models import NormalizedEvent, ObjectType, TenantEvent
-from rostersync.models import CourseSyncMessage, SyncTrigger, Tenant, TenantStatus
+from rostersync.models import CourseSyncMessage, LiveEventRecord, SyncTrigger, Tenant
 from rostersync.services import Services
 from rostersync.sync.course import sync_course
 from rostersync.sync.planner import is_selected, request_sync
@@ -30,6 +30,7 @@ class EventOutcome(StrEnum):
     IGNORED = "ignored"
     # Over the tenant's budget or inside its full-sync cooldown: not done now; the next full sync repairs.
     DEFERRED = "deferred"
+    TENANT_NOT_CONNECTED = "tenant_not_connected"  # it needs authorizing (again) before events apply
 
 
 # Budget and cooldown scopes (stored per tenant).
@@ -59,10 +60,31 @@ def route_to_tenants(tenants: list[Tenant], event: NormalizedEvent) -> list[Tena
     return []
 
 
-def connected_tenants(services: Services, event: NormalizedEvent) -> list[Tenant]:
-    """The connected tenants the event routes to; none when it is for no tenant of ours."""
-    tenants = route_to_tenants(services.table.list_tenants(), event)
-    return [tenant for tenant in tenants if tenant.status is TenantStatus.ACTIVE]
+def routed_tenants(services: Services, event: NormalizedEvent) -> list[Tenant]:
+    """The tenants the event routes to, connected or not; none when it is for no tenant of ours."""
+    return route_to_tenants(services.table.list_tenants(), event)
+
+
+def record_outcome(services: Services, tenant_event: TenantEvent, result: EventResult) -> None:
+    """Keep what became of the event for the tenant's admin (the page) and operator (`events recent`)."""
+    services.table.put_live_event_record(
+        LiveEventRecord(
+            tenant_id=tenant_event.tenant_id,
+            event_name=tenant_event.event.event_name,
+            dedupe_key=tenant_event.event.dedupe_key,
+            origin=tenant_event.origin.value,
+            outcome=result.outcome.value,
+            reason=result.reason,
+            course_ids=result.course_ids,
+        )
+    )
+
+
+def not_connected(tenant: Tenant) -> EventResult:
+    return EventResult(
+        EventOutcome.TENANT_NOT_CONNECTED,
+        f"the tenant is {tenant.status.value}: live events apply again once it is authorized",
+    )
 
 
 def affected_courses(event: NormalizedEvent) -> list[int]:

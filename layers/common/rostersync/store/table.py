@@ -15,6 +15,8 @@ Layout (pk / sk):
   T#<t>#RUN#<run>#PENDING  COURSE#<course>      a course of the run without a final result yet
   T#<t>#RUN#<run>       ERROR#<course>#<user>#<code>   a sync error of that run
   T#<t>#HOLD            COURSE#<course>         a course's mass drop held for approval
+  T#<t>#HOLD            DECIDED#<time>#<course> a decided hold (who, when, which drops)
+  T#<t>#EVENTS          <time>#<key digest>     what became of a live event (TTL a week)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from rostersync.models import (
     CourseOutcome,
     CourseResult,
     HeldSync,
+    LiveEventRecord,
     RunStatus,
     SyncError,
     SyncRun,
@@ -69,6 +72,13 @@ def pending_pk(tenant_id: str, run_id: str) -> str:
 
 def hold_pk(tenant_id: str) -> str:
     return f"T#{tenant_id}#HOLD"
+
+
+def live_events_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}#EVENTS"
+
+
+LIVE_EVENT_RECORD_TTL_SECONDS = 7 * 24 * 3600
 
 
 def _is_conditional_failure(error: ClientError) -> bool:
@@ -561,6 +571,27 @@ class RosterTable:
             Limit=limit,
         )
         return [HeldSync.model_validate_json(item["hold"]) for item in response["Items"]]
+
+    # -- live events ---------------------------------------------------------------------------
+    def put_live_event_record(self, record: LiveEventRecord) -> None:
+        digest = hashlib.sha256(record.dedupe_key.encode()).hexdigest()[:12]
+        self._table.put_item(
+            Item={
+                "pk": live_events_pk(record.tenant_id),
+                "sk": f"{record.received_at.isoformat()}#{digest}",
+                "record": record.model_dump_json(),
+                "expires_at": int(time.time()) + LIVE_EVENT_RECORD_TTL_SECONDS,
+            }
+        )
+
+    def recent_live_events(self, tenant_id: str, limit: int = 20) -> list[LiveEventRecord]:
+        """The tenant's latest live events first, with what became of each."""
+        response = self._table.query(
+            KeyConditionExpression=Key("pk").eq(live_events_pk(tenant_id)),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [LiveEventRecord.model_validate_json(item["record"]) for item in response["Items"]]
 
     def finish_run(self, tenant_id: str, run_id: str, status: RunStatus, finished_at: datetime) -> bool:
         """Close a running run once; False when another worker closed it first."""
