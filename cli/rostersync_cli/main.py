@@ -24,6 +24,7 @@ from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, re
 from rostersync.sync.planner import SyncCooldownError, request_sync
 from rostersync.sync.reports import export_roster, run_summary, sync_errors, sync_errors_csv
 from rostersync.tenants import (
+    ConfirmationNeededError,
     SyncListMode,
     TenantError,
     begin_authorization,
@@ -300,7 +301,10 @@ def cmd_courses_import(arguments: argparse.Namespace) -> None:
     references = parse_course_list_csv(read_text_file(arguments.file))
     mode = SyncListMode(arguments.mode)
     services = _binding(arguments).services
-    tenant = update_sync_list(services, arguments.tenant, mode, references, confirmed=arguments.yes)
+    try:
+        tenant = update_sync_list(services, arguments.tenant, mode, references, confirmed=arguments.yes)
+    except ConfirmationNeededError as error:
+        raise CliError(str(error).replace("confirm to proceed", "add --yes to proceed")) from error
     print(f"sync list of {tenant.tenant_id}: {len(tenant.settings.courses.sync_list)} courses ({mode.value})")
 
 

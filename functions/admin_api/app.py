@@ -13,7 +13,12 @@ from routes import connection, grades, holds, pages, syncing  # beside this file
 from rostersync.canvas.errors import CanvasError
 from rostersync.grades.passback import UnknownBatchError
 from rostersync.sync.planner import SyncCooldownError
-from rostersync.tenants import CanvasSettingsError, TenantError, UnknownTenantError
+from rostersync.tenants import (
+    CanvasSettingsError,
+    ConfirmationNeededError,
+    TenantError,
+    UnknownTenantError,
+)
 from rostersync.web import guard_state_changes, security_headers
 
 logger = Logger()
@@ -31,6 +36,13 @@ def invalid_setting(error: CanvasSettingsError) -> Response[dict[str, str]]:
         content_type=content_types.APPLICATION_JSON,
         body={"error": str(error), "field": error.field},
     )
+
+
+@app.exception_handler(ConfirmationNeededError)  # type: ignore[untyped-decorator]
+def needs_confirmation(error: ConfirmationNeededError) -> Response[dict[str, object]]:
+    # The page asks the admin this question and sends the same request again with "confirm": true.
+    body: dict[str, object] = {"error": str(error), "confirm": str(error)}
+    return Response(status_code=409, content_type=content_types.APPLICATION_JSON, body=body)
 
 
 @app.exception_handler(UnknownTenantError)  # type: ignore[untyped-decorator]

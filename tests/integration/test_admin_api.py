@@ -188,3 +188,41 @@ def test_a_failing_canvas_is_a_gateway_error_with_its_reason(
     finally:
         stack.canvas("DELETE", "/_sim/faults")
     assert answer.status_code == 502 and answer.json()["code"] == "canvas_unavailable", answer.text
+
+
+def test_a_change_that_widens_what_syncs_needs_a_confirmation(stack: Stack) -> None:
+    tenant_id = stack.connect_tenant()
+    bearer = token(stack, tenant_id)
+    listed = call(stack, "POST", "/admin/courses/sync-list", bearer, json={"mode": "add", "csv": "101\n"})
+    assert listed.status_code == 200 and listed.json()["sync_list"] == ["101"]
+    for path, body in (
+        ("/admin/courses/sync-list", {"mode": "remove", "csv": "101\n"}),  # the last course: all courses
+        ("/admin/courses/all", {"account_id": None}),
+    ):
+        asked = call(stack, "POST", path, bearer, json=body)
+        assert asked.status_code == 409 and "confirm" in asked.json(), asked.text
+        assert json.loads(stack.cli_ok("tenant", "show", tenant_id))["settings"]["courses"]["sync_list"] == [
+            "101"
+        ]
+    done = call(stack, "POST", "/admin/courses/all", bearer, json={"account_id": None, "confirm": True})
+    assert done.status_code == 200 and done.json()["sync_list"] == []
+    # From the root account to a sub-account narrows: no question.
+    narrowed = call(stack, "POST", "/admin/courses/all", bearer, json={"account_id": 1})
+    assert narrowed.status_code == 200 and narrowed.json()["account_id"] == 1
+
+
+def test_disconnect_revokes_the_grant_in_canvas_and_generate_key_connects_again(stack: Stack) -> None:
+    tenant_id = stack.connect_tenant()
+    access_token = stack.tenant_secret(tenant_id)["access_token"]
+    answer = call(stack, "POST", "/admin/disconnect", token(stack, tenant_id))
+    assert answer.status_code == 200 and answer.json()["status"] == "pending_authorization"
+    assert "revoked in Canvas" in answer.json()["status_reason"]
+    stored = stack.tenant_secret(tenant_id)
+    assert stored["access_token"] is None and stored["refresh_token"] is None and stored["client_secret"]
+    in_canvas = requests.get(
+        f"{stack.canvas_url}/api/v1/accounts", headers={"Authorization": f"Bearer {access_token}"}, timeout=30
+    )
+    assert in_canvas.status_code == 401
+    reconnected = requests.get(stack.cli_ok("tenant", "authorize", tenant_id), timeout=30)
+    assert reconnected.status_code == 200
+    assert json.loads(stack.cli_ok("tenant", "show", tenant_id))["status"] == "active"

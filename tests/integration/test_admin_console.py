@@ -3,6 +3,7 @@
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,9 @@ def test_a_new_admin_connects_canvas_and_syncs_from_the_settings_page(
     expect(page.locator("#whoami")).to_contain_text(tenant_id)
     assert "access_token" not in page.url  # the token left the address bar
     expect(page.locator("#status")).to_have_text("not configured")
+    expect(page.locator("#connection-banner")).to_contain_text("Enter your Canvas server")
+    expect(page.get_by_role("button", name="Sync now")).to_be_disabled()
+    page.screenshot(path=str(SCREENSHOTS / "new-tenant.png"), full_page=True)
     expect(page.locator("#scopes")).to_contain_text("url:GET|/api/v1/courses/:course_id/enrollments")
     expect(page.locator("#redirect-uri")).to_have_text(f"{stack.api_url}/oauth/callback")
 
@@ -88,8 +92,9 @@ def test_a_new_admin_connects_canvas_and_syncs_from_the_settings_page(
     expect(page.locator("#canvas_url-error")).to_contain_text("10.0.0.5")
     page.get_by_label("Canvas Server").fill(stack.canvas_url)
     page.get_by_role("button", name="Save").click()
-    expect(page.locator("#notice")).to_contain_text("Settings saved")
+    expect(page.locator("#canvas-notice")).to_contain_text("Settings saved")
     expect(page.locator("#status")).to_contain_text("pending authorization")
+    expect(page.locator("#connection-banner")).to_contain_text("not connected to Canvas yet")
     expect(page.get_by_label("Client Secret")).to_have_value("")
     assert key["client_secret"] not in page.content()
 
@@ -101,6 +106,7 @@ def test_a_new_admin_connects_canvas_and_syncs_from_the_settings_page(
     page.wait_for_url(f"{stack.api_url}/console?connected=*")
     expect(page.locator("#notice")).to_contain_text("Connected to Canvas: authorized by")
     expect(page.locator("#status")).to_have_text("active")
+    expect(page.locator("#connection-banner")).to_be_hidden()
     tenant = json.loads(stack.cli_ok("tenant", "show", tenant_id))
     expect(page.locator("#root-account")).to_have_text(str(tenant["root_account_id"]))
     expect(page.locator("#authorized-by")).to_contain_text(tenant["authorized_by"])
@@ -114,7 +120,8 @@ def test_a_new_admin_connects_canvas_and_syncs_from_the_settings_page(
 
     # Sync now: the page follows the run, then shows the roster counts and the sync errors.
     page.get_by_role("button", name="Sync now").click()
-    expect(page.locator("#notice")).to_contain_text("started")
+    expect(page.locator("#sync-notice")).to_contain_text("started")
+    expect(page.locator("#notice")).to_be_empty()  # the connection's notice went stale with a new action
     expect(page.locator("#runs tbody tr").first).to_contain_text("completed", timeout=120_000)
     totals = _exported_totals(stack, tenant_id)
     for name, count in totals.items():
@@ -132,20 +139,39 @@ def test_a_new_admin_connects_canvas_and_syncs_from_the_settings_page(
     csv_text = Path(download.value.path()).read_text()
     assert csv_text.startswith("run_id,course_id,user_id,code") and "missing_identifier" in csv_text
 
-    # Course selection: a CSV-managed sync list, a refused unconfirmed Replace, and back to all courses.
+    # Course selection: a CSV-managed sync list; Replace asks first; a bad line is named.
     page.get_by_label("Course sync list").fill("course_id\n101\nsis_course_id:BIO-101\n")
     page.get_by_role("button", name="Add", exact=True).click()
     expect(page.locator("#course-selection")).to_contain_text("the 2 courses of the sync list")
+    dialogs = Dialogs(accept=False)
+    page.on("dialog", dialogs)
     page.get_by_label("Course sync list").fill("102\n")
     page.get_by_role("button", name="Replace").click()
-    expect(page.locator("#course-list-error")).to_contain_text("confirm")
+    assert dialogs.asked(page, 1) == ["replace would swap the 2 listed courses for 1; confirm to proceed"]
+    expect(page.locator("#course-selection")).to_contain_text("the 2 courses of the sync list")
     page.get_by_label("Course sync list").fill("not a course\n")
     page.get_by_role("button", name="Remove").click()
     expect(page.locator("#course-list-error")).to_contain_text("line 1")
-    page.get_by_role("button", name="Sync all courses of this account").click()
+
+    # An account's name is not an account: refused beside the field, nothing widened.
+    page.get_by_label("All published courses of account").fill("School of Law")
+    page.get_by_role("button", name="Use all courses of this account").click()
+    expect(page.locator("#account-error")).to_contain_text("account_id")
+    expect(page.locator("#course-selection")).to_contain_text("the 2 courses of the sync list")
+
+    # Leaving the list for every course of the root account widens what syncs: asked, declined, then accepted.
+    page.get_by_label("All published courses of account").fill("")
+    page.get_by_role("button", name="Use all courses of this account").click()
+    question = dialogs.asked(page, 2)[-1]
+    assert question.startswith("this syncs all published courses of the root account instead"), question
+    expect(page.locator("#course-selection")).to_contain_text("the 2 courses of the sync list")
+    dialogs.accept = True
+    page.get_by_role("button", name="Use all courses of this account").click()
     expect(page.locator("#course-selection")).to_have_text(
         "Syncing all published courses of the root account."
     )
+    expect(page.locator("#courses-notice")).to_contain_text("the next sync uses every published course")
+    page.screenshot(path=str(SCREENSHOTS / "connected-and-synced.png"), full_page=True)
 
 
 def test_a_held_mass_drop_is_approved_from_the_page(stack: Stack, page: Page) -> None:
@@ -191,7 +217,7 @@ def test_a_held_mass_drop_is_approved_from_the_page(stack: Stack, page: Page) ->
                          "They leave the roster the platform sees."]  # fmt: skip
     page.once("dialog", lambda dialog: dialog.accept())
     hold.get_by_role("button", name="Approve drops").click()
-    expect(page.locator("#notice")).to_contain_text("drops approved")
+    expect(page.locator("#holds-notice")).to_contain_text("drops approved")
     expect(hold).to_have_count(0)
     decided = page.locator("#decided-holds tbody tr")
     expect(decided).to_have_count(1)
@@ -203,6 +229,29 @@ def test_a_held_mass_drop_is_approved_from_the_page(stack: Stack, page: Page) ->
     assert not any(enrollments[e["canvas_id"]]["active"] for e in dropped)
     (record,) = json.loads(stack.cli_ok("holds", "list", "--tenant", tenant_id, "--decided"))
     assert record["status"] == "approved" and record["decided_by"] and record["decided_at"]
+
+
+@dataclass
+class Dialogs:
+    """Answers the page's confirmations (and keeps their questions); `accept` says how."""
+
+    accept: bool = False
+    questions: list[str] = field(default_factory=list)
+
+    def __call__(self, dialog: Dialog) -> None:
+        self.questions.append(dialog.message)
+        if self.accept:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    def asked(self, page: Page, count: int) -> list[str]:
+        """The questions, once the page has asked `count` of them (it asks after a server round trip)."""
+        for _ in range(200):
+            if len(self.questions) >= count:
+                return self.questions
+            page.wait_for_timeout(50)
+        raise AssertionError(f"the page asked {len(self.questions)} questions, not {count}")
 
 
 def _exported_totals(stack: Stack, tenant_id: str) -> dict[str, int]:

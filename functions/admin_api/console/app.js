@@ -14,6 +14,19 @@ class ApiError extends Error {
     super((body && (body.error || body.message)) || `the server answered ${status}`);
     this.status = status;
     this.field = body && body.field;
+    this.confirm = body && body.confirm; // the server asks before a change that widens what syncs
+  }
+}
+
+// Send a change; when the server asks for a confirmation, ask the admin and send it again confirmed.
+// Resolves to null when the admin says no.
+async function confirmed(method, path, body) {
+  try {
+    return await api(method, path, body);
+  } catch (error) {
+    if (error.status !== 409 || !error.confirm) throw error;
+    if (!window.confirm(error.confirm)) return null;
+    return api(method, path, { ...body, confirm: true });
   }
 }
 
@@ -32,10 +45,15 @@ async function api(method, path, body) {
   return payload;
 }
 
-function notify(message, isError = false) {
-  const notice = $("notice");
+// Each section has its own notice, beside the action that caused it; a new action clears the old one.
+function notify(message, isError = false, where = "notice") {
+  const notice = $(where);
   notice.textContent = message;
-  notice.className = isError ? "error" : "";
+  notice.className = isError ? "notice error" : "notice";
+}
+
+function clearNotices() {
+  for (const notice of document.querySelectorAll(".notice")) notice.textContent = "";
 }
 
 function when(iso) {
@@ -101,13 +119,13 @@ async function saveSettings(event) {
   };
   try {
     await api("POST", "/admin/settings/canvas", form);
-    notify("Settings saved. Generate a key to connect rostersync to Canvas.");
+    notify("Settings saved. Generate a key to connect rostersync to Canvas.", false, "canvas-notice");
     await loadTenant();
   } catch (error) {
     if (error.field && $(`${error.field}-error`)) {
       $(`${error.field}-error`).textContent = error.message;
       $(error.field).focus();
-    } else notify(error.message, true);
+    } else notify(error.message, true, "canvas-notice");
   }
 }
 
@@ -136,8 +154,39 @@ function showConnection() {
     ? `${tenant.authorized_by} on ${when(tenant.authorized_at)}` : "-";
   $("root-account").textContent = tenant.root_account_id ?? "-";
   $("generate-key").disabled = !tenant.canvas_url;
-  $("self-test").disabled = tenant.status !== "active";
-  $("sync-now").disabled = tenant.status !== "active";
+  $("disconnect").disabled = tenant.status !== "active" && tenant.status !== "needs_reauthorization";
+  const active = tenant.status === "active";
+  for (const id of ["self-test", "sync-now"]) {
+    $(id).disabled = !active;
+    $(id).title = active ? "" : "Connect rostersync to Canvas first (Generate Key).";
+  }
+  // Why the page cannot sync now, and what to do, at the top where it is seen first.
+  const banner = $("connection-banner");
+  banner.hidden = active;
+  banner.textContent = {
+    needs_reauthorization: `Canvas no longer accepts rostersync's authorization (${tenant.status_reason || "refused"}). `
+      + "Syncs, live events and Sync now are stopped until a Canvas admin presses Generate Key and authorizes again.",
+    pending_authorization: "rostersync is not connected to Canvas yet: press Generate Key and authorize in Canvas. "
+      + "Sync now and the self-test start working once it is connected.",
+    not_configured: "Enter your Canvas server, Client ID and Client Secret below, then press Generate Key.",
+  }[tenant.status] || "";
+  const event = tenant.last_live_event;
+  $("last-live-event").textContent = event
+    ? `${event.event_name} at ${when(event.received_at)}: ${event.outcome.replaceAll("_", " ")} (${event.reason})`
+    : "none received yet";
+}
+
+async function disconnect() {
+  if (!window.confirm("Disconnect rostersync from Canvas? Syncs stop until someone presses Generate Key again.")) {
+    return;
+  }
+  try {
+    const result = await api("POST", "/admin/disconnect");
+    notify(`Disconnected: ${result.status_reason}`, false, "connection-notice");
+    await loadTenant();
+  } catch (error) {
+    notify(error.message, true, "connection-notice");
+  }
 }
 
 async function generateKey() {
@@ -145,19 +194,20 @@ async function generateKey() {
     const { start_url } = await api("POST", "/admin/authorization");
     location.assign(start_url);
   } catch (error) {
-    notify(error.message, true);
+    notify(error.message, true, "connection-notice");
   }
 }
 
 async function selfTest() {
-  notify("Running the self-test...");
+  notify("Running the self-test...", false, "connection-notice");
   try {
     const report = await api("POST", "/admin/self-test");
     fill("self-test-results", report.checks.map((check) => row([check.name, check.status, check.detail])));
     $("self-test-results").hidden = false;
-    notify(report.passed ? "Self-test passed." : "Self-test found problems; see below.", !report.passed);
+    notify(report.passed ? "Self-test passed." : "Self-test found problems; see below.", !report.passed,
+      "connection-notice");
   } catch (error) {
-    notify(error.message, true);
+    notify(error.message, true, "connection-notice");
   }
 }
 
@@ -174,24 +224,27 @@ async function changeCourseList(event) {
   $("course-list-error").textContent = "";
   const mode = event.submitter.dataset.mode;
   try {
-    const courses = await api("POST", "/admin/courses/sync-list", {
-      mode, csv: $("course-csv").value, confirm: $("replace-confirm").checked,
-    });
+    const courses = await confirmed("POST", "/admin/courses/sync-list", { mode, csv: $("course-csv").value });
+    if (!courses) return;
     showCourseSelection(courses);
-    notify(`Course sync list updated (${mode}).`);
+    notify(`Course sync list updated (${mode}). The next sync uses it.`, false, "courses-notice");
   } catch (error) {
     $("course-list-error").textContent = error.message;
   }
 }
 
-async function syncAllCourses(event) {
+async function useAllCourses(event) {
   event.preventDefault();
+  $("account-error").textContent = "";
+  // Sent as typed: a name or a stray character is refused by the server, never read as "the root account".
+  const account = $("account_id").value.trim();
   try {
-    const account = $("account_id").value.trim();
-    showCourseSelection(await api("POST", "/admin/courses/all", { account_id: account ? Number(account) : null }));
-    notify("Syncing all courses of the account.");
+    const courses = await confirmed("POST", "/admin/courses/all", { account_id: account || null });
+    if (!courses) return;
+    showCourseSelection(courses);
+    notify("Saved: the next sync uses every published course of the account.", false, "courses-notice");
   } catch (error) {
-    notify(error.message, true);
+    $("account-error").textContent = error.message;
   }
 }
 
@@ -200,10 +253,10 @@ async function syncNow() {
   try {
     const { run_id } = await api("POST", "/admin/sync");
     requestedRun = run_id;
-    notify(`Sync ${run_id} started.`);
+    notify(`Sync ${run_id} started; the history below follows it.`, false, "sync-notice");
     await refreshActivity();
   } catch (error) {
-    notify(error.message, true);
+    notify(error.message, true, "sync-notice");
   }
 }
 
@@ -212,7 +265,7 @@ function showRuns(runs) {
     when(summary.run.started_at), summary.run.trigger, summary.run.status,
     `${summary.courses_succeeded} ok, ${summary.courses_failed} failed, ${summary.courses_held} held`,
     `${summary.changes.created} created, ${summary.changes.updated} updated, ${summary.changes.dropped} dropped`,
-    summary.canvas_requests, summary.run.error_code || "",
+    summary.canvas_requests, summary.run.error_message || summary.run.error_code || "",
   ])));
   const last = runs[0];
   $("last-sync").textContent = last ? `${when(last.run.started_at)} (${last.run.status})` : "never";
@@ -237,7 +290,7 @@ async function downloadErrors() {
     link.click();
     URL.revokeObjectURL(link.href);
   } catch (error) {
-    notify(error.message, true);
+    notify(error.message, true, "errors-notice");
   }
 }
 
@@ -252,10 +305,11 @@ function decisionButton(hold, decision) {
     if (!window.confirm(question)) return;
     try {
       await api("POST", `/admin/holds/${hold.course_id}/${decision}`);
-      notify(`Course ${hold.course_id}: drops ${decision === "approve" ? "approved" : "rejected"}.`);
+      notify(`Course ${hold.course_id}: drops ${decision === "approve" ? "approved" : "rejected"}.`, false,
+        "holds-notice");
       await refreshActivity();
     } catch (error) {
-      notify(error.message, true);
+      notify(error.message, true, "holds-notice");
     }
   });
   return button;
@@ -353,7 +407,12 @@ function wire() {
   $("generate-key").addEventListener("click", generateKey);
   $("self-test").addEventListener("click", selfTest);
   $("course-list-form").addEventListener("submit", changeCourseList);
-  $("all-courses-form").addEventListener("submit", syncAllCourses);
+  $("all-courses-form").addEventListener("submit", useAllCourses);
+  $("disconnect").addEventListener("click", disconnect);
+  // A notice describes the last action; once the admin starts another, it is stale (capture: first).
+  $("console").addEventListener("click", (event) => {
+    if (event.target.closest("button")) clearNotices();
+  }, true);
   $("sync-now").addEventListener("click", syncNow);
   $("error-filter").addEventListener("input", showErrors);
   $("download-errors").addEventListener("click", downloadErrors);

@@ -51,3 +51,10 @@ def add_tenant() -> Response[dict[str, object]]:
         raise ForbiddenError("only an operator creates tenants")
     created = admin.add_tenant(services, parsed_body(event, admin.NewTenantForm))
     return Response(201, content_types.APPLICATION_JSON, created)
+
+
+@router.post("/admin/disconnect")
+def disconnect() -> dict[str, object]:
+    """End the Canvas grant and forget the tokens (the settings stay; Generate Key connects again)."""
+    event = router.current_event
+    return admin.disconnect(services, signed_in_tenant(event), signed_in_admin(event))

@@ -23,8 +23,9 @@ def course_sync_list() -> dict[str, object]:
 @router.post("/admin/courses/all")
 def sync_all_courses() -> dict[str, object]:
     event = router.current_event
-    form = parsed_body(event, admin.AllCoursesForm)
-    return admin.sync_all_courses_of(services, signed_in_tenant(event), form.account_id)
+    return admin.use_all_courses_of(
+        services, signed_in_tenant(event), parsed_body(event, admin.AllCoursesForm)
+    )
 
 
 @router.post("/admin/sync")

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from rostersync.canvas.scopes import required_scopes
-from rostersync.models import CanvasId, CourseSelection, HeldSync, SyncTrigger, TenantStatus
+from rostersync.models import CanvasId, HeldSync, SyncTrigger, TenantStatus
 from rostersync.selftest import SelfTestReport, run_self_test
 from rostersync.services import Services
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
@@ -16,11 +16,12 @@ from rostersync.sync.reports import run_summary
 from rostersync.tenants import (
     SyncListMode,
     begin_authorization,
-    configure_tenant,
     create_tenant,
+    disconnect_tenant,
     parse_course_list_csv,
     require_tenant,
     save_canvas_settings,
+    select_all_courses,
     update_sync_list,
 )
 
@@ -45,6 +46,7 @@ class AllCoursesForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     account_id: CanvasId | None = None  # None: the root account
+    confirm: bool = False  # a change that may sync more than today needs it
 
 
 class SyncNowForm(BaseModel):
@@ -103,12 +105,15 @@ def update_course_list(services: Services, tenant_id: str, form: CourseListForm)
     return tenant.settings.courses.model_dump(mode="json")
 
 
-def sync_all_courses_of(services: Services, tenant_id: str, account_id: int | None) -> dict[str, Any]:
-    """Leave the sync list for "every published course of this account" (the root account when None)."""
-    selection = CourseSelection(account_id=account_id)
-    return configure_tenant(
-        services, tenant_id, {"courses": selection.model_dump()}
-    ).settings.courses.model_dump(mode="json")
+def use_all_courses_of(services: Services, tenant_id: str, form: AllCoursesForm) -> dict[str, Any]:
+    """Sync every published course of an account (the root account when None) instead of today's selection."""
+    tenant = select_all_courses(services, tenant_id, form.account_id, confirmed=form.confirm)
+    return tenant.settings.courses.model_dump(mode="json")
+
+
+def disconnect(services: Services, tenant_id: str, admin: str) -> dict[str, Any]:
+    tenant = disconnect_tenant(services, tenant_id, admin)
+    return {"status": tenant.status.value, "status_reason": tenant.status_reason}
 
 
 def add_tenant(services: Services, form: NewTenantForm) -> dict[str, Any]:

@@ -23,7 +23,14 @@ from rostersync.canvas.scopes import GET_ACCOUNT, LIST_ADMIN_ACCOUNTS
 from rostersync.canvas.tokens import FixedTokenSource
 from rostersync.canvas.urls import normalize_canvas_url
 from rostersync.connection import canvas_key_of, insecure_canvas_allowed, oauth_client_for
-from rostersync.models import MAX_SYNC_LIST_COURSES, Tenant, TenantSettings, TenantStatus, parse_canvas_id
+from rostersync.models import (
+    MAX_SYNC_LIST_COURSES,
+    CourseSelection,
+    Tenant,
+    TenantSettings,
+    TenantStatus,
+    parse_canvas_id,
+)
 from rostersync.services import Services
 from rostersync.store.secrets import TenantCredentials
 
@@ -35,6 +42,10 @@ class TenantError(Exception):
 class UnknownTenantError(TenantError):
     def __init__(self, tenant_id: str) -> None:
         super().__init__(f"unknown tenant {tenant_id!r}")
+
+
+class ConfirmationNeededError(TenantError):
+    """The change widens what syncs, or replaces a list: honoured only when the caller confirms it."""
 
 
 class AuthorizationFlowError(TenantError):
@@ -156,6 +167,40 @@ def save_canvas_settings(
     return saved
 
 
+def disconnect_tenant(services: Services, tenant_id: str, by: str) -> Tenant:
+    """End the tenant's grant in Canvas and forget its tokens; the Canvas settings and secret stay, so
+    Generate Key connects it again."""
+    tenant = require_tenant(services, tenant_id)
+    canvas_key_of_or_refuse(tenant)
+    credentials = services.secrets.read(tenant_id, fresh=True)
+    outcome = "the grant was revoked in Canvas"
+    if credentials.access_token is not None:
+        try:
+            oauth_client_for(services, tenant).revoke(credentials.access_token.get_secret_value())
+        except CanvasError as error:
+            outcome = (
+                f"Canvas did not confirm the revocation ({error.code}): remove the token in Canvas "
+                "(the authorizing user's Settings > Approved Integrations)"
+            )
+    forgotten = {
+        "access_token": None,
+        "refresh_token": None,
+        "access_token_expires_at": None,
+        "access_token_issued_at": None,
+    }
+    services.secrets.write(tenant_id, credentials.model_copy(update=forgotten))
+    disconnected = tenant.model_copy(
+        update={
+            "status": TenantStatus.PENDING_AUTHORIZATION,
+            "status_reason": f"disconnected by {by}; {outcome}",
+            "authorized_at": None,
+            "authorized_by": None,
+        }
+    )
+    services.table.update_tenant_status(disconnected)
+    return disconnected
+
+
 def remove_tenant(services: Services, tenant_id: str) -> int:
     """Delete the tenant, all its stored data and its secret; return how many items were deleted."""
     tenant = require_tenant(services, tenant_id)
@@ -214,21 +259,52 @@ def parse_course_list_csv(text: str) -> list[str]:
 def update_sync_list(
     services: Services, tenant_id: str, mode: SyncListMode, references: list[str], *, confirmed: bool = False
 ) -> Tenant:
-    """Add to, remove from or replace the tenant's course sync list (replace only when confirmed)."""
+    """Add to, remove from or replace the tenant's course sync list. Replacing a list, or removing its
+    last courses (which means every published course of the account), needs a confirmation."""
     tenant = require_tenant(services, tenant_id)
     current = list(tenant.settings.courses.sync_list)
-    if mode is SyncListMode.REPLACE and not confirmed:
-        raise TenantError(
-            f"replace would swap the {len(current)} listed courses for {len(references)}; confirm to proceed"
-        )
     if mode is SyncListMode.ADD:
         updated = current + [ref for ref in dict.fromkeys(references) if ref not in current]
     elif mode is SyncListMode.REMOVE:
         updated = [ref for ref in current if ref not in set(references)]
     else:
         updated = list(dict.fromkeys(references))
+    if not confirmed and current and not updated:
+        raise ConfirmationNeededError(
+            f"this empties the sync list, so every published course of the account would sync instead of "
+            f"{len(current)}; confirm to proceed"
+        )
+    if not confirmed and mode is SyncListMode.REPLACE and current:
+        raise ConfirmationNeededError(
+            f"replace would swap the {len(current)} listed courses for {len(updated)}; confirm to proceed"
+        )
     courses = tenant.settings.courses.model_copy(update={"sync_list": tuple(updated)})
     return configure_tenant(services, tenant_id, {"courses": courses.model_dump()})
+
+
+def describe_selection(selection: CourseSelection) -> str:
+    if selection.sync_list:
+        return f"the {len(selection.sync_list)} courses of the sync list"
+    account = "the root account" if selection.account_id is None else f"account {selection.account_id}"
+    published = "published courses" if selection.published_only else "courses"
+    return f"all {published} of {account}"
+
+
+def select_all_courses(
+    services: Services, tenant_id: str, account_id: int | None, *, confirmed: bool = False
+) -> Tenant:
+    """Sync every published course of an account (the root when None) instead of the current selection.
+    A change that may sync more than today (from a list, or to another account) needs a confirmation."""
+    tenant = require_tenant(services, tenant_id)
+    current = tenant.settings.courses
+    selection = CourseSelection(account_id=account_id)
+    widens = bool(current.sync_list) or (current.account_id is not None and current.account_id != account_id)
+    if widens and not confirmed:
+        raise ConfirmationNeededError(
+            f"this syncs {describe_selection(selection)} instead of {describe_selection(current)}; "
+            "confirm to proceed"
+        )
+    return configure_tenant(services, tenant_id, {"courses": selection.model_dump()})
 
 
 def _split_state(combined: str | None) -> tuple[str, str]:

@@ -58,6 +58,22 @@ class OAuthClient:
             {"grant_type": "refresh_token", "refresh_token": refresh_token}, "refresh the token"
         )
 
+    def revoke(self, access_token: str) -> None:
+        """End the grant in Canvas (its refresh token too): `DELETE /login/oauth2/token`."""
+        try:
+            response = self._session.delete(
+                self._token_url,
+                headers={"User-Agent": USER_AGENT, "Authorization": f"Bearer {access_token}"},
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise CanvasUnavailableError(
+                f"could not reach Canvas to revoke: {type(error).__name__}"
+            ) from error
+        if response.status_code != 200:
+            raise OAuthError("revoke_refused", f"HTTP {response.status_code}", status=response.status_code)
+
     def _post(self, form: dict[str, str], purpose: str) -> TokenGrant:
         data = {**form, "client_id": self._client_id, "client_secret": self._client_secret}
         try:
