@@ -173,14 +173,14 @@ def configure_tenant(services: Services, tenant_id: str, changes: dict[str, obje
         problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
         raise TenantError(f"invalid settings: {problems}") from None
     account_id = settings.courses.account_id
-    new_account = account_id is not None and account_id != tenant.settings.courses.account_id
+    new_account = account_id if account_id != tenant.settings.courses.account_id else None
     new_roles = sorted(set(settings.role_overrides) - set(tenant.settings.role_overrides))
-    if new_account or new_roles:
+    if new_account is not None or new_roles:
         client = _checking_client(services, tenant)
-        if new_account and account_id is not None:
-            check_account(client, tenant, account_id)
+        if new_account is not None:
+            _check_account(client, tenant, new_account)
         if new_roles:
-            check_role_names(client, tenant, account_id, new_roles)
+            _check_role_names(client, tenant, account_id, new_roles)
     services.table.update_tenant_settings(tenant_id, settings)
     return tenant.model_copy(update={"settings": settings})
 
@@ -193,8 +193,8 @@ def _checking_client(services: Services, tenant: Tenant) -> CanvasClient:
     return canvas_client_for(services, tenant)
 
 
-def check_account(client: CanvasClient, tenant: Tenant, account_id: int) -> CanvasAccount:
-    """The account, when the token sees it and it is in the tenant's root account."""
+def _check_account(client: CanvasClient, tenant: Tenant, account_id: int) -> None:
+    """The token must see the account, and it must be in the tenant's root account."""
     try:
         account = CanvasAccount.model_validate(client.get_one(GET_ACCOUNT, id=account_id))
     except (CanvasNotFoundError, CanvasPermissionError):
@@ -209,7 +209,6 @@ def check_account(client: CanvasClient, tenant: Tenant, account_id: int) -> Canv
             f"account {account_id} ({account.name}) is not under this tenant's root account "
             f"{tenant.root_account_id}",
         )
-    return account
 
 
 # Canvas's base enrollment types: a custom course role keeps its base type, the built-in roles are named
@@ -217,7 +216,7 @@ def check_account(client: CanvasClient, tenant: Tenant, account_id: int) -> Canv
 BASE_ENROLLMENT_TYPES = frozenset({*DEFAULT_ROLE_MAP, "StudentViewEnrollment"})
 
 
-def check_role_names(client: CanvasClient, tenant: Tenant, account_id: int | None, names: list[str]) -> None:
+def _check_role_names(client: CanvasClient, tenant: Tenant, account_id: int | None, names: list[str]) -> None:
     """Each name must be a base enrollment type or a course role of the synced account (its own roles,
     those it inherits, inactive ones too: their enrollments keep them). A role defined only in a
     sub-account below the synced account is not listed there, so it is refused as unknown."""
