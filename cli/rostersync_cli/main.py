@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from rostersync.canvas.errors import CanvasError
 from rostersync.canvas.scopes import required_scopes
 from rostersync.events.apply import route_to_tenants
 from rostersync.models import CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
@@ -138,6 +139,15 @@ def _role_assignments(pairs: list[str]) -> dict[str, str]:
             raise CliError(f"--role takes NAME=ROLE, e.g. 'Lab Student=student', not {pair!r}")
         assignments[name] = role
     return assignments
+
+
+def _account_number(value: str) -> int:
+    if not (value.isascii() and value.isdigit()):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an account number: give the number in the account's Canvas address "
+            "(/accounts/N), not its name; 0 for the root account"
+        )
+    return int(value)
 
 
 def cmd_tenant_configure(arguments: argparse.Namespace) -> None:
@@ -445,7 +455,9 @@ def _add_tenant_commands(groups: Any) -> None:
     )  # fmt: skip
     configure.add_argument("--clear-role", action="append", default=[], metavar="NAME")
     configure.add_argument(
-        "--account-id", type=int, help="sync this sub-account's courses (0: the whole root)"
+        "--account-id",
+        type=_account_number,
+        help="sync this sub-account's courses, by its number in Canvas (/accounts/N); 0: the whole root",
     )
     configure.add_argument("--term-id", type=int, action="append", help="only these terms (repeatable)")
     configure.add_argument("--all-terms", dest="term_id", action="store_const", const=[])
@@ -568,7 +580,15 @@ def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     try:
         arguments.handler(arguments)
-    except (CliError, TenantError, NoStackError, SyncCooldownError, RuntimeError, TimeoutError) as error:
+    except (
+        CliError,
+        TenantError,
+        CanvasError,
+        NoStackError,
+        SyncCooldownError,
+        RuntimeError,
+        TimeoutError,
+    ) as error:
         print(f"rostersync: error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -92,6 +92,8 @@ def expected_export(
                         "role_id": enrollment.get("role_id"),
                         "state": enrollment["enrollment_state"],
                         "active": enrollment["enrollment_state"] == "active",
+                        "dropped_at": None,
+                        "dropped_reason": None,
                     }
                     for enrollment in enrollments
                 ),

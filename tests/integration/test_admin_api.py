@@ -226,3 +226,20 @@ def test_disconnect_revokes_the_grant_in_canvas_and_generate_key_connects_again(
     reconnected = requests.get(stack.cli_ok("tenant", "authorize", tenant_id), timeout=30)
     assert reconnected.status_code == 200
     assert json.loads(stack.cli_ok("tenant", "show", tenant_id))["status"] == "active"
+
+
+def test_the_account_of_all_courses_must_be_a_number_canvas_knows(stack: Stack) -> None:
+    tenant_id = stack.connect_tenant()
+    bearer = token(stack, tenant_id)
+    named = call(stack, "POST", "/admin/courses/all", bearer, json={"account_id": "School of Medicine"})
+    assert named.status_code == 400 and "account's number" in named.json()["message"], named.text
+    unknown = call(stack, "POST", "/admin/courses/all", bearer, json={"account_id": 99})
+    assert unknown.status_code == 400, unknown.text
+    assert (
+        unknown.json()["field"] == "account_id"
+        and "account 99 is not in this Canvas" in unknown.json()["error"]
+    )
+    settings = json.loads(stack.cli_ok("tenant", "show", tenant_id))["settings"]
+    assert settings["courses"]["account_id"] is None
+    sub_account = call(stack, "POST", "/admin/courses/all", bearer, json={"account_id": 2})
+    assert sub_account.status_code == 200 and sub_account.json()["account_id"] == 2

@@ -1,23 +1,37 @@
 """Roster rules and safety nets (issue 4), over HTTP to an in-process simulator whose data we change."""
 
 import csv
+import dataclasses
 import io
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from rostersync.canvas.models import CanvasCourse
 from rostersync.connection import canvas_client_for
-from rostersync.models import CourseOutcome, HoldStatus, RosterEnrollment, RosterRole, Tenant
+from rostersync.models import (
+    CourseOutcome,
+    CourseSyncMessage,
+    HoldStatus,
+    RosterEnrollment,
+    RosterRole,
+    RunSummary,
+    SyncRequest,
+    SyncTrigger,
+    Tenant,
+)
+from rostersync.selftest import CheckStatus, run_self_test
 from rostersync.services import Services
+from rostersync.store.queues import SyncQueues
 from rostersync.sync.course import sync_course
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
-from rostersync.sync.planner import list_synced_courses, request_scheduled_syncs
-from rostersync.sync.reports import export_roster, sync_errors, sync_errors_csv
-from rostersync.tenants import SyncListMode, configure_tenant, update_sync_list
+from rostersync.sync.planner import list_synced_courses, new_run_id, plan_run, request_scheduled_syncs
+from rostersync.sync.reports import export_roster, run_summary, sync_errors, sync_errors_csv
+from rostersync.tenants import CanvasSettingsError, SyncListMode, configure_tenant, update_sync_list
 from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve
 from rostersync_local.canvas_sim.model import Enrollment, Institution
 from tests.integration.conftest import connect, message
@@ -319,3 +333,194 @@ def test_each_tenant_syncs_on_its_own_schedule(services: Services, tenant: Tenan
     }
     later = now + timedelta(minutes=61)
     assert tenant.tenant_id in {r.tenant_id for r in request_scheduled_syncs(services, later)}
+
+
+# -- what a full sync covers, and what leaves it (issue 14) ---------------------------------------------
+class CapturedQueues:
+    """The planner's course messages, kept for the test to run in order instead of sent to SQS."""
+
+    def __init__(self) -> None:
+        self.messages: list[CourseSyncMessage] = []
+
+    def send_course_messages(self, messages: Sequence[CourseSyncMessage]) -> None:
+        self.messages.extend(messages)
+
+
+def full_sync(services: Services, tenant_id: str) -> tuple[RunSummary, list[CourseSyncMessage]]:
+    """A whole run in this process: plan it, then sync every course message it queued."""
+    queues = CapturedQueues()
+    planner = dataclasses.replace(services, queues=cast(SyncQueues, queues))
+    run = plan_run(planner, SyncRequest(tenant_id=tenant_id, run_id=new_run_id(), trigger=SyncTrigger.MANUAL))
+    for course_message in queues.messages:
+        sync_course(services, course_message, attempt=1)
+    summary = run_summary(services, tenant_id, run.run_id)
+    assert summary is not None and summary.finished
+    return summary, queues.messages
+
+
+def exported(services: Services, tenant_id: str) -> tuple[dict[int, Any], dict[int, Any]]:
+    export = export_roster(services, tenant_id)
+    in_scope = {course["canvas_id"]: course for course in export["courses"]}
+    left = export.get("out_of_scope_courses", [])  # absent from an export that lists every course
+    return in_scope, {course["canvas_id"]: course for course in left}
+
+
+def test_courses_that_leave_the_selection_leave_the_export_until_they_come_back(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    institution = sim.state.institution
+    tenant_id = tenant.tenant_id
+    configure_tenant(services, tenant_id, {"mass_drop_threshold": 1})  # the role change must not be held
+    full_sync(services, tenant_id)
+    everything, _ = exported(services, tenant_id)
+    lab_role = next(role.id for role in institution.roles if role.name == "Lab Student")
+    lab_courses = {
+        e.course_id for e in institution.enrollments if e.role_id == lab_role and e.state == "active"
+    }
+
+    def of_account(account_id: int) -> set[int]:
+        accounts = institution.account_and_descendants(account_id)
+        return {c.id for c in institution.courses if c.account_id in accounts} & set(everything)
+
+    # A sub-account with lab students on both sides of the new selection.
+    account = next(
+        a for a in (2, 3) if of_account(a) & lab_courses and (set(everything) - of_account(a)) & lab_courses
+    )
+    configure_tenant(
+        services,
+        tenant_id,
+        {"courses": {"account_id": account}, "role_overrides": {"Lab Student": "excluded"}},
+    )
+    narrowed, _ = full_sync(services, tenant_id)
+    kept, left = exported(services, tenant_id)
+    assert set(kept) == of_account(account) and set(left) == set(everything) - set(kept)
+    assert narrowed.run.courses_left_scope == {"not_selected": len(left)}
+    assert all(c["out_of_scope_reason"] == "not_selected" and c["out_of_scope_at"] for c in left.values())
+    errors = sync_errors(services, tenant_id, narrowed.run.run_id)
+    assert {e.course_id for e in errors if e.code == "course_out_of_scope"} == set(left)
+    # The new role mapping applies to the courses still selected: their lab students drop, with why.
+    lab = [e for c in kept.values() for e in c["enrollments"] if e["role"] == "Lab Student"]
+    assert lab
+    assert {(e["state"], e["active"], e["dropped_reason"]) for e in lab} == {
+        ("dropped", False, "role_excluded")
+    }
+    # A message a live event sends (no planner behind it) leaves an out-of-scope course as it is.
+    outside = min(left)
+    source = institution.courses_by_id[outside]
+    live = CourseSyncMessage(
+        tenant_id=tenant_id,
+        run_id="live-1",
+        course=CanvasCourse(id=outside, name=source.name, workflow_state="available"),
+    )
+    sync_course(services, live, attempt=1)
+    assert outside not in exported(services, tenant_id)[0]
+
+    # Widened again: every course comes back, synced under the mapping of now.
+    configure_tenant(services, tenant_id, {"courses": {"account_id": None}})
+    widened, _ = full_sync(services, tenant_id)
+    back, gone = exported(services, tenant_id)
+    assert set(back) == set(everything) and gone == {} and widened.run.courses_left_scope == {}
+    returned_lab = [
+        e for course_id in left for e in back[course_id]["enrollments"] if e["role"] == "Lab Student"
+    ]
+    assert returned_lab and {e["dropped_reason"] for e in returned_lab} == {"role_excluded"}
+
+
+def test_a_course_deleted_in_canvas_or_taken_off_the_sync_list_leaves_the_export(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    tenant_id = tenant.tenant_id
+    kept, deleted, removed = (fresh_course(sim).id for _ in range(3))
+    update_sync_list(services, tenant_id, SyncListMode.ADD, [str(kept), str(deleted), str(removed)])
+    _, first = full_sync(services, tenant_id)
+    assert {m.course.id for m in first} == {kept, deleted, removed}
+    stale = next(m for m in first if m.course.id == removed)  # redelivered after the next planning
+
+    change(sim, lambda data: setattr(data.courses_by_id[deleted], "db_state", "deleted"))
+    update_sync_list(services, tenant_id, SyncListMode.REMOVE, [str(removed)])
+    summary, _ = full_sync(services, tenant_id)
+    in_scope, left = exported(services, tenant_id)
+    assert set(in_scope) == {kept}
+    assert summary.run.courses_left_scope == {"not_in_canvas": 1, "not_selected": 1}
+    assert {c: left[c]["out_of_scope_reason"] for c in left} == {
+        deleted: "not_in_canvas",
+        removed: "not_selected",
+    }
+    sync_course(services, stale, attempt=1)  # planned before the course left: it stays out
+    assert removed not in exported(services, tenant_id)[0]
+
+
+def test_a_dropped_enrollment_is_exported_as_dropped_with_its_reason_and_time(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    course = fresh_course(sim)
+    sync(services, tenant, course, "r1")
+    (leaver,) = active_students(sim.state.institution, course.id)[:1]
+    change(sim, lambda _: delete([leaver]))
+    sync(services, tenant, course, "r2")
+    exported_course = next(
+        c for c in export_roster(services, tenant.tenant_id)["courses"] if c["canvas_id"] == course.id
+    )
+    by_id = {e["canvas_id"]: e for e in exported_course["enrollments"]}
+    dropped = by_id[leaver.id]
+    assert (dropped["state"], dropped["active"], dropped["dropped_reason"]) == (
+        "dropped",
+        False,
+        "not_in_canvas",
+    )
+    assert datetime.fromisoformat(dropped["dropped_at"]) > datetime.now(UTC) - timedelta(minutes=5)
+    listed = [e for e in by_id.values() if e["canvas_id"] != leaver.id]
+    assert listed and all(e["dropped_at"] is None and e["dropped_reason"] is None for e in listed)
+    assert all(e["active"] == (e["state"] == "active") for e in by_id.values())
+
+
+def test_a_misspelled_role_or_an_unknown_account_is_refused_and_nothing_is_saved(
+    services: Services, tenant: Tenant
+) -> None:
+    with pytest.raises(CanvasSettingsError, match=r"'Lab Studnet' is not a course role.*'Lab Student'"):
+        configure_tenant(services, tenant.tenant_id, {"role_overrides": {"Lab Studnet": "excluded"}})
+    with pytest.raises(CanvasSettingsError, match="label of the Canvas role 'TaEnrollment'"):
+        configure_tenant(services, tenant.tenant_id, {"role_overrides": {"TA": "student"}})
+    with pytest.raises(CanvasSettingsError, match="account 99 is not in this Canvas"):
+        configure_tenant(services, tenant.tenant_id, {"courses": {"account_id": 99}})
+    stored = services.table.get_tenant(tenant.tenant_id)
+    assert stored is not None and stored.settings == tenant.settings
+    accepted = configure_tenant(
+        services,
+        tenant.tenant_id,
+        {
+            "courses": {"account_id": 2},
+            "role_overrides": {"Lab Student": "excluded", "TaEnrollment": "student"},
+        },
+    )
+    assert accepted.settings.courses.account_id == 2
+
+
+def test_the_self_test_samples_a_selected_course_as_the_sync_reads_it(
+    services: Services, sim: RunningSimulator, tenant: Tenant
+) -> None:
+    institution = sim.state.institution
+    course = fresh_course(sim)
+    configure_tenant(services, tenant.tenant_id, {"user_id_field": "email"})
+    update_sync_list(services, tenant.tenant_id, SyncListMode.ADD, [str(course.id)])
+    enrollments = institution.enrollments_by_course[course.id]
+    teacher = next(e for e in enrollments if e.type == "TeacherEnrollment")
+    student = active_students(institution, course.id)[0]
+
+    def hide_emails(_: Institution) -> None:
+        # Neither is an active student: a sample of active students alone sees every email.
+        institution.users_by_id[teacher.user_id].email = None
+        institution.users_by_id[student.user_id].email = None
+        student.state = "inactive"
+
+    change(sim, hide_emails)
+    report = run_self_test(services, tenant.tenant_id)
+    sample = next(check for check in report.checks if check.name == "Sample course roster")
+    sync(services, tenant, course, "r-self-test")  # the worker reads the tenant's settings itself
+    recorded = [e for e in sync_errors(services, tenant.tenant_id, "r-self-test") if e.user_id is not None]
+    hidden = [e for e in recorded if e.code == "email_hidden"]
+    assert {teacher.user_id, student.user_id} <= {e.user_id for e in hidden}
+    assert f"course {course.id}" in sample.detail and sample.status is CheckStatus.WARN
+    assert f"{len(hidden)} email_hidden" in sample.detail
+    assert sample.findings == Counter(e.code for e in recorded)  # the same errors, code by code
+    assert "other courses were not read" in sample.detail

@@ -168,7 +168,7 @@ def test_a_course_canvas_keeps_failing_is_recorded_and_its_roster_left_as_it_was
 
 
 def test_settings_sync_list_and_errors_through_the_cli(stack: Stack, tmp_path: Path) -> None:
-    tenant_id = stack.add_tenant(name="Configured")
+    tenant_id = stack.connect_tenant()  # role names and accounts are checked against its Canvas
     settings = json.loads(
         stack.cli_ok(
             "tenant",
@@ -188,6 +188,21 @@ def test_settings_sync_list_and_errors_through_the_cli(stack: Stack, tmp_path: P
     assert settings["courses"]["published_only"] is False
     bad = stack.cli("tenant", "configure", tenant_id, "--mass-drop-threshold", "2")
     assert bad.returncode == 1 and "mass_drop_threshold" in bad.stderr
+    misspelled = stack.cli("tenant", "configure", tenant_id, "--role", "Lab Studnet=excluded")
+    assert misspelled.returncode == 1
+    assert "'Lab Studnet' is not a course role" in misspelled.stderr and "'Lab Student'" in misspelled.stderr
+    unknown = stack.cli("tenant", "configure", tenant_id, "--account-id", "99")
+    assert unknown.returncode == 1 and "account 99 is not in this Canvas" in unknown.stderr
+    named = stack.cli("tenant", "configure", tenant_id, "--account-id", "School of Medicine")
+    assert named.returncode == 2 and "is not an account number" in named.stderr
+    unchanged = json.loads(stack.cli_ok("tenant", "show", tenant_id))["settings"]
+    assert unchanged["role_overrides"] == {"Lab Student": "excluded"}
+    assert unchanged["courses"]["account_id"] is None
+    sub_account = json.loads(stack.cli_ok("tenant", "configure", tenant_id, "--account-id", "2"))
+    assert sub_account["courses"]["account_id"] == 2
+    pending = stack.add_tenant(name="Not connected")
+    unchecked = stack.cli("tenant", "configure", pending, "--role", "Lab Student=excluded")
+    assert unchecked.returncode == 1 and "connect the tenant to Canvas first" in unchecked.stderr
     listing = tmp_path / "courses.csv"
     listing.write_text("course_id\n101\nsis_course_id:MED-101\n")
     stack.cli_ok("courses", "import", "--tenant", tenant_id, "--mode", "add", str(listing))

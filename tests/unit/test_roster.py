@@ -3,9 +3,15 @@ from datetime import UTC, datetime
 import pytest
 
 from rostersync.canvas.models import CanvasCourse, CanvasEnrollment, CanvasSection, CanvasUser
-from rostersync.models import RosterEnrollment, TenantSettings
+from rostersync.models import RosterEnrollment, RosterRole, TenantSettings
 from rostersync.store.table import StoredItem
-from rostersync.sync.roster import build_course_roster, diff_roster, roster_items, split_mass_drop
+from rostersync.sync.roster import (
+    build_course_roster,
+    diff_roster,
+    excluded_keys,
+    roster_items,
+    split_mass_drop,
+)
 
 COURSE = CanvasCourse(id=101, name="My nickname", original_name="Anatomy I", workflow_state="available")
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -159,3 +165,23 @@ def test_an_enrollment_that_left_canvas_is_kept_inactive_with_a_reason_once() ->
     del stored["SECTION#1001"]
     again = diff_roster(stored, {}, NOW)
     assert again.puts == [] and again.deletes == []
+
+
+def test_an_enrollment_the_role_mapping_now_excludes_is_dropped_for_that_reason() -> None:
+    lab = enrollment(2, 12, role="Lab Student", role_id=10)
+    before_settings = TenantSettings()
+    after_settings = TenantSettings(role_overrides={"Lab Student": RosterRole.EXCLUDED})
+    before = roster_items(build_course_roster(COURSE, [], [enrollment(1, 11), lab], [], before_settings))
+    roster = build_course_roster(COURSE, [], [enrollment(1, 11), lab], [], after_settings)
+    assert roster.excluded_enrollment_ids == {2}
+    changes = diff_roster(before, roster_items(roster), NOW, excluded_keys(roster))
+    (dropped_item,) = changes.puts
+    dropped = RosterEnrollment.model_validate_json(dropped_item.data)
+    assert (dropped_item.sk, dropped.active, dropped.dropped_reason) == (
+        "ENROLLMENT#2",
+        False,
+        "role_excluded",
+    )
+    # An enrollment that left Canvas meanwhile is still "not_in_canvas".
+    gone = diff_roster(before, roster_items(build_course_roster(COURSE, [], [enrollment(1, 11)])), NOW)
+    assert RosterEnrollment.model_validate_json(gone.puts[0].data).dropped_reason == "not_in_canvas"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from rostersync.canvas.scopes import required_scopes
 from rostersync.models import CanvasId, HeldSync, SyncTrigger, TenantStatus
@@ -47,6 +48,19 @@ class AllCoursesForm(BaseModel):
 
     account_id: CanvasId | None = None  # None: the root account
     confirm: bool = False  # a change that may sync more than today needs it
+
+    @field_validator("account_id", mode="before")
+    @classmethod
+    def _account_number(cls, value: object) -> object:
+        # A name typed into the field must not become some other account (or the root) by coercion.
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            return int(value)
+        raise PydanticCustomError(
+            "account_number",
+            "give the account's number, as in its Canvas address (/accounts/N), not its name",
+        )
 
 
 class SyncNowForm(BaseModel):

@@ -189,6 +189,9 @@ class CourseSyncMessage(BaseModel):
     tenant_id: str
     run_id: str
     course: CanvasCourse
+    # When the planner found the course in the tenant's selection: it brings back a course marked out of
+    # scope before then. None for a live event's course (not checked against the account filter).
+    planned_at: datetime | None = None
 
 
 class RunStatus(StrEnum):
@@ -209,6 +212,8 @@ class SyncRun(BaseModel):
     finished_at: datetime | None = None
     error_code: str | None = None
     error_message: str | None = None
+    # Stored courses this run found outside the tenant's selection and marked out of scope, by reason.
+    courses_left_scope: dict[str, int] = Field(default_factory=dict)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -278,6 +283,14 @@ class RosterCourse(BaseModel):
     workflow_state: str
 
 
+class OutOfScopeReason(StrEnum):
+    """Why a stored course left what the tenant syncs (its roster stays, marked, out of the export)."""
+
+    NOT_SELECTED = "not_selected"  # the selection (account, terms, published filter, sync list) misses it
+    CONCLUDED = "concluded"  # its term or its own end date passed, or Canvas concluded it
+    NOT_IN_CANVAS = "not_in_canvas"  # a listed course Canvas no longer has (deleted, or left the root)
+
+
 class RosterSection(BaseModel):
     canvas_id: int
     name: str
@@ -315,6 +328,8 @@ class SyncErrorCode(StrEnum):
     DUPLICATE_IDENTIFIER = "duplicate_identifier"
     EMAIL_HIDDEN = "email_hidden"
     COURSE_NOT_FOUND = "course_not_found"
+    COURSE_NOT_SELECTED = "course_not_selected"
+    COURSE_OUT_OF_SCOPE = "course_out_of_scope"
     HELD_FOR_APPROVAL = "held_for_approval"
     DROPS_REJECTED = "drops_rejected"
 

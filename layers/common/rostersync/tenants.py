@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import hmac
 import io
@@ -16,14 +17,20 @@ from urllib.parse import urlencode
 from pydantic import ValidationError
 
 from rostersync.canvas.client import CanvasClient
-from rostersync.canvas.errors import CanvasError
+from rostersync.canvas.errors import CanvasError, CanvasNotFoundError, CanvasPermissionError
 from rostersync.canvas.models import CanvasAccount
 from rostersync.canvas.oauth import authorize_url
-from rostersync.canvas.scopes import GET_ACCOUNT, LIST_ADMIN_ACCOUNTS
+from rostersync.canvas.scopes import GET_ACCOUNT, LIST_ACCOUNT_ROLES, LIST_ADMIN_ACCOUNTS
 from rostersync.canvas.tokens import FixedTokenSource
 from rostersync.canvas.urls import normalize_canvas_url
-from rostersync.connection import canvas_key_of, insecure_canvas_allowed, oauth_client_for
+from rostersync.connection import (
+    canvas_client_for,
+    canvas_key_of,
+    insecure_canvas_allowed,
+    oauth_client_for,
+)
 from rostersync.models import (
+    DEFAULT_ROLE_MAP,
     MAX_SYNC_LIST_COURSES,
     CourseSelection,
     Tenant,
@@ -210,15 +217,87 @@ def remove_tenant(services: Services, tenant_id: str) -> int:
 
 
 def configure_tenant(services: Services, tenant_id: str, changes: dict[str, object]) -> Tenant:
-    """Replace the named top-level settings (validated together); return the tenant with its new settings."""
+    """Replace the named top-level settings (validated together); return the tenant with its new settings.
+
+    A new account or a newly mapped role name is checked against the tenant's Canvas first."""
     tenant = require_tenant(services, tenant_id)
     try:
         settings = TenantSettings.model_validate({**tenant.settings.model_dump(), **changes})
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
         raise TenantError(f"invalid settings: {problems}") from None
+    account_id = settings.courses.account_id
+    new_account = account_id if account_id != tenant.settings.courses.account_id else None
+    new_roles = sorted(set(settings.role_overrides) - set(tenant.settings.role_overrides))
+    if new_account is not None or new_roles:
+        client = _checking_client(services, tenant)
+        if new_account is not None:
+            _check_account(client, tenant, new_account)
+        if new_roles:
+            _check_role_names(client, tenant, account_id, new_roles)
     services.table.update_tenant_settings(tenant_id, settings)
     return tenant.model_copy(update={"settings": settings})
+
+
+def _checking_client(services: Services, tenant: Tenant) -> CanvasClient:
+    if tenant.status is not TenantStatus.ACTIVE or tenant.root_account_id is None:
+        raise TenantError(
+            "connect the tenant to Canvas first: accounts and role names are checked against its Canvas"
+        )
+    return canvas_client_for(services, tenant)
+
+
+def _check_account(client: CanvasClient, tenant: Tenant, account_id: int) -> None:
+    """The token must see the account, and it must be in the tenant's root account."""
+    try:
+        account = CanvasAccount.model_validate(client.get_one(GET_ACCOUNT, id=account_id))
+    except (CanvasNotFoundError, CanvasPermissionError):
+        raise CanvasSettingsError(
+            "account_id",
+            f"account {account_id} is not in this Canvas, or the user who authorized rostersync cannot "
+            "see it; give the number in the account's Canvas address (/accounts/N)",
+        ) from None
+    if tenant.root_account_id not in (account.id, account.root_account_id):
+        raise CanvasSettingsError(
+            "account_id",
+            f"account {account_id} ({account.name}) is not under this tenant's root account "
+            f"{tenant.root_account_id}",
+        )
+
+
+# Canvas's base enrollment types: a custom course role keeps its base type, the built-in roles are named
+# by them (the test student's type included, though it never syncs).
+BASE_ENROLLMENT_TYPES = frozenset({*DEFAULT_ROLE_MAP, "StudentViewEnrollment"})
+
+
+def _check_role_names(client: CanvasClient, tenant: Tenant, account_id: int | None, names: list[str]) -> None:
+    """Each name must be a base enrollment type or a course role of the synced account (its own roles,
+    those it inherits, inactive ones too: their enrollments keep them). A role defined only in a
+    sub-account below the synced account is not listed there, so it is refused as unknown."""
+    account = account_id or tenant.root_account_id
+    listed = client.get_all(
+        LIST_ACCOUNT_ROLES,
+        [("state[]", "active"), ("state[]", "inactive"), ("show_inherited", "true")],
+        account_id=str(account),
+    )
+    course_roles = {str(role["role"]): role for role in listed if not role.get("is_account_role")}
+    known = BASE_ENROLLMENT_TYPES | set(course_roles)
+    labels = {str(role.get("label")): name for name, role in course_roles.items() if role.get("label")}
+    problems = []
+    for name in names:
+        if name in known:
+            continue
+        if name in labels:
+            problems.append(f"{name!r} is the label of the Canvas role {labels[name]!r}: map the role's name")
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.append(f"{name!r} is not a course role of account {account}{hint}")
+    if problems:
+        raise CanvasSettingsError(
+            "role_overrides",
+            "; ".join(problems) + f". Known roles: {', '.join(sorted(known))}",
+        )
 
 
 class SyncListMode(StrEnum):

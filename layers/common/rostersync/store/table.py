@@ -6,7 +6,8 @@ Layout (pk / sk):
   T#<t>                 SLOT#<n>                a leased Canvas concurrency slot (n < the per-tenant cap)
   T#<t>                 COURSE#<course>         a synced course (data + content hash, its roster's
                                                 committed generation `gen` and that roster's digest,
-                                                a writer's lease)
+                                                a writer's lease; when it left the tenant's selection,
+                                                out_of_scope_at / _reason / _run)
   T#<t>                 MEMBER#<user>#<course>  the user is on that course's roster (for live user events)
   T#<t>#C#<course>      SECTION# / USER# / ENROLLMENT#<id>   the course's roster (data + content hash,
                                                 generation, the committed version while uncommitted)
@@ -112,6 +113,11 @@ def _without_none(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def _sortable(moment: datetime) -> str:
+    """A UTC time as text that sorts as the time does (compared inside condition expressions)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def _tenant_item(tenant: Tenant) -> dict[str, Any]:
     # Settings hold floats, which DynamoDB's resource API refuses: they are stored as JSON text.
     return {
@@ -147,12 +153,43 @@ class OAuthState:
 
 
 @dataclass(frozen=True)
+class OutOfScope:
+    """A course the tenant's selection no longer covers: since when, why, and which run found it."""
+
+    at: datetime
+    reason: str
+    run_id: str
+
+
+@dataclass(frozen=True)
 class CourseRow:
     """A course's own row: the committed generation of its roster, that roster's digest, the course itself."""
 
+    course_id: int
     generation: int
     roster_digest: str | None
     course: StoredItem | None
+    out_of_scope: OutOfScope | None = None
+
+
+def _course_row(item: dict[str, Any]) -> CourseRow:
+    course = StoredItem(item["sk"], item["data"], item["content_hash"]) if "data" in item else None
+    out_of_scope = (
+        OutOfScope(
+            datetime.fromisoformat(item["out_of_scope_at"]),
+            str(item["out_of_scope_reason"]),
+            str(item["out_of_scope_run"]),
+        )
+        if "out_of_scope_at" in item
+        else None
+    )
+    return CourseRow(
+        int(item["sk"].removeprefix("COURSE#")),
+        int(item.get("gen", 0)),
+        item.get("roster_digest"),
+        course,
+        out_of_scope,
+    )
 
 
 def roster_digest(items: Iterable[StoredItem]) -> str:
@@ -630,10 +667,48 @@ class RosterTable:
         item = self._table.get_item(
             Key={"pk": tenant_pk(tenant_id), "sk": f"COURSE#{course_id}"}, ConsistentRead=True
         ).get("Item")
-        if item is None:
-            return None
-        course = StoredItem(item["sk"], item["data"], item["content_hash"]) if "data" in item else None
-        return CourseRow(int(item.get("gen", 0)), item.get("roster_digest"), course)
+        return _course_row(item) if item is not None else None
+
+    def list_course_rows(self, tenant_id: str) -> list[CourseRow]:
+        """Every course row of the tenant (one query, paged)."""
+        items = self._query(
+            KeyConditionExpression=Key("pk").eq(tenant_pk(tenant_id)) & Key("sk").begins_with("COURSE#"),
+            ConsistentRead=True,
+        )
+        return [_course_row(item) for item in items]
+
+    def mark_out_of_scope(
+        self, tenant_id: str, reasons: Mapping[int, str], run_id: str, at: datetime
+    ) -> None:
+        """Mark courses as left the tenant's selection; a course already marked keeps its first mark."""
+        for course_id, reason in reasons.items():
+            try:
+                self._table.update_item(
+                    Key={"pk": tenant_pk(tenant_id), "sk": f"COURSE#{course_id}"},
+                    UpdateExpression="SET out_of_scope_at = :at, out_of_scope_reason = :reason, "
+                    "out_of_scope_run = :run",
+                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(out_of_scope_at)",
+                    ExpressionAttributeValues={":at": _sortable(at), ":reason": reason, ":run": run_id},
+                )
+            except ClientError as error:
+                if not _is_conditional_failure(error):
+                    raise
+
+    def bring_into_scope(self, tenant_id: str, course_id: int, planned_at: datetime) -> bool:
+        """Clear a course's out-of-scope mark unless a planner marked it after `planned_at` (when the
+        caller's planner found it selected); False when such a newer mark stays."""
+        try:
+            self._table.update_item(
+                Key={"pk": tenant_pk(tenant_id), "sk": f"COURSE#{course_id}"},
+                UpdateExpression="REMOVE out_of_scope_at, out_of_scope_reason, out_of_scope_run",
+                ConditionExpression="attribute_not_exists(out_of_scope_at) OR out_of_scope_at < :planned",
+                ExpressionAttributeValues={":planned": _sortable(planned_at)},
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
 
     def course_items(self, tenant_id: str, course_id: int) -> dict[str, StoredItem]:
         return self.course_snapshot(tenant_id, course_id)[0]
@@ -812,14 +887,6 @@ class RosterTable:
             & Key("sk").begins_with(f"MEMBER#{user_id}#")
         )
         return [int(item["sk"].rsplit("#", 1)[1]) for item in items]
-
-    def list_courses(self, tenant_id: str) -> list[StoredItem]:
-        items = self._query(
-            KeyConditionExpression=Key("pk").eq(tenant_pk(tenant_id)) & Key("sk").begins_with("COURSE#")
-        )
-        return [
-            StoredItem(item["sk"], item["data"], item["content_hash"]) for item in items if "data" in item
-        ]
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         return query_all(self._table, **kwargs)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from rostersync.canvas.client import CanvasClient
+from rostersync.canvas.client import CanvasClient, Params
 from rostersync.canvas.errors import CanvasError
 from rostersync.canvas.models import CanvasEnrollment, CanvasSection, CanvasUser
-from rostersync.canvas.scopes import LIST_COURSE_ENROLLMENTS, LIST_COURSE_SECTIONS, LIST_COURSE_USERS
+from rostersync.canvas.scopes import (
+    LIST_COURSE_ENROLLMENTS,
+    LIST_COURSE_SECTIONS,
+    LIST_COURSE_USERS,
+    Endpoint,
+)
 from rostersync.connection import canvas_client_for, canvas_slot
 from rostersync.models import (
     ChangeCounts,
@@ -36,6 +42,7 @@ from rostersync.sync.roster import (
     build_course_roster,
     course_item,
     diff_roster,
+    excluded_keys,
     held_drops,
     roster_items,
     split_mass_drop,
@@ -48,7 +55,14 @@ class RetryLater(Exception):
     """The course failed for a reason a later attempt may not have; the message goes back to the queue."""
 
 
-def fetch_course_roster(client: CanvasClient, tenant: Tenant, message: CourseSyncMessage) -> CourseRoster:
+class ListReader(Protocol):
+    """What reading a course needs from Canvas: every page of a list (a CanvasClient, or the self-test's
+    probe, which reads a sample course exactly as a sync does)."""
+
+    def get_all(self, endpoint: Endpoint, params: Params | None = None, **path: int | str) -> list[Any]: ...
+
+
+def fetch_course_roster(client: ListReader, tenant: Tenant, message: CourseSyncMessage) -> CourseRoster:
     """Every page of every list, or an exception: a partial fetch is never returned."""
     course_id = message.course.id
     sections = [
@@ -144,10 +158,20 @@ def sync_course(services: Services, message: CourseSyncMessage, attempt: int) ->
 def apply_roster(
     services: Services, tenant: Tenant, message: CourseSyncMessage, roster: CourseRoster
 ) -> tuple[ChangeCounts, bool]:
-    """Write what changed (a mass drop held back), record the sync errors; True when something is held."""
+    """Write what changed (a mass drop held back), record the sync errors; True when something is held.
+
+    A course marked out of scope is left as it is, unless a planner listed it after marking it."""
     tenant_id, course_id = message.tenant_id, message.course.id
     desired = roster_items(roster)
     row = services.table.course_row(tenant_id, course_id)
+    mark = row.out_of_scope if row is not None else None
+    planned_at = message.planned_at
+    if mark is not None and (planned_at is None or planned_at <= mark.at):
+        logger.info(
+            "course out of scope left as it is",
+            extra={"course_id": course_id, "reason": mark.reason, "run_id": message.run_id},
+        )
+        return ChangeCounts(), False
     # Read the stored roster item by item only when it can differ from Canvas's.
     if row is None:  # never claimed by a writer, so no item of its roster exists
         stored, generation = {}, 0
@@ -155,7 +179,9 @@ def apply_roster(
         stored, generation = desired, row.generation
     else:
         stored, generation = services.table.course_snapshot(tenant_id, course_id)
-    changes, mass_drop = split_mass_drop(diff_roster(stored, desired, datetime.now(UTC)), tenant.settings)
+    changes, mass_drop = split_mass_drop(
+        diff_roster(stored, desired, datetime.now(UTC), excluded_keys(roster)), tenant.settings
+    )
     new_course = course_item(roster.course)
     course_changed = row is None or row.course is None or row.course.content_hash != new_course.content_hash
     services.table.write_course(
@@ -167,6 +193,13 @@ def apply_roster(
         expected_generation=generation,
         expected_items=stored,
     )
+    if (
+        mark is not None
+        and planned_at is not None
+        and not services.table.bring_into_scope(tenant_id, course_id, planned_at)
+    ):
+        # A newer run marked it out of scope meanwhile: what was written stays out of the export.
+        return changes.counts, False
 
     def course_error(code: SyncErrorCode, text: str, user_id: int | None = None) -> SyncError:
         return SyncError(

@@ -30,7 +30,12 @@ EXPORTED_ENROLLMENT_FIELDS = {
     "role_id",
     "state",
     "active",
+    "dropped_at",
+    "dropped_reason",
 }
+# An exported enrollment's `state`: Canvas's enrollment state while Canvas lists it and the role mapping
+# keeps it (active, invited, inactive, completed), else "dropped", with `dropped_at` and `dropped_reason`.
+DROPPED_STATE = "dropped"
 
 
 def run_summary(services: Services, tenant_id: str, run_id: str) -> RunSummary | None:
@@ -59,13 +64,25 @@ def run_summary(services: Services, tenant_id: str, run_id: str) -> RunSummary |
 
 
 def export_roster(services: Services, tenant_id: str) -> dict[str, Any]:
+    """Every in-scope course with its roster; courses that left the tenant's selection are listed apart,
+    with when and why, without their rosters."""
     require_tenant(services, tenant_id)
     courses = []
-    stored_courses = sorted(
-        (RosterCourse.model_validate_json(item.data) for item in services.table.list_courses(tenant_id)),
-        key=lambda course: course.canvas_id,
-    )
-    for course in stored_courses:
+    out_of_scope = []
+    rows = sorted(services.table.list_course_rows(tenant_id), key=lambda row: row.course_id)
+    for row in rows:
+        if row.course is None:  # claimed by a writer that never committed: no roster yet
+            continue
+        course = RosterCourse.model_validate_json(row.course.data)
+        if row.out_of_scope is not None:
+            out_of_scope.append(
+                {
+                    **course.model_dump(mode="json"),
+                    "out_of_scope_at": row.out_of_scope.at.isoformat(),
+                    "out_of_scope_reason": row.out_of_scope.reason,
+                }
+            )
+            continue
         items = services.table.course_items(tenant_id, course.canvas_id)
         users = [user for user in _records(items, USER_PREFIX, RosterUser) if user.sync_error is None]
         identified = {user.canvas_id for user in users}
@@ -80,12 +97,17 @@ def export_roster(services: Services, tenant_id: str) -> dict[str, Any]:
                     for section in _records(items, SECTION_PREFIX, RosterSection)
                 ],
                 "users": [user.model_dump(mode="json", include=EXPORTED_USER_FIELDS) for user in users],
-                "enrollments": [
-                    e.model_dump(mode="json", include=EXPORTED_ENROLLMENT_FIELDS) for e in enrollments
-                ],
+                "enrollments": [exported_enrollment(e) for e in enrollments],
             }
         )
-    return {"tenant": tenant_id, "courses": courses}
+    return {"tenant": tenant_id, "courses": courses, "out_of_scope_courses": out_of_scope}
+
+
+def exported_enrollment(enrollment: RosterEnrollment) -> dict[str, Any]:
+    exported = enrollment.model_dump(mode="json", include=EXPORTED_ENROLLMENT_FIELDS)
+    if enrollment.dropped_reason is not None:
+        exported["state"] = DROPPED_STATE
+    return exported
 
 
 def roster_totals(export: dict[str, Any]) -> dict[str, int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,7 +30,10 @@ from rostersync.store.table import StoredItem
 
 # Asked for explicitly: Canvas's default differs between teachers and admins.
 SYNCED_ENROLLMENT_STATES = ("active", "invited", "inactive", "completed")
+# Why a stored enrollment was dropped: Canvas no longer lists it, or the tenant's role mapping now
+# excludes its role (Canvas still lists it).
 DROPPED_NOT_IN_CANVAS = "not_in_canvas"
+DROPPED_ROLE_EXCLUDED = "role_excluded"
 
 SECTION_PREFIX = "SECTION#"
 USER_PREFIX = "USER#"
@@ -51,6 +54,8 @@ class CourseRoster:
     users: list[RosterUser]
     enrollments: list[RosterEnrollment]
     problems: list[UserProblem] = field(default_factory=list)
+    # Enrollments Canvas listed that the role mapping leaves out (observers, the test student, ...).
+    excluded_enrollment_ids: frozenset[int] = frozenset()
 
 
 def user_identifier(user: RosterUser, field_name: UserIdField) -> str | None:
@@ -104,12 +109,10 @@ def build_course_roster(
     settings: TenantSettings | None = None,
 ) -> CourseRoster:
     settings = settings or TenantSettings()
-    kept = [
-        (enrollment, role)
-        for enrollment in enrollments
-        if enrollment.course_id == course.id
-        and (role := settings.roster_role(enrollment.type, enrollment.role)) is not RosterRole.EXCLUDED
-    ]
+    of_course = [enrollment for enrollment in enrollments if enrollment.course_id == course.id]
+    roles = [(enrollment, settings.roster_role(enrollment.type, enrollment.role)) for enrollment in of_course]
+    kept = [(enrollment, role) for enrollment, role in roles if role is not RosterRole.EXCLUDED]
+    excluded = frozenset(enrollment.id for enrollment, role in roles if role is RosterRole.EXCLUDED)
     listed_users = {user.id: user for user in users}
     roster_users: dict[int, RosterUser] = {}
     for enrollment, _ in kept:
@@ -168,7 +171,13 @@ def build_course_roster(
             key=lambda enrollment: enrollment.canvas_id,
         ),
         problems=problems,
+        excluded_enrollment_ids=excluded,
     )
+
+
+def excluded_keys(roster: CourseRoster) -> set[str]:
+    """The sort keys of the enrollments the role mapping leaves out."""
+    return {f"{ENROLLMENT_PREFIX}{enrollment_id}" for enrollment_id in roster.excluded_enrollment_ids}
 
 
 def stored_item(sk: str, model: BaseModel) -> StoredItem:
@@ -204,9 +213,13 @@ class RosterChanges:
 
 
 def diff_roster(
-    stored: Mapping[str, StoredItem], desired: Mapping[str, StoredItem], now: datetime
+    stored: Mapping[str, StoredItem],
+    desired: Mapping[str, StoredItem],
+    now: datetime,
+    excluded: Set[str] = frozenset(),
 ) -> RosterChanges:
-    """Only what changed is written. Enrollments that left Canvas are kept, marked inactive with a reason.
+    """Only what changed is written. Enrollments that left Canvas, or that the role mapping now excludes
+    (`excluded`: sort keys Canvas still lists), are kept, marked inactive with a reason and a time.
 
     Users stay while any kept enrollment (dropped ones too) names them; sections that left are removed.
     """
@@ -240,8 +253,9 @@ def diff_roster(
         if sk in previous_enrollments:
             enrollment = previous_enrollments[sk]
             if enrollment.dropped_reason is None:
+                reason = DROPPED_ROLE_EXCLUDED if sk in excluded else DROPPED_NOT_IN_CANVAS
                 dropped = enrollment.model_copy(
-                    update={"active": False, "dropped_reason": DROPPED_NOT_IN_CANVAS, "dropped_at": now}
+                    update={"active": False, "dropped_reason": reason, "dropped_at": now}
                 )
                 changes.puts.append(stored_item(sk, dropped))
                 changes.counts.dropped += 1
