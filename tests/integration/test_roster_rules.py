@@ -31,7 +31,13 @@ from rostersync.sync.course import sync_course
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
 from rostersync.sync.planner import list_synced_courses, new_run_id, plan_run, request_scheduled_syncs
 from rostersync.sync.reports import export_roster, run_summary, sync_errors, sync_errors_csv
-from rostersync.tenants import CanvasSettingsError, SyncListMode, configure_tenant, update_sync_list
+from rostersync.tenants import (
+    CanvasSettingsError,
+    ConfirmationNeededError,
+    SyncListMode,
+    configure_tenant,
+    update_sync_list,
+)
 from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve
 from rostersync_local.canvas_sim.model import Enrollment, Institution
 from tests.integration.conftest import connect, message
@@ -314,12 +320,19 @@ def test_a_course_concluded_by_its_term_date_is_not_synced(
 
 def test_replacing_the_sync_list_needs_confirmation(services: Services, tenant: Tenant) -> None:
     update_sync_list(services, tenant.tenant_id, SyncListMode.ADD, ["101", "sis_course_id:ABC"])
-    with pytest.raises(Exception, match="confirm"):
+    with pytest.raises(ConfirmationNeededError, match="replace would swap the 2 listed courses for 1"):
         update_sync_list(services, tenant.tenant_id, SyncListMode.REPLACE, ["102"])
     replaced = update_sync_list(services, tenant.tenant_id, SyncListMode.REPLACE, ["102"], confirmed=True)
     assert replaced.settings.courses.sync_list == ("102",)
-    removed = update_sync_list(services, tenant.tenant_id, SyncListMode.REMOVE, ["102"])
+    # Removing the last course means every course of the account: that widens, so it is asked too.
+    with pytest.raises(ConfirmationNeededError, match="empties the sync list"):
+        update_sync_list(services, tenant.tenant_id, SyncListMode.REMOVE, ["102"])
+    removed = update_sync_list(services, tenant.tenant_id, SyncListMode.REMOVE, ["102"], confirmed=True)
     assert removed.settings.courses.sync_list == ()
+    # An empty list replaced asks nothing: it narrows from every course to the given ones.
+    assert update_sync_list(
+        services, tenant.tenant_id, SyncListMode.REPLACE, ["103"]
+    ).settings.courses.sync_list == ("103",)
 
 
 def test_each_tenant_syncs_on_its_own_schedule(services: Services, tenant: Tenant) -> None:

@@ -208,7 +208,7 @@ def test_settings_sync_list_and_errors_through_the_cli(stack: Stack, tmp_path: P
     stack.cli_ok("courses", "import", "--tenant", tenant_id, "--mode", "add", str(listing))
     listing.write_text("course_id\n102\n")
     refused = stack.cli("courses", "import", "--tenant", tenant_id, "--mode", "replace", str(listing))
-    assert refused.returncode == 1 and "confirm" in refused.stderr
+    assert refused.returncode == 1 and "add --yes to proceed" in refused.stderr
     stack.cli_ok("courses", "import", "--tenant", tenant_id, "--mode", "replace", "--yes", str(listing))
     assert stack.cli_ok("courses", "list", "--tenant", tenant_id).splitlines() == ["102"]
     listing.write_text("course_id\nnot-a-course\n")
