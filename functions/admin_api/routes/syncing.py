@@ -54,3 +54,17 @@ def errors() -> Response[str] | list[dict[str, object]]:
 @router.get("/admin/roster/totals")
 def roster_counts() -> dict[str, int]:
     return roster_totals(export_roster(services, signed_in_tenant(router.current_event)))
+
+
+@router.post("/admin/settings/sync")
+def save_sync_settings() -> dict[str, object]:
+    event = router.current_event
+    return admin.save_sync_settings(
+        services, signed_in_tenant(event), parsed_body(event, admin.SyncSettingsForm)
+    )
+
+
+@router.get("/admin/canvas/roles")
+def canvas_roles() -> list[dict[str, str]]:
+    """The course roles a role mapping may name (read from the tenant's Canvas)."""
+    return admin.canvas_roles(services, signed_in_tenant(router.current_event))

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
 from rostersync.canvas.scopes import required_scopes
-from rostersync.models import CanvasId, HeldSync, SyncTrigger, TenantStatus
+from rostersync.models import (
+    CanvasId,
+    CourseIdField,
+    HeldSync,
+    RosterRole,
+    SyncSchedule,
+    SyncTrigger,
+    TenantStatus,
+    UserIdField,
+)
 from rostersync.selftest import SelfTestReport, run_self_test
 from rostersync.services import Services
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
@@ -17,6 +26,8 @@ from rostersync.sync.reports import run_summary
 from rostersync.tenants import (
     SyncListMode,
     begin_authorization,
+    change_settings,
+    course_roles,
     create_tenant,
     disconnect_tenant,
     parse_course_list_csv,
@@ -61,6 +72,24 @@ class AllCoursesForm(BaseModel):
             "account_number",
             "give the account's number, as in its Canvas address (/accounts/N), not its name",
         )
+
+
+class SyncSettingsForm(BaseModel):
+    """The page's sync settings: what the CLI's `tenant configure` sets, but the account and sync list."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    user_id_field: UserIdField
+    course_id_field: CourseIdField
+    role_overrides: dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], RosterRole] = Field(
+        default_factory=dict, max_length=200
+    )
+    term_ids: tuple[CanvasId, ...] = Field(default=(), max_length=1000)
+    include_unpublished: bool = False
+    schedule: SyncSchedule
+    mass_drop_threshold: float = Field(gt=0, le=1)
+    mass_drop_min_enrollments: int = Field(ge=1, le=100_000)
+    confirm: bool = False  # a change that may sync more than today needs it
 
 
 class SyncNowForm(BaseModel):
@@ -123,6 +152,22 @@ def use_all_courses_of(services: Services, tenant_id: str, form: AllCoursesForm)
     """Sync every published course of an account (the root account when None) instead of today's selection."""
     tenant = select_all_courses(services, tenant_id, form.account_id, confirmed=form.confirm)
     return tenant.settings.courses.model_dump(mode="json")
+
+
+def save_sync_settings(services: Services, tenant_id: str, form: SyncSettingsForm) -> dict[str, Any]:
+    current = require_tenant(services, tenant_id).settings.courses
+    courses = current.model_copy(
+        update={"term_ids": form.term_ids, "published_only": not form.include_unpublished}
+    )
+    changes = form.model_dump(exclude={"term_ids", "include_unpublished", "confirm"}) | {
+        "courses": courses.model_dump()
+    }
+    tenant = change_settings(services, tenant_id, changes, confirmed=form.confirm)
+    return tenant.settings.model_dump(mode="json")
+
+
+def canvas_roles(services: Services, tenant_id: str) -> list[dict[str, str]]:
+    return course_roles(services, tenant_id)
 
 
 def disconnect(services: Services, tenant_id: str, admin: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from urllib.parse import urlencode
 
 from pydantic import ValidationError
@@ -270,17 +271,39 @@ def _check_account(client: CanvasClient, tenant: Tenant, account_id: int) -> Non
 BASE_ENROLLMENT_TYPES = frozenset({*DEFAULT_ROLE_MAP, "StudentViewEnrollment"})
 
 
-def _check_role_names(client: CanvasClient, tenant: Tenant, account_id: int | None, names: list[str]) -> None:
-    """Each name must be a base enrollment type or a course role of the synced account (its own roles,
-    those it inherits, inactive ones too: their enrollments keep them). A role defined only in a
-    sub-account below the synced account is not listed there, so it is refused as unknown."""
-    account = account_id or tenant.root_account_id
+def _course_roles(client: CanvasClient, account: int | None) -> dict[str, dict[str, Any]]:
+    """The course roles of an account by name: its own, those it inherits, inactive ones too (their
+    enrollments keep them)."""
     listed = client.get_all(
         LIST_ACCOUNT_ROLES,
         [("state[]", "active"), ("state[]", "inactive"), ("show_inherited", "true")],
         account_id=str(account),
     )
-    course_roles = {str(role["role"]): role for role in listed if not role.get("is_account_role")}
+    return {str(role["role"]): role for role in listed if not role.get("is_account_role")}
+
+
+def course_roles(services: Services, tenant_id: str) -> list[dict[str, str]]:
+    """The roles a role mapping may name for the synced account: each with its label and base type."""
+    tenant = require_tenant(services, tenant_id)
+    client = _checking_client(services, tenant)
+    account = tenant.settings.courses.account_id or tenant.root_account_id
+    listed = _course_roles(client, account)
+    named = {
+        name: (str(role.get("label") or name), str(role.get("base_role_type") or name))
+        for name, role in listed.items()
+    }
+    for base in sorted(DEFAULT_ROLE_MAP):
+        named.setdefault(base, (base, base))
+    return [
+        {"name": name, "label": label, "base_type": base} for name, (label, base) in sorted(named.items())
+    ]
+
+
+def _check_role_names(client: CanvasClient, tenant: Tenant, account_id: int | None, names: list[str]) -> None:
+    """Each name must be a base enrollment type or a course role of the synced account. A role defined
+    only in a sub-account below the synced account is not listed there, so it is refused as unknown."""
+    account = account_id or tenant.root_account_id
+    course_roles = _course_roles(client, account)
     known = BASE_ENROLLMENT_TYPES | set(course_roles)
     labels = {str(role.get("label")): name for name, role in course_roles.items() if role.get("label")}
     problems = []
@@ -365,25 +388,45 @@ def describe_selection(selection: CourseSelection) -> str:
     if selection.sync_list:
         return f"the {len(selection.sync_list)} courses of the sync list"
     account = "the root account" if selection.account_id is None else f"account {selection.account_id}"
-    published = "published courses" if selection.published_only else "courses"
-    return f"all {published} of {account}"
+    published = "published courses" if selection.published_only else "courses, unpublished too,"
+    terms = f" in terms {', '.join(map(str, selection.term_ids))}" if selection.term_ids else ""
+    return f"all {published} of {account}{terms}"
+
+
+def widens(current: CourseSelection, new: CourseSelection) -> bool:
+    """Whether `new` may sync a course `current` does not (another account is not known to be narrower)."""
+    if current.sync_list or new.sync_list:
+        return bool(current.sync_list) and (
+            not new.sync_list or bool(set(new.sync_list) - set(current.sync_list))
+        )
+    return (
+        (current.account_id is not None and new.account_id != current.account_id)
+        or (current.published_only and not new.published_only)
+        or (bool(current.term_ids) and (not new.term_ids or bool(set(new.term_ids) - set(current.term_ids))))
+    )
+
+
+def change_settings(
+    services: Services, tenant_id: str, changes: dict[str, object], *, confirmed: bool = False
+) -> Tenant:
+    """Save settings from the page: a change that widens what syncs is honoured only when confirmed."""
+    tenant = require_tenant(services, tenant_id)
+    if "courses" in changes:
+        current, new = tenant.settings.courses, CourseSelection.model_validate(changes["courses"])
+        if widens(current, new) and not confirmed:
+            raise ConfirmationNeededError(
+                f"this syncs {describe_selection(new)} instead of {describe_selection(current)}; "
+                "confirm to proceed"
+            )
+    return configure_tenant(services, tenant_id, changes)
 
 
 def select_all_courses(
     services: Services, tenant_id: str, account_id: int | None, *, confirmed: bool = False
 ) -> Tenant:
-    """Sync every published course of an account (the root when None) instead of the current selection.
-    A change that may sync more than today (from a list, or to another account) needs a confirmation."""
-    tenant = require_tenant(services, tenant_id)
-    current = tenant.settings.courses
+    """Sync every published course of an account (the root when None) instead of the current selection."""
     selection = CourseSelection(account_id=account_id)
-    widens = bool(current.sync_list) or (current.account_id is not None and current.account_id != account_id)
-    if widens and not confirmed:
-        raise ConfirmationNeededError(
-            f"this syncs {describe_selection(selection)} instead of {describe_selection(current)}; "
-            "confirm to proceed"
-        )
-    return configure_tenant(services, tenant_id, {"courses": selection.model_dump()})
+    return change_settings(services, tenant_id, {"courses": selection.model_dump()}, confirmed=confirmed)
 
 
 def _split_state(combined: str | None) -> tuple[str, str]:
