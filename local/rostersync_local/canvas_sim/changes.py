@@ -166,15 +166,7 @@ def _add_enrollment(
         None,
     )
     if existing is not None:
-        if existing.state == wanted:
-            return existing, [], False
-        existing.state = wanted
-        existing.updated_at = iso_ms(state.change_ms(existing.updated_at))
-        events = [
-            factory.enrollment_updated(existing),
-            factory.enrollment_state_updated(existing, _access_state(wanted), existing.updated_at),
-        ]
-        return existing, events, False
+        return existing, _set_enrollment_state(factory, state, existing, wanted), False
     ms = state.change_ms()
     enrollment = Enrollment(
         id=max((e.id for e in inst.enrollments), default=50000) + 1,
