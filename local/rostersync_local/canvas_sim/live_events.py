@@ -229,9 +229,9 @@ class EventFactory:
             "data": [data],
         }
 
-    def _group(self, course_id: int, section_id: int | None = None) -> tuple[JsonDict, JsonDict]:
-        """Caliper's ``group`` (the course offering, or a section of it) and the acting user's
-        ``membership`` of it."""
+    def _in_group(self, event: JsonDict, course_id: int, section_id: int | None = None) -> JsonDict:
+        """A Caliper event with its ``group`` (the course offering, or a section of it) and the acting
+        user's ``membership`` of it."""
         course = {"id": f"{URN}:course:{global_id(course_id)}", "type": "CourseOffering"}
         organization: JsonDict = dict(course)
         if section_id is not None:
@@ -252,7 +252,7 @@ class EventFactory:
             "member": {"id": f"{URN}:user:{actor_id}", "type": "Person"},
             "organization": organization,
         }
-        return group, membership
+        return {**event, "group": group, "membership": membership}
 
     # ---------------------------------------------------------------------- users
     def _user_body(self, user: User) -> JsonDict:
@@ -327,14 +327,8 @@ class EventFactory:
             if action == "Modified":
                 obj["dateModified"] = caliper_time(enrollment.updated_at)
             obj["extensions"] = {CANVAS_EXTENSION: extension}
-            group, membership = self._group(enrollment.course_id, enrollment.section_id)
-            return {
-                "action": action,
-                "object": obj,
-                "eventTime": event_time,
-                "group": group,
-                "membership": membership,
-            }
+            event = {"action": action, "object": obj, "eventTime": event_time}
+            return self._in_group(event, enrollment.course_id, enrollment.section_id)
 
         return self._event(name, self._course_context(course), body, build)
 
@@ -367,14 +361,8 @@ class EventFactory:
                 "extensions": {CANVAS_EXTENSION: extension},
                 "startedAtTime": caliper_time(started_at),
             }
-            group, membership = self._group(course.id)
-            return {
-                "action": caliper_action(name),
-                "object": obj,
-                "eventTime": event_time,
-                "group": group,
-                "membership": membership,
-            }
+            event = {"action": caliper_action(name), "object": obj, "eventTime": event_time}
+            return self._in_group(event, course.id)
 
         return self._event(name, self._course_context(course), body, build)
 
