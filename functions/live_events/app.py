@@ -2,16 +2,13 @@
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rostersync.events.apply import apply_live_event, not_connected, record_outcome, routed_tenants
 from rostersync.events.intake import JwksCache, read_incoming_event
@@ -19,13 +16,12 @@ from rostersync.events.models import EventOrigin, TenantEvent
 from rostersync.events.parse import parse_event
 from rostersync.models import Tenant, TenantStatus
 from rostersync.services import Services
+from rostersync.sqs_handler import sqs_batch_handler
 from rostersync.store.queues import HTTPS_INTAKE, LIVE_EVENT_INTAKE_ATTRIBUTE
 
 logger = Logger()
-tracer = Tracer()
 services = Services.from_environment()
 jwks = JwksCache(services.settings.live_events_jwks_url)
-processor = BatchProcessor(event_type=EventType.SQS, model=SqsRecordModel)
 # Canvas may deliver an event more than once: the same event is applied to a tenant once a day at most.
 idempotency = IdempotencyConfig(event_key_jmespath="dedupe_key", expires_after_seconds=86400)
 persistence = DynamoDBPersistenceLayer(
@@ -105,10 +101,4 @@ def record_handler(record: SqsRecordModel) -> None:
             record_outcome(services, tenant_event, not_connected(tenant))
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-def handler(event: dict[str, object], context: LambdaContext) -> PartialItemFailureResponse:
-    idempotency.register_lambda_context(context)
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+handler = sqs_batch_handler(SqsRecordModel, record_handler, idempotency=idempotency)

@@ -14,7 +14,7 @@ from .changes import CHANGE_ROUTES
 from .config import SimulatorConfig
 from .serialize import iso
 from .state import FAULT_KINDS, Fault, SimulatorState
-from .web import HttpError, json_response
+from .web import json_response, sim_error, sim_json_body
 
 _SCOPE_RE = re.compile(r"^url:(GET|POST|PUT|PATCH|DELETE|HEAD)\|/\S+$")
 # Settings ``POST /_sim/config`` may change at run time, by expected JSON type.
@@ -27,36 +27,23 @@ NUMBER_SETTINGS = frozenset(
 RUNTIME_SETTINGS = BOOL_SETTINGS | NUMBER_SETTINGS | {"token_ttl_seconds", "throttle_style", "fault_seed"}
 
 
-def _body(request: Request) -> dict[str, Any]:
-    if not request.get_data():
-        return {}
-    body = request.get_json(force=True, silent=True)
-    if not isinstance(body, dict):
-        raise HttpError(json_response({"error": "expected a JSON object body"}, 400))
-    return body
-
-
-def _error(message: str) -> HttpError:
-    return HttpError(json_response({"error": message}, 400))
-
-
 def health(request: Request, state: SimulatorState) -> Response:
     return json_response({"status": "ok"})
 
 
 def create_developer_key(request: Request, state: SimulatorState) -> Response:
-    body = _body(request)
+    body = sim_json_body(request)
     redirect_uri = body.get("redirect_uri")
     if not isinstance(redirect_uri, str) or not redirect_uri:
-        raise _error("redirect_uri is required")
+        raise sim_error("redirect_uri is required")
     name = body.get("name") or "Developer Key"
     if not isinstance(name, str):
-        raise _error("name must be a string")
+        raise sim_error("name must be a string")
     scopes = body.get("scopes")
     if scopes is None:
         scopes = list(DEFAULT_SCOPES)
     if not isinstance(scopes, list) or not all(isinstance(s, str) and _SCOPE_RE.match(s) for s in scopes):
-        raise _error("scopes must be a list of 'url:<VERB>|<path>' strings")
+        raise sim_error("scopes must be a list of 'url:<VERB>|<path>' strings")
     key = state.tokens.register_key(name, redirect_uri, tuple(dict.fromkeys(scopes)))
     return json_response({**key.public(), "client_secret": key.client_secret}, 201)
 
@@ -86,22 +73,22 @@ def _setting(name: str, value: Any) -> Any:
     """``value`` checked and converted for the config field ``name``."""
     if name in BOOL_SETTINGS:
         if not isinstance(value, bool):
-            raise _error(f"{name} must be a boolean")
+            raise sim_error(f"{name} must be a boolean")
         return value
     if name in NUMBER_SETTINGS:
         if not (_is_int(value) or isinstance(value, float)):
-            raise _error(f"{name} must be a number")
+            raise sim_error(f"{name} must be a number")
         return float(value)
     if name == "token_ttl_seconds":
         if not _is_int(value) or value < 0:
-            raise _error("token_ttl_seconds must be a non-negative integer")
+            raise sim_error("token_ttl_seconds must be a non-negative integer")
         return value
     if name == "throttle_style":
         if str(value) not in {"403", "429"} or isinstance(value, bool):
-            raise _error("throttle_style must be '403' or '429'")
+            raise sim_error("throttle_style must be '403' or '429'")
         return str(value)
     if value is not None and not _is_int(value):  # fault_seed
-        raise _error("fault_seed must be an integer or null")
+        raise sim_error("fault_seed must be an integer or null")
     return value
 
 
@@ -110,15 +97,15 @@ def update_config(request: Request, state: SimulatorState) -> Response:
 
     Posting ``fault_seed`` (even the same value) restarts the random fault and latency sequences.
     """
-    body = _body(request)
+    body = sim_json_body(request)
     unknown = set(body) - RUNTIME_SETTINGS
     if unknown:
-        raise _error(f"unsupported config keys: {sorted(unknown)}")
+        raise sim_error(f"unsupported config keys: {sorted(unknown)}")
     changes = {name: _setting(name, value) for name, value in body.items()}
     try:
         candidate: SimulatorConfig = dataclasses.replace(state.config, **changes)
     except ValueError as exc:
-        raise _error(str(exc)) from exc
+        raise sim_error(str(exc)) from exc
     for name in changes:  # the same object: the throttle and handlers read it live
         setattr(state.config, name, getattr(candidate, name))
     if "fault_seed" in changes:
@@ -131,26 +118,26 @@ def list_faults(request: Request, state: SimulatorState) -> Response:
 
 
 def add_fault(request: Request, state: SimulatorState) -> Response:
-    body = _body(request)
+    body = sim_json_body(request)
     status = body.get("status", 500)
     if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
-        raise _error("status must be an integer between 400 and 599")
+        raise sim_error("status must be an integer between 400 and 599")
     pattern = body.get("path_regex", "")
     if not isinstance(pattern, str):
-        raise _error("path_regex must be a string")
+        raise sim_error("path_regex must be a string")
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
-        raise _error(f"invalid path_regex: {exc}") from exc
+        raise sim_error(f"invalid path_regex: {exc}") from exc
     count = body.get("count", 1)
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise _error("count must be a positive integer")
+        raise sim_error("count must be a positive integer")
     method = body.get("method")
     if method is not None and not isinstance(method, str):
-        raise _error("method must be a string")
+        raise sim_error("method must be a string")
     kind = body.get("kind", "error")
     if kind not in FAULT_KINDS:
-        raise _error(f"kind must be one of {', '.join(repr(k) for k in FAULT_KINDS)}")
+        raise sim_error(f"kind must be one of {', '.join(repr(k) for k in FAULT_KINDS)}")
     state.add_fault(Fault(status, compiled, count, method.upper() if method else None, kind))
     return json_response({"faults": [f.public() for f in state.faults]}, 201)
 
@@ -182,18 +169,18 @@ def issued_secrets(request: Request, state: SimulatorState) -> Response:
 def revoke_tokens(request: Request, state: SimulatorState) -> Response:
     """Delete grants like an admin deleting the integration's token: ``{"access_token": ...}`` (that grant)
     or ``{"client_id": ...}`` (every grant of the developer key). Answers ``{"revoked": <count>}``."""
-    body = _body(request)
+    body = sim_json_body(request)
     access_token, client_id = body.get("access_token"), body.get("client_id")
     if (access_token is None) == (client_id is None):
-        raise _error("give exactly one of access_token or client_id")
+        raise sim_error("give exactly one of access_token or client_id")
     if access_token is not None:
         if not isinstance(access_token, str):
-            raise _error("access_token must be a string")
+            raise sim_error("access_token must be a string")
         found = state.tokens.by_access_token(access_token)
         grants = [found] if found is not None else []
     else:
         if not isinstance(client_id, str | int) or isinstance(client_id, bool):
-            raise _error("client_id must be a string")
+            raise sim_error("client_id must be a string")
         grants = state.tokens.grants_of(str(client_id))
     for grant in grants:
         state.tokens.revoke(grant)
@@ -207,10 +194,10 @@ def set_developer_key_scopes(request: Request, state: SimulatorState, client_id:
     """
     key = state.tokens.developer_keys.get(client_id)
     if key is None:
-        raise HttpError(json_response({"error": "unknown developer key"}, 404))
-    scopes = _body(request).get("scopes")
+        raise sim_error("unknown developer key", 404)
+    scopes = sim_json_body(request).get("scopes")
     if not isinstance(scopes, list) or not all(isinstance(s, str) and _SCOPE_RE.match(s) for s in scopes):
-        raise _error("scopes must be a list of 'url:<VERB>|<path>' strings")
+        raise sim_error("scopes must be a list of 'url:<VERB>|<path>' strings")
     invalidated = state.tokens.set_key_scopes(key, tuple(dict.fromkeys(scopes)))
     return json_response({**key.public(), "invalidated_tokens": invalidated})
 

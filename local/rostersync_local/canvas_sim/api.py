@@ -129,6 +129,18 @@ def _int_list(values: Iterable[str]) -> set[int]:
     return {int(v) for v in values if v.isascii() and v.isdigit()}
 
 
+def _search_needle(ctx: ApiContext, minimum: int) -> str | None:
+    """The casefolded ``search_term``, if given; Canvas refuses one shorter than ``minimum`` characters."""
+    search = ctx.arg("search_term")
+    if search is None:
+        return None
+    if len(search) < minimum:
+        raise bad_request(
+            {"errors": [{"message": f"search_term of {minimum} or more characters is required"}]}
+        )
+    return search.casefold()
+
+
 # ----------------------------------------------------------------------------------------- accounts
 def list_accounts(ctx: ApiContext) -> Response:
     """Accounts the API user administers: the root account (sub-accounts come via the root)."""
@@ -189,11 +201,8 @@ def account_courses(ctx: ApiContext, account_id: str) -> Response:
     if term_ref:
         term_id = _term_id(ctx, term_ref)
         courses = [c for c in courses if c.term_id == term_id]
-    search = ctx.arg("search_term")
-    if search is not None:
-        if len(search) < 3:
-            raise bad_request({"errors": [{"message": "search_term of 3 or more characters is required"}]})
-        needle = search.casefold()
+    needle = _search_needle(ctx, 3)
+    if needle is not None:
         courses = [
             c
             for c in courses
@@ -266,11 +275,8 @@ def course_users(ctx: ApiContext, course_id: str) -> Response:
             continue
         matched.setdefault(enrollment.user_id, []).append(enrollment)
     users = [ctx.inst.users_by_id[user_id] for user_id in matched]
-    search = ctx.arg("search_term")
-    if search is not None:
-        if len(search) < 2:
-            raise bad_request({"errors": [{"message": "search_term of 2 or more characters is required"}]})
-        needle = search.casefold()
+    needle = _search_needle(ctx, 2)
+    if needle is not None:
         users = [
             u
             for u in users

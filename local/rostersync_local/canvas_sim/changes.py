@@ -31,7 +31,7 @@ from .model import (
 )
 from .serialize import iso
 from .state import SimulatorState
-from .web import HttpError, json_response
+from .web import json_response, sim_error, sim_json_body
 
 ENROLLMENT_ROLE_IDS = {
     "StudentEnrollment": STUDENT_ROLE_ID,
@@ -48,19 +48,6 @@ ACCESS_STATE = {"creation_pending": "pending_invited"}
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def _error(message: str, status: int = 400) -> HttpError:
-    return HttpError(json_response({"error": message}, status))
-
-
-def _body(request: Request) -> dict[str, Any]:
-    if not request.get_data():
-        return {}
-    body = request.get_json(force=True, silent=True)
-    if not isinstance(body, dict):
-        raise _error("expected a JSON object body")
-    return body
-
-
 def _int(body: dict[str, Any], name: str, *, required: bool = True) -> int | None:
     value = body.get(name)
     if value is None and not required:
@@ -68,7 +55,7 @@ def _int(body: dict[str, Any], name: str, *, required: bool = True) -> int | Non
     if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise _error(f"{name} must be an integer id")
+        raise sim_error(f"{name} must be an integer id")
     return value
 
 
@@ -77,28 +64,28 @@ def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str | N
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise _error(f"{name} must be a non-empty string")
+        raise sim_error(f"{name} must be a non-empty string")
     return value.strip()
 
 
 def _course(state: SimulatorState, course_id: int | None) -> Course:
     course = state.institution.courses_by_id.get(course_id or -1)
     if course is None or course.db_state == "deleted":
-        raise _error(f"no course {course_id}", 404)
+        raise sim_error(f"no course {course_id}", 404)
     return course
 
 
 def _section(state: SimulatorState, section_id: int | None) -> Section:
     section = state.institution.sections_by_id.get(section_id or -1)
     if section is None or section.workflow_state == "deleted":
-        raise _error(f"no section {section_id}", 404)
+        raise sim_error(f"no section {section_id}", 404)
     return section
 
 
 def _enrollment(state: SimulatorState, enrollment_id: int | None) -> Enrollment:
     found = next((e for e in state.institution.enrollments if e.id == enrollment_id), None)
     if found is None:
-        raise _error(f"no enrollment {enrollment_id}", 404)
+        raise sim_error(f"no enrollment {enrollment_id}", 404)
     return found
 
 
@@ -128,13 +115,13 @@ def _access_state(state: str) -> str:
 
 def _new_user(state: SimulatorState, spec: Any, created_ms: int) -> User:
     if not isinstance(spec, dict):
-        raise _error("user must be an object")
+        raise sim_error("user must be an object")
     first, last = _text(spec, "first_name", required=True), _text(spec, "last_name", required=True)
     email, sis = _text(spec, "email"), _text(spec, "sis_user_id")
     inst = state.institution
     everyone = [inst.api_user, *inst.users]
     if sis is not None and any(u.sis_user_id == sis for u in everyone):
-        raise _error(f"sis_user_id {sis!r} is already taken")
+        raise sim_error(f"sis_user_id {sis!r} is already taken")
     logins = {u.login_id for u in everyone}
     base = email or f"{first}.{last}".lower().replace(" ", "")
     login, suffix = base, 2
@@ -179,15 +166,7 @@ def _add_enrollment(
         None,
     )
     if existing is not None:
-        if existing.state == wanted:
-            return existing, [], False
-        existing.state = wanted
-        existing.updated_at = iso_ms(state.change_ms(existing.updated_at))
-        events = [
-            factory.enrollment_updated(existing),
-            factory.enrollment_state_updated(existing, _access_state(wanted), existing.updated_at),
-        ]
-        return existing, events, False
+        return existing, _set_enrollment_state(factory, state, existing, wanted), False
     ms = state.change_ms()
     enrollment = Enrollment(
         id=max((e.id for e in inst.enrollments), default=50000) + 1,
@@ -228,7 +207,7 @@ def _default_section(state: SimulatorState, course: Course) -> Section:
         s for s in state.institution.sections_by_course.get(course.id, []) if s.workflow_state == "active"
     ]
     if not sections:
-        raise _error(f"course {course.id} has no active section")
+        raise sim_error(f"course {course.id} has no active section")
     own = [s for s in sections if s.nonxlist_course_id is None]
     return min(own or sections, key=lambda s: s.id)
 
@@ -237,25 +216,25 @@ def _default_section(state: SimulatorState, course: Course) -> Section:
 def enroll(request: Request, state: SimulatorState) -> Response:
     """``{"course_id", "section_id"?, "user_id"? | "user": {"first_name", "last_name", "email"?,
     "sis_user_id"?}, "type": "StudentEnrollment", "state": "active", "associated_user_id"?}``."""
-    body = _body(request)
+    body = sim_json_body(request)
     course = _course(state, _int(body, "course_id"))
     section_id = _int(body, "section_id", required=False)
     section = _default_section(state, course) if section_id is None else _section(state, section_id)
     if section.course_id != course.id:
-        raise _error(f"section {section.id} is not in course {course.id}")
+        raise sim_error(f"section {section.id} is not in course {course.id}")
     etype = body.get("type", "StudentEnrollment")
     if etype not in ENROLLMENT_ROLE_IDS:
-        raise _error(f"type must be one of {', '.join(ENROLLMENT_ROLE_IDS)}")
+        raise sim_error(f"type must be one of {', '.join(ENROLLMENT_ROLE_IDS)}")
     wanted = body.get("state", "active")
     if wanted not in ENROLL_STATES:
-        raise _error(f"state must be one of {', '.join(ENROLL_STATES)}")
+        raise sim_error(f"state must be one of {', '.join(ENROLL_STATES)}")
     if ("user_id" in body) == ("user" in body):
-        raise _error("give exactly one of user_id or user")
+        raise sim_error("give exactly one of user_id or user")
     associated = _int(body, "associated_user_id", required=False)
     if associated is not None and (
         etype != "ObserverEnrollment" or associated not in state.institution.users_by_id
     ):
-        raise _error("associated_user_id needs an ObserverEnrollment and an existing user")
+        raise sim_error("associated_user_id needs an ObserverEnrollment and an existing user")
     factory = _factory(request, state, "POST", f"/api/v1/sections/{section.id}/enrollments")
     events: list[LiveEvent] = []
     if "user" in body:
@@ -265,7 +244,7 @@ def enroll(request: Request, state: SimulatorState) -> Response:
         user_id = _int(body, "user_id")
         found = state.institution.users_by_id.get(user_id or -1)
         if found is None:
-            raise _error(f"no user {user_id}", 404)
+            raise sim_error(f"no user {user_id}", 404)
         user = found
     enrollment, enrollment_events, created = _add_enrollment(
         state, factory, user, section, etype=etype, wanted=wanted, associated_user_id=associated
@@ -288,11 +267,11 @@ def enroll(request: Request, state: SimulatorState) -> Response:
 
 def drop(request: Request, state: SimulatorState) -> Response:
     """``{"enrollment_id", "state": "deleted" | "inactive" | "completed"}`` (default "deleted")."""
-    body = _body(request)
+    body = sim_json_body(request)
     enrollment = _enrollment(state, _int(body, "enrollment_id"))
     wanted = body.get("state", "deleted")
     if wanted not in DROP_STATES:
-        raise _error(f"state must be one of {', '.join(DROP_STATES)}")
+        raise sim_error(f"state must be one of {', '.join(DROP_STATES)}")
     task = {"deleted": "delete", "inactive": "deactivate", "completed": "conclude"}[wanted]
     path = f"/api/v1/courses/{enrollment.course_id}/enrollments/{enrollment.id}?task={task}"
     factory = _factory(request, state, "DELETE", path)
@@ -305,15 +284,15 @@ def drop(request: Request, state: SimulatorState) -> Response:
 def move(request: Request, state: SimulatorState) -> Response:
     """``{"enrollment_id", "section_id"}``: Canvas moves an enrollment to another section of its course by
     enrolling the user in the new section and deleting the old enrollment (both sets of events)."""
-    body = _body(request)
+    body = sim_json_body(request)
     old = _enrollment(state, _int(body, "enrollment_id"))
     target = _section(state, _int(body, "section_id"))
     if old.state == "deleted":
-        raise _error(f"enrollment {old.id} is deleted")
+        raise sim_error(f"enrollment {old.id} is deleted")
     if target.course_id != old.course_id:
-        raise _error(f"section {target.id} is not in course {old.course_id}")
+        raise sim_error(f"section {target.id} is not in course {old.course_id}")
     if target.id == old.section_id:
-        raise _error(f"enrollment {old.id} is already in section {target.id}")
+        raise sim_error(f"enrollment {old.id} is already in section {target.id}")
     user = state.institution.users_by_id[old.user_id]
     factory = _factory(request, state, "POST", f"/api/v1/sections/{target.id}/enrollments")
     new, events, created = _add_enrollment(
@@ -343,14 +322,14 @@ def move(request: Request, state: SimulatorState) -> Response:
 
 def rename_user(request: Request, state: SimulatorState) -> Response:
     """``{"user_id", "first_name"?, "last_name"?}`` -> ``user_updated`` (when the name changed)."""
-    body = _body(request)
+    body = sim_json_body(request)
     user_id = _int(body, "user_id")
     user = state.institution.users_by_id.get(user_id or -1)
     if user is None:
-        raise _error(f"no user {user_id}", 404)
+        raise sim_error(f"no user {user_id}", 404)
     first, last = _text(body, "first_name"), _text(body, "last_name")
     if first is None and last is None:
-        raise _error("give first_name and/or last_name")
+        raise sim_error("give first_name and/or last_name")
     events: list[LiveEvent] = []
     new_first, new_last = first or user.first_name, last or user.last_name
     if (new_first, new_last) != (user.first_name, user.last_name):
@@ -370,7 +349,7 @@ def rename_user(request: Request, state: SimulatorState) -> Response:
 
 def rename_course(request: Request, state: SimulatorState) -> Response:
     """``{"course_id", "name"}`` -> ``course_updated`` (when the name changed)."""
-    body = _body(request)
+    body = sim_json_body(request)
     course = _course(state, _int(body, "course_id"))
     name = _text(body, "name", required=True)
     events: list[LiveEvent] = []
@@ -397,14 +376,14 @@ def crosslist(request: Request, state: SimulatorState) -> Response:
     callbacks: no ``enrollment_updated`` is emitted. ``"enrollment_events": true`` emits one per moved
     enrollment anyway. Cross-listing back to the original course (``nonxlist_course_id``) de-cross-lists.
     """
-    body = _body(request)
+    body = sim_json_body(request)
     section = _section(state, _int(body, "section_id"))
     target = _course(state, _int(body, "target_course_id"))
     with_enrollments = body.get("enrollment_events", False)
     if not isinstance(with_enrollments, bool):
-        raise _error("enrollment_events must be a boolean")
+        raise sim_error("enrollment_events must be a boolean")
     if target.id == section.course_id:
-        raise _error(f"section {section.id} is already in course {target.id}")
+        raise sim_error(f"section {section.id} is already in course {target.id}")
     inst = state.institution
     factory = _factory(request, state, "POST", f"/api/v1/sections/{section.id}/crosslist/{target.id}")
     if target.id == section.nonxlist_course_id:
@@ -455,26 +434,26 @@ def _live_setting(name: str, kind: str, value: Any) -> Any:
     is_int = isinstance(value, int) and not isinstance(value, bool)
     if kind == "url":
         if value is not None and not (isinstance(value, str) and value):
-            raise _error(f"{name} must be a non-empty string or null")
+            raise sim_error(f"{name} must be a non-empty string or null")
         return value
     if kind == "format":
         if value not in ("canvas", "caliper"):
-            raise _error("format must be 'canvas' or 'caliper'")
+            raise sim_error("format must be 'canvas' or 'caliper'")
         return value
     if kind == "bool":
         if not isinstance(value, bool):
-            raise _error(f"{name} must be a boolean")
+            raise sim_error(f"{name} must be a boolean")
         return value
     if kind == "number":
         if not (is_int or isinstance(value, float)):
-            raise _error(f"{name} must be a number")
+            raise sim_error(f"{name} must be a number")
         return float(value)
     if kind == "int":
         if not is_int:
-            raise _error(f"{name} must be an integer")
+            raise sim_error(f"{name} must be an integer")
         return value
     if value is not None and not is_int:  # seed
-        raise _error("seed must be an integer or null")
+        raise sim_error("seed must be an integer or null")
     return value
 
 
@@ -488,17 +467,17 @@ def get_live_events(request: Request, state: SimulatorState) -> Response:
 
 def update_live_events(request: Request, state: SimulatorState) -> Response:
     """Change delivery settings (all-or-nothing). Posting ``seed`` (even the same) restarts the draws."""
-    body = _body(request)
+    body = sim_json_body(request)
     unknown = set(body) - set(LIVE_EVENT_SETTINGS)
     if unknown:
-        raise _error(f"unsupported live_events keys: {sorted(unknown)}")
+        raise sim_error(f"unsupported live_events keys: {sorted(unknown)}")
     changes = {
         LIVE_EVENT_SETTINGS[k][0]: _live_setting(k, LIVE_EVENT_SETTINGS[k][1], v) for k, v in body.items()
     }
     try:
         candidate = dataclasses.replace(state.config, **changes)
     except ValueError as exc:
-        raise _error(str(exc)) from exc
+        raise sim_error(str(exc)) from exc
     for name in changes:  # the same object: the dispatcher reads it live
         setattr(state.config, name, getattr(candidate, name))
     if "seed" in body:
@@ -510,15 +489,15 @@ def live_events_log(request: Request, state: SimulatorState) -> Response:
     """Every generated event in generation order; ``?since=<seq>`` = only later ones."""
     since = request.args.get("since", "0")
     if not (since.isascii() and since.isdigit()):
-        raise _error("since must be a non-negative integer")
+        raise sim_error("since must be a non-negative integer")
     return json_response(state.live_events.log(int(since)))
 
 
 def flush_live_events(request: Request, state: SimulatorState) -> Response:
     """Release the reorder buffer and wait (``{"timeout_seconds": 30}``) until every send finished."""
-    timeout = _body(request).get("timeout_seconds", 30)
+    timeout = sim_json_body(request).get("timeout_seconds", 30)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-        raise _error("timeout_seconds must be a non-negative number")
+        raise sim_error("timeout_seconds must be a non-negative number")
     result = state.live_events.flush(float(timeout))
     return json_response({**result, "stats": state.live_events.stats()}, 200 if result["drained"] else 504)
 

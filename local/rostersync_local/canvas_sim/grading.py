@@ -19,7 +19,8 @@ class GradeError(ValueError):
     """An unparsable or not allowed grade (answered with 400 ``{"error": ...}``)."""
 
 
-def format_number(value: float) -> str:
+def _grade_text(value: float) -> str:
+    """A numeric grade as Canvas writes it; the simulator's own copy, so a product bug cannot hide in it."""
     rounded = round(value, 2)
     return str(int(rounded)) if rounded == int(rounded) else f"{rounded:g}"
 
@@ -75,13 +76,13 @@ def interpret_grade(
         raise GradeError(f"Invalid grade value {posted!r}")
     if grading_type == "percent":
         fraction = score / points if points else (number or percent or 0.0) / 100
-        return f"{format_number(fraction * 100)}%", score
+        return f"{_grade_text(fraction * 100)}%", score
     if grading_type in {"letter_grade", "gpa_scale"}:
         if letter is not None and number is None and percent is None:
             canonical = next(name for name, _ in DEFAULT_SCHEME if name.lower() == text.lower())
             return canonical, score
         return letter_for(score / points if points else 1.0), score
-    return format_number(score), score
+    return _grade_text(score), score
 
 
 def _pass_fail(text: str, points: float) -> tuple[str, float]:

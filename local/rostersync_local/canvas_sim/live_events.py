@@ -65,6 +65,11 @@ def parse_ms(value: str | None) -> int:
     return round(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
 
 
+def caliper_action(event_name: str) -> str:
+    """Caliper's action for a ``*_created`` or ``*_updated`` event."""
+    return "Created" if event_name.endswith("_created") else "Modified"
+
+
 def caliper_time(value: str | None) -> str | None:
     """Any ISO timestamp -> Caliper's ``2018-10-09T21:07:33.000Z``."""
     return None if value is None else iso_ms(parse_ms(value))
@@ -224,42 +229,30 @@ class EventFactory:
             "data": [data],
         }
 
-    def _course_group(self, course_id: int) -> tuple[JsonDict, JsonDict]:
-        course_urn = f"{URN}:course:{global_id(course_id)}"
-        actor_urn = f"{URN}:user:{global_id(self.actor.id)}"
-        group = {
-            "id": course_urn,
-            "type": "CourseOffering",
-            "extensions": {CANVAS_EXTENSION: {"context_type": "Course", "entity_id": global_id(course_id)}},
-        }
-        membership = {
-            "id": f"{course_urn}:user:{global_id(self.actor.id)}",
-            "type": "Membership",
-            "member": {"id": actor_urn, "type": "Person"},
-            "organization": {"id": course_urn, "type": "CourseOffering"},
-        }
-        return group, membership
-
-    def _section_group(self, course_id: int, section_id: int) -> tuple[JsonDict, JsonDict]:
-        course_urn = f"{URN}:course:{global_id(course_id)}"
-        section_urn = f"{course_urn}:section:{global_id(section_id)}"
-        actor_urn = f"{URN}:user:{global_id(self.actor.id)}"
-        group = {
-            "id": section_urn,
-            "type": "CourseSection",
-            "extensions": {CANVAS_EXTENSION: {"context_type": "Course", "entity_id": global_id(course_id)}},
-        }
-        membership = {
-            "id": f"{section_urn}:user:{global_id(self.actor.id)}",
-            "type": "Membership",
-            "member": {"id": actor_urn, "type": "Person"},
-            "organization": {
-                "id": section_urn,
+    def _in_group(self, event: JsonDict, course_id: int, section_id: int | None = None) -> JsonDict:
+        """A Caliper event with its ``group`` (the course offering, or a section of it) and the acting
+        user's ``membership`` of it."""
+        course = {"id": f"{URN}:course:{global_id(course_id)}", "type": "CourseOffering"}
+        organization: JsonDict = dict(course)
+        if section_id is not None:
+            organization = {
+                "id": f"{course['id']}:section:{global_id(section_id)}",
                 "type": "CourseSection",
-                "subOrganizationOf": {"id": course_urn, "type": "CourseOffering"},
-            },
+                "subOrganizationOf": course,
+            }
+        group = {
+            "id": organization["id"],
+            "type": organization["type"],
+            "extensions": {CANVAS_EXTENSION: {"context_type": "Course", "entity_id": global_id(course_id)}},
         }
-        return group, membership
+        actor_id = global_id(self.actor.id)
+        membership = {
+            "id": f"{organization['id']}:user:{actor_id}",
+            "type": "Membership",
+            "member": {"id": f"{URN}:user:{actor_id}", "type": "Person"},
+            "organization": organization,
+        }
+        return {**event, "group": group, "membership": membership}
 
     # ---------------------------------------------------------------------- users
     def _user_body(self, user: User) -> JsonDict:
@@ -303,9 +296,18 @@ class EventFactory:
         )
         return body
 
-    def _enrollment_caliper(self, enrollment: Enrollment, action: str) -> Any:
+    def enrollment_created(self, enrollment: Enrollment) -> LiveEvent:
+        return self._enrollment_event("enrollment_created", enrollment)
+
+    def enrollment_updated(self, enrollment: Enrollment) -> LiveEvent:
+        return self._enrollment_event("enrollment_updated", enrollment)
+
+    def _enrollment_event(self, name: str, enrollment: Enrollment) -> LiveEvent:
+        course = self.inst.courses_by_id[enrollment.course_id]
+        body = self._enrollment_body(enrollment)
+        action = caliper_action(name)
+
         def build(event_time: str) -> JsonDict:
-            body = self._enrollment_body(enrollment)
             course_urn = f"{URN}:course:{body['course_id']}"
             extension = {
                 "course_id": course_urn,
@@ -325,34 +327,10 @@ class EventFactory:
             if action == "Modified":
                 obj["dateModified"] = caliper_time(enrollment.updated_at)
             obj["extensions"] = {CANVAS_EXTENSION: extension}
-            group, membership = self._section_group(enrollment.course_id, enrollment.section_id)
-            return {
-                "action": action,
-                "object": obj,
-                "eventTime": event_time,
-                "group": group,
-                "membership": membership,
-            }
+            event = {"action": action, "object": obj, "eventTime": event_time}
+            return self._in_group(event, enrollment.course_id, enrollment.section_id)
 
-        return build
-
-    def enrollment_created(self, enrollment: Enrollment) -> LiveEvent:
-        course = self.inst.courses_by_id[enrollment.course_id]
-        return self._event(
-            "enrollment_created",
-            self._course_context(course),
-            self._enrollment_body(enrollment),
-            self._enrollment_caliper(enrollment, "Created"),
-        )
-
-    def enrollment_updated(self, enrollment: Enrollment) -> LiveEvent:
-        course = self.inst.courses_by_id[enrollment.course_id]
-        return self._event(
-            "enrollment_updated",
-            self._course_context(course),
-            self._enrollment_body(enrollment),
-            self._enrollment_caliper(enrollment, "Modified"),
-        )
+        return self._event(name, self._course_context(course), body, build)
 
     def _state_body(self, enrollment: Enrollment, state: str, started_at: str) -> JsonDict:
         return {
@@ -383,15 +361,8 @@ class EventFactory:
                 "extensions": {CANVAS_EXTENSION: extension},
                 "startedAtTime": caliper_time(started_at),
             }
-            group, membership = self._course_group(course.id)
-            action = "Created" if name.endswith("_created") else "Modified"
-            return {
-                "action": action,
-                "object": obj,
-                "eventTime": event_time,
-                "group": group,
-                "membership": membership,
-            }
+            event = {"action": caliper_action(name), "object": obj, "eventTime": event_time}
+            return self._in_group(event, course.id)
 
         return self._event(name, self._course_context(course), body, build)
 

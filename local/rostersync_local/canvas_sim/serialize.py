@@ -90,6 +90,10 @@ class Serializer:
         }
 
     def term(self, term: Term) -> JsonDict:
+        return {**self.course_term(term), "sis_term_id": term.sis_term_id, "sis_import_id": None}
+
+    def course_term(self, term: Term) -> JsonDict:
+        """The term as a course's ``include[]=term`` shows it: without the SIS fields."""
         return {
             "id": term.id,
             "name": term.name,
@@ -98,8 +102,6 @@ class Serializer:
             "created_at": term.created_at,
             "workflow_state": term.workflow_state,
             "grading_period_group_id": None,
-            "sis_term_id": term.sis_term_id,
-            "sis_import_id": None,
         }
 
     def role(self, role: Role) -> JsonDict:
@@ -191,16 +193,7 @@ class Serializer:
         if course.nickname:
             data["original_name"] = course.name
         if "term" in inc:
-            term = self.inst.terms_by_id[course.term_id]
-            data["term"] = {
-                "id": term.id,
-                "name": term.name,
-                "start_at": term.start_at,
-                "end_at": term.end_at,
-                "created_at": term.created_at,
-                "workflow_state": term.workflow_state,
-                "grading_period_group_id": None,
-            }
+            data["term"] = self.course_term(self.inst.terms_by_id[course.term_id])
         if "total_students" in inc:
             data["total_students"] = self.total_students(self.inst.enrollments_by_course.get(course.id, []))
         if "concluded" in inc:

@@ -62,6 +62,21 @@ def bad_request(body: Any) -> HttpError:
     return HttpError(json_response(body, 400))
 
 
+def sim_error(message: str, status: int = 400) -> HttpError:
+    """An error of the simulator's own ``/_sim/*`` endpoints (not Canvas's shape): ``{"error": message}``."""
+    return HttpError(json_response({"error": message}, status))
+
+
+def sim_json_body(request: Request) -> dict[str, Any]:
+    """A ``/_sim/*`` request's JSON object body; an empty body is an empty object."""
+    if not request.get_data():
+        return {}
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise sim_error("expected a JSON object body")
+    return body
+
+
 def stringify_ids(data: Any) -> Any:
     """``Accept: application/json+canvas-string-ids``: every integer id field becomes a string."""
     if isinstance(data, list):

@@ -1,0 +1,46 @@
+"""The Lambda handler every SQS-fed function shares, in Powertools' own shape.
+
+Each record is parsed into the function's pydantic model and handed to its record handler; a record whose
+handler raises is reported back as a partial batch failure, so SQS retries only that record (and in the
+end moves it to the dead-letter queue). The handler carries Powertools' logging context and tracing.
+"""
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+# The function's own logger and tracer: Powertools shares one instance per service across modules.
+logger = Logger()
+tracer = Tracer()
+
+RecordT = TypeVar("RecordT", bound=SqsRecordModel)
+SqsHandler = Callable[[dict[str, object], LambdaContext], PartialItemFailureResponse]
+
+
+def sqs_batch_handler(
+    record_model: type[RecordT],
+    record_handler: Callable[[RecordT], None],
+    *,
+    idempotency: IdempotencyConfig | None = None,
+) -> SqsHandler:
+    """The function's `handler`: each record of the batch parsed into `record_model` and given to
+    `record_handler`. With `idempotency`, its config learns each invocation's remaining time, so a record
+    cut off by the timeout is not taken for one in progress when it comes back."""
+    processor = BatchProcessor(event_type=EventType.SQS, model=record_model)
+
+    @logger.inject_lambda_context
+    @tracer.capture_lambda_handler
+    def handler(event: dict[str, object], context: LambdaContext) -> PartialItemFailureResponse:
+        if idempotency is not None:
+            idempotency.register_lambda_context(context)
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+
+    return handler
