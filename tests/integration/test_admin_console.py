@@ -263,3 +263,43 @@ def _exported_totals(stack: Stack, tenant_id: str) -> dict[str, int]:
         "users": len({user["canvas_id"] for course in courses for user in course["users"]}),
         "enrollments": sum(len(course["enrollments"]) for course in courses),
     }
+
+
+def test_the_sync_settings_the_cli_sets_are_on_the_page(stack: Stack, page: Page) -> None:
+    tenant_id = stack.connect_tenant()
+    page.goto(stack.cli_ok("admin", "token", "--tenant", tenant_id, "--console-url"))
+    roles = page.locator("#role-mapping tbody tr")
+    expect(roles.filter(has_text="Lab Student")).to_have_count(1)  # a custom role, read from Canvas
+    names = roles.locator("td:first-child").all_inner_texts()
+    assert {"Student (StudentEnrollment)", "Teacher (TeacherEnrollment)", "Lab Student"} <= set(names), names
+
+    page.get_by_label("Identify users by").select_option("login_id")
+    page.get_by_label("Lab Student in the roster as").select_option("excluded")
+    page.locator("#schedule_daily").check()
+    page.locator("#daily_at").fill("06:30")
+    page.get_by_label("Time zone").fill("America/Chicago")
+    page.get_by_label("Hold a course's sync for approval").fill("30")
+    page.get_by_label("Unpublished courses too").check()  # widens what syncs: asked first
+    dialogs = Dialogs(accept=False)
+    page.on("dialog", dialogs)
+    page.get_by_role("button", name="Save sync settings").click()
+    assert "unpublished too" in dialogs.asked(page, 1)[0]
+    assert json.loads(stack.cli_ok("tenant", "show", tenant_id))["settings"]["courses"]["published_only"]
+    dialogs.accept = True
+    page.get_by_role("button", name="Save sync settings").click()
+    expect(page.locator("#sync-settings-notice")).to_contain_text("Sync settings saved")
+    page.screenshot(path=str(SCREENSHOTS / "sync-settings.png"), full_page=True)
+
+    settings = json.loads(stack.cli_ok("tenant", "show", tenant_id))["settings"]
+    assert settings["user_id_field"] == "login_id"
+    assert settings["role_overrides"] == {"Lab Student": "excluded"}
+    assert settings["schedule"] == {"every_minutes": None, "daily_at": "06:30", "timezone": "America/Chicago"}
+    assert (settings["mass_drop_threshold"], settings["courses"]["published_only"]) == (0.3, False)
+
+    # A time zone that does not exist is refused beside the form, and nothing is saved.
+    page.get_by_label("Time zone").fill("Mars/Olympus")
+    page.get_by_role("button", name="Save sync settings").click()
+    expect(page.locator("#sync-settings-error")).to_contain_text("unknown time zone")
+    assert json.loads(stack.cli_ok("tenant", "show", tenant_id))["settings"]["schedule"]["timezone"] == (
+        "America/Chicago"
+    )

@@ -248,6 +248,79 @@ async function useAllCourses(event) {
   }
 }
 
+// -- sync settings ---------------------------------------------------------------------------
+const ROSTER_ROLES = [["", "default for its base type"], ["student", "student"], ["instructor", "instructor"],
+  ["course_admin", "course admin"], ["excluded", "left out"]];
+
+function showSyncSettings(roles) {
+  const settings = tenant.settings;
+  $("user_id_field").value = settings.user_id_field;
+  $("course_id_field").value = settings.course_id_field;
+  $("term_ids").value = settings.courses.term_ids.join(", ");
+  $("include_unpublished").checked = !settings.courses.published_only;
+  const daily = Boolean(settings.schedule.daily_at);
+  $("schedule_daily").checked = daily;
+  $("schedule_every").checked = !daily;
+  $("every_minutes").value = settings.schedule.every_minutes ?? 60;
+  $("daily_at").value = settings.schedule.daily_at ?? "02:00";
+  $("timezone").value = settings.schedule.timezone;
+  $("timezones").replaceChildren(...Intl.supportedValuesOf("timeZone").map((zone) => new Option(zone)));
+  $("mass_drop_threshold").value = Math.round(settings.mass_drop_threshold * 100);
+  $("mass_drop_min_enrollments").value = settings.mass_drop_min_enrollments;
+  // Roles the account has, and any already mapped (so a mapping never disappears from view).
+  const byName = new Map(roles.map((role) => [role.name, role]));
+  for (const name of Object.keys(settings.role_overrides)) {
+    if (!byName.has(name)) byName.set(name, { name, label: name, base_type: "?" });
+  }
+  fill("role-mapping", [...byName.values()].map((role) => {
+    const select = document.createElement("select");
+    select.dataset.role = role.name;
+    select.setAttribute("aria-label", `${role.label} in the roster as`);
+    for (const [value, text] of ROSTER_ROLES) select.append(new Option(text, value));
+    select.value = settings.role_overrides[role.name] || "";
+    const label = role.label === role.name ? role.name : `${role.label} (${role.name})`;
+    return row([label, role.base_type, select]);
+  }));
+}
+
+async function loadSyncSettings() {
+  // The roles come from Canvas: only a connected tenant can list them.
+  const roles = tenant.status === "active" ? await api("GET", "/admin/canvas/roles").catch(() => []) : [];
+  showSyncSettings(roles);
+}
+
+async function saveSyncSettings(event) {
+  event.preventDefault();
+  $("sync-settings-error").textContent = "";
+  const daily = $("schedule_daily").checked;
+  const terms = $("term_ids").value.split(",").map((term) => term.trim()).filter(Boolean);
+  const overrides = {};
+  for (const select of document.querySelectorAll("#role-mapping select")) {
+    if (select.value) overrides[select.dataset.role] = select.value;
+  }
+  const form = {
+    user_id_field: $("user_id_field").value,
+    course_id_field: $("course_id_field").value,
+    role_overrides: overrides,
+    term_ids: terms,
+    include_unpublished: $("include_unpublished").checked,
+    schedule: {
+      every_minutes: daily ? null : Number($("every_minutes").value),
+      daily_at: daily ? $("daily_at").value : null,
+      timezone: $("timezone").value.trim(),
+    },
+    mass_drop_threshold: Number($("mass_drop_threshold").value) / 100,
+    mass_drop_min_enrollments: Number($("mass_drop_min_enrollments").value),
+  };
+  try {
+    if (!(await confirmed("POST", "/admin/settings/sync", form))) return;
+    await loadTenant();
+    notify(`Sync settings saved. Next sync: ${when(tenant.next_sync_at)}.`, false, "sync-settings-notice");
+  } catch (error) {
+    $("sync-settings-error").textContent = error.message;
+  }
+}
+
 // -- sync, runs, errors, holds ---------------------------------------------------------------
 async function syncNow() {
   try {
@@ -367,6 +440,7 @@ async function loadTenant() {
   showSettings();
   showConnection();
   showCourseSelection(tenant.settings.courses);
+  await loadSyncSettings();
 }
 
 async function start() {
@@ -409,6 +483,7 @@ function wire() {
   $("course-list-form").addEventListener("submit", changeCourseList);
   $("all-courses-form").addEventListener("submit", useAllCourses);
   $("disconnect").addEventListener("click", disconnect);
+  $("sync-settings-form").addEventListener("submit", saveSyncSettings);
   // A notice describes the last action; once the admin starts another, it is stale (capture: first).
   $("console").addEventListener("click", (event) => {
     if (event.target.closest("button")) clearNotices();
