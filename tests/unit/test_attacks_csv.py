@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from rostersync.canvas.models import CanvasCourse, CanvasEnrollment, CanvasUser
 from rostersync.csv_output import FORMULA_STARTS, csv_text
 from rostersync.grades.csvfile import GradeCsvError, parse_grades_csv
-from rostersync.models import SyncError, TenantSettings, UserIdField
+from rostersync.models import SyncError, SyncErrorCode, TenantSettings, UserIdField
 from rostersync.sync.reports import sync_errors_csv
-from rostersync.sync.roster import build_course_roster
+from rostersync.sync.roster import WHAT_TO_DO, build_course_roster
 from rostersync.tenants import TenantError, parse_course_list_csv
 from rostersync_cli.main import main
 
@@ -96,7 +96,9 @@ def _missing_identifier_message(name: str) -> str:
 @pytest.mark.parametrize("payload", FORMULA_PAYLOADS.values(), ids=FORMULA_PAYLOADS.keys())
 def test_formula_payload_as_a_display_name_does_not_start_the_sync_error_message(payload: str) -> None:
     message = _missing_identifier_message(payload)
-    assert message == f"user 9 ({payload!r}) has no sis_user_id"
+    assert (
+        message == f"user 9 ({payload!r}) has no sis_user_id: {WHAT_TO_DO[SyncErrorCode.MISSING_IDENTIFIER]}"
+    )
 
 
 canvas_text = st.one_of(

@@ -58,6 +58,17 @@ class CourseRoster:
     excluded_enrollment_ids: frozenset[int] = frozenset()
 
 
+# What a Canvas admin can do about each user problem, said in the error itself.
+WHAT_TO_DO = {
+    SyncErrorCode.MISSING_IDENTIFIER: "set it in Canvas (Admin > People, or the SIS import), or identify "
+    "users by another field in the sync settings",
+    SyncErrorCode.EMAIL_HIDDEN: "add an email in Canvas, or let the authorizing admin see users' emails "
+    "(the account role's 'Users - view primary email address'), or identify users by another field",
+    SyncErrorCode.DUPLICATE_IDENTIFIER: "give each user their own value in Canvas, or identify users by "
+    "another field",
+}
+
+
 def user_identifier(user: RosterUser, field_name: UserIdField) -> str | None:
     value = user.canvas_id if field_name is UserIdField.CANVAS_ID else getattr(user, field_name.value)
     return None if value in (None, "") else str(value).strip().lower()
@@ -86,14 +97,17 @@ def identify_users(
             # The name comes from Canvas: quoted, and never at the start (a CSV cell could run it).
             named = f" ({user.name!r})" if user.name else ""
             problem = UserProblem(
-                user.canvas_id, code, f"user {user.canvas_id}{named} has no {field_name.value}"
+                user.canvas_id,
+                code,
+                f"user {user.canvas_id}{named} has no {field_name.value}: {WHAT_TO_DO[code]}",
             )
         elif len(holders[identifier]) > 1:
             others = ", ".join(str(other) for other in holders[identifier] if other != user.canvas_id)
             problem = UserProblem(
                 user.canvas_id,
                 SyncErrorCode.DUPLICATE_IDENTIFIER,
-                f"{field_name.value} {identifier!r} of user {user.canvas_id} is also user {others}'s",
+                f"{field_name.value} {identifier!r} of user {user.canvas_id} is also user {others}'s: "
+                f"{WHAT_TO_DO[SyncErrorCode.DUPLICATE_IDENTIFIER]}",
             )
         if problem is not None:
             problems.append(problem)
