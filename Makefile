@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # One Python for the venv, the Lambda runtime (python3.13) and `sam build`. pyenv shims need
-# PYENV_VERSION to expose python3.13 next to the default 3.11 (see shared/reference/aws-tooling.md).
+# PYENV_VERSION to expose python3.13 next to the default 3.11 (pyenv exposes one Python per name otherwise).
 export PYENV_VERSION ?= $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.1[123]\.[0-9]+$$' | sort -rV | tr '\n' ':' | sed 's/:$$//')
 PYTHON ?= python3.13
 VENV := .venv

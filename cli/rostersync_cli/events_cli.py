@@ -1,7 +1,7 @@
 """`rostersync events parse FILE... [--jwks FILE]`: read live events and print what rostersync makes of them.
 
 Each FILE holds one event: Canvas JSON ({metadata, body}), a Caliper envelope, or a signed JWT as text.
-One JSON object per line and file (contract in shared/DESIGN.md):
+One JSON object per line and file (a contract for scripts: docs/architecture.md):
     {"file", "status": "ok"|"ignored"|"invalid", "reason", "verified", "warnings", "event": {...} | null}
 Ids in "event" are local integers, datetimes ISO 8601. Exit 0 unless a file is invalid (then 1).
 Without --jwks a JWT is decoded WITHOUT verification and its reason says so ("verified": false).

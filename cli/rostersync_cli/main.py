@@ -1,6 +1,6 @@
 """`rostersync`: operate the service, locally or against a deployed stack.
 
-Contracts other tools rely on are in shared/DESIGN.md ("Contracts that outside tools rely on").
+Contracts other tools rely on are in docs/architecture.md ("Contracts for scripts").
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def cmd_tenant_show(arguments: argparse.Namespace) -> None:
 
 def cmd_tenant_authorize(arguments: argparse.Namespace) -> None:
     binding = _binding(arguments)
-    # DESIGN's contract: a plain HTTP client following the redirects completes it (no cookie needed).
+    # A contract for scripts: a plain HTTP client following the redirects completes it (no cookie needed).
     link = begin_authorization(
         binding.services, arguments.tenant, binding.api_url, "operator (CLI)", browser_bound=False
     )

@@ -1,7 +1,7 @@
 """The roster a sync should produce, computed independently from the Canvas simulator's ground truth.
 
 This is the oracle of the demo and the integration tests: it reads the simulator's raw institution,
-not anything rostersync stored, and applies the documented default rules (shared/DESIGN.md):
+not anything rostersync stored, and applies the documented default rules (README, "What a sync does"):
 published courses (API state "available"); sections by their current course (cross-listing);
 enrollments in the active, invited, inactive and completed states, without the test student and
 observers; one user per person, with email only when the tenant identifies users by email; users

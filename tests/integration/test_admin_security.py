@@ -144,7 +144,7 @@ def test_an_operator_removes_a_tenant_and_everything_it_stored(stack: Stack) -> 
 
 
 def test_an_operators_link_completes_in_a_client_that_keeps_no_cookies(stack: Stack) -> None:
-    """DESIGN's contract for `tenant authorize`: a plain HTTP client following the redirects (curl -L)."""
+    """The scripts' contract for `tenant authorize`: a plain HTTP client following the redirects (curl -L)."""
     tenant_id = stack.add_tenant(name="Scripted")
     url, hops = stack.cli_ok("tenant", "authorize", tenant_id), 0
     answer = requests.get(url, allow_redirects=False, timeout=30)

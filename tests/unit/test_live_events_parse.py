@@ -17,7 +17,7 @@ from rostersync.events.parse import caliper_event_name
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "live_events"
 FIXTURE_FILES = sorted(FIXTURES.glob("*/*.json"))
 
-# The reference's list of documented Canvas-format event types (canvas-live-events.md §5), typed out here
+# Canvas's documented list of Canvas-format event types, typed out here
 # independently of rostersync.events.catalog.
 DOCUMENTED = [
     "account_created",

@@ -69,7 +69,7 @@ class RosterRole(StrEnum):
     EXCLUDED = "excluded"
 
 
-# Canvas's base enrollment types; custom course roles keep their base type (canvas-api.md (f)).
+# Canvas's base enrollment types; custom course roles keep their base type.
 DEFAULT_ROLE_MAP: dict[str, RosterRole] = {
     "StudentEnrollment": RosterRole.STUDENT,
     "TeacherEnrollment": RosterRole.INSTRUCTOR,
@@ -275,7 +275,8 @@ class RunSummary(BaseModel):
         return self.run.finished
 
 
-# The roster as stored and exported: the contract of `rostersync roster export` (shared/DESIGN.md).
+# The roster as stored and exported: the contract of `rostersync roster export`
+# (docs/architecture.md, "Contracts for scripts").
 class RosterCourse(BaseModel):
     canvas_id: int
     sis_course_id: str | None

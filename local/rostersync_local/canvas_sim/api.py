@@ -38,7 +38,7 @@ ENROLLMENT_TYPE_ALIASES = {
 STUDENT_TYPES = frozenset({"StudentEnrollment", "StudentViewEnrollment"})
 GRADABLE_STATES = frozenset({"active", "invited", "inactive"})
 # Grades in an unpublished or a (hard-)concluded course are refused with Canvas's generic "user not
-# authorized" 401 (canvas-api.md (d)), the same answer as for a student who is not assigned.
+# authorized" 401, the same answer as for a student who is not assigned.
 CLOSED_TO_GRADING = frozenset({"created", "claimed", "completed"})
 GRADING_TYPES = frozenset({"pass_fail", "percent", "letter_grade", "gpa_scale", "points", "not_graded"})
 SUBMISSION_TYPES = frozenset(

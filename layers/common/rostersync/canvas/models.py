@@ -1,4 +1,4 @@
-"""Pydantic models of the Canvas objects rostersync reads (fields per shared/reference/canvas-api.md)."""
+"""Pydantic models of the Canvas objects rostersync reads (fields as Canvas's REST API documents them)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class CanvasCourse(CanvasObject):
         return self.original_name or self.name
 
     def concluded(self, now: datetime) -> bool:
-        """Concluded by state, or by date while Canvas still says "available" (canvas-api.md (f))."""
+        """Concluded by state, or by date while Canvas still says "available"."""
         if self.workflow_state == "completed":
             return True
         if self.restrict_enrollments_to_course_dates and self.end_at is not None:
@@ -97,7 +97,7 @@ class LiveAssessmentResultLinks(CanvasObject):
 
 
 class LiveAssessmentResult(CanvasObject):
-    """One pass/fail result of an outcome-based live assessment (`{"results": [...]}`, canvas-api.md)."""
+    """One pass/fail result of an outcome-based live assessment (`{"results": [...]}`)."""
 
     id: str
     passed: bool

@@ -1,7 +1,6 @@
 """Which live events exist (Canvas's documented list) and which of them matter for roster sync.
 
-Source: shared/reference/canvas-live-events.md §4-§5
-(canvas-lms doc/api/data_services/json/canvas/event-types).
+Source: Canvas's documented event types (canvas-lms doc/api/data_services/json/canvas/event-types).
 """
 
 from __future__ import annotations

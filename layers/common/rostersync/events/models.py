@@ -1,7 +1,7 @@
-"""Models of Canvas Live Events after normalisation (facts: shared/reference/canvas-live-events.md).
+"""Models of Canvas Live Events after normalisation (facts: docs/architecture.md, "Canvas facts").
 
 One model, `NormalizedEvent`, covers both delivery formats (Canvas and Caliper IMS 1.1). Ids are local
-integers (global ids reduced with `id % 10**13`, DESIGN.md principle 11), timestamps are aware datetimes.
+integers (global ids reduced with `id % 10**13`), timestamps are aware datetimes.
 """
 
 from __future__ import annotations

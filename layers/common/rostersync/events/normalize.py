@@ -1,4 +1,4 @@
-"""Pure helpers: live-event ids, timestamps and Caliper URNs (reference: canvas-live-events.md §3, §6)."""
+"""Pure helpers: live-event ids, timestamps and Caliper URNs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-# Canvas global ids are shard * 10**13 + local id (DESIGN.md principle 11).
+# Canvas global ids are shard * 10**13 + local id (docs/architecture.md, "Canvas facts").
 SHARD_FACTOR = 10**13
 CALIPER_URN_PREFIX = "urn:instructure:canvas:"
 

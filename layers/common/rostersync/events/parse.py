@@ -1,7 +1,7 @@
 """Parse one raw Canvas Live Event (Canvas or Caliper IMS 1.1 format) into a `ParsedEvent`. Pure: no I/O.
 
-Facts: shared/reference/canvas-live-events.md. Events are hints (DESIGN.md principle 1): this module only
-normalises them; routing and re-reading the affected objects happen elsewhere.
+Events are hints (docs/architecture.md, "Events are hints"): this module only normalises them;
+routing and re-reading the affected objects happen elsewhere.
 """
 
 from __future__ import annotations

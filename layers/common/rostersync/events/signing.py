@@ -1,7 +1,7 @@
 """Signed live events: the HTTPS intake may receive a JWT (JWS compact serialization) instead of JSON.
 
-Canvas signs with keys published as a JWKS (shared/reference/canvas-live-events.md §2: one JWKS for beta and
-production at `CANVAS_LIVE_EVENTS_JWKS_URL`, monthly rotation, previous/current/next key served). The token
+Canvas signs with keys published as a JWKS (one JWKS for beta and production at the stack's
+`LiveEventsJwksUrl`, rotated monthly, the previous, current and next keys served). The token
 header's `kid` selects the key. The algorithm and claim layout are not documented, so this module accepts
 only asymmetric signatures (RS256 by default), never "none" or HMAC, and finds the event JSON among the
 claims. Crypto is joserfc's; this module only decides what to trust.

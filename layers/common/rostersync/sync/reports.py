@@ -1,4 +1,5 @@
-"""Reading back what syncs did: run summaries and the roster export contract (shared/DESIGN.md)."""
+"""Reading back what syncs did: run summaries and the roster export (a contract for scripts:
+docs/architecture.md)."""
 
 from __future__ import annotations
 
