@@ -16,7 +16,7 @@ class GradeRecord(SqsRecordModel):
 
 
 def record_handler(record: GradeRecord) -> None:
-    process_batch(services, record.body)  # RetryLater (Canvas unavailable) fails the record: SQS retries
+    process_batch(services, record.body)  # RetryLaterError (Canvas unavailable) fails the record: SQS retries
 
 
 handler = sqs_batch_handler(GradeRecord, record_handler)

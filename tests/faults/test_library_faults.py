@@ -11,10 +11,11 @@ import pytest
 import requests
 
 from rostersync.canvas.models import CanvasCourse
+from rostersync.errors import RetryLaterError
 from rostersync.models import CourseOutcome, CourseResult, CourseSyncMessage, Tenant
 from rostersync.services import Services
 from rostersync.store.table import course_pk, tenant_pk
-from rostersync.sync.course import RetryLater, sync_course
+from rostersync.sync.course import sync_course
 from rostersync.sync.reports import export_roster
 from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve
 from rostersync_local.truth import expected_export
@@ -156,7 +157,7 @@ def test_a_worker_dying_mid_write_leaves_the_previous_roster_until_a_redelivery_
     assert course_roster(services, tenant, course.id) == before
 
     # Redelivered while the dead worker's write lease runs: a conflict, nothing written, retried later.
-    with pytest.raises(RetryLater):
+    with pytest.raises(RetryLaterError):
         sync_course(services, message(tenant, course), attempt=2)
     assert course_roster(services, tenant, course.id) == before
     # SQS redelivers after the queue's visibility timeout (720 s), when the 300 s lease has run out.
@@ -203,7 +204,7 @@ def test_a_stale_diff_loses_the_conditional_write_and_the_newer_roster_stays(
         return stale
 
     monkeypatch.setattr(services.table, "course_snapshot", snapshot_then_let_b_win)
-    with pytest.raises(RetryLater, match="changed or is being written"):
+    with pytest.raises(RetryLaterError, match="changed or is being written"):
         sync_course(services, message(tenant, course), attempt=1)
     monkeypatch.undo()
     assert interleaved[0].outcome is CourseOutcome.SUCCEEDED
@@ -228,13 +229,13 @@ def test_a_stale_diff_loses_the_conditional_write_and_the_newer_roster_stays(
 
 
 def sync_with_redeliveries(services: Services, course_message: CourseSyncMessage) -> CourseResult:
-    """sync_course as the queue drives it: RetryLater sends the message back, up to maxReceiveCount."""
+    """sync_course as the queue drives it: RetryLaterError sends the message back, up to maxReceiveCount."""
     for attempt in range(1, services.settings.course_sync_max_receive_count + 1):
         try:
             return sync_course(services, course_message, attempt=attempt)
-        except RetryLater:
+        except RetryLaterError:
             continue
-    raise AssertionError("a final attempt never raises RetryLater")
+    raise AssertionError("a final attempt never raises RetryLaterError")
 
 
 def test_canvas_5xx_timeouts_and_resets_still_give_the_ground_truth(

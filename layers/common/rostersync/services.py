@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from rostersync.settings import Settings, load_settings
+from rostersync.store.grades import GradeQueue, GradeStore
 from rostersync.store.queues import SyncQueues
 from rostersync.store.secrets import TenantSecretStore
 from rostersync.store.table import RosterTable
@@ -30,6 +31,15 @@ class Services:
                 settings.live_events_queue_url,
             ),
         )
+
+    # Made when first used: most functions never touch grades, and a client costs cold-start time.
+    @cached_property
+    def grades(self) -> GradeStore:
+        return GradeStore(self.settings.table_name)
+
+    @cached_property
+    def grade_queue(self) -> GradeQueue:
+        return GradeQueue(self.settings.grades_queue_url)
 
     @classmethod
     def from_environment(cls) -> Services:

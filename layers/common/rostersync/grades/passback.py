@@ -33,6 +33,7 @@ from rostersync.canvas.scopes import (
     LIST_ASSIGNMENTS,
 )
 from rostersync.connection import canvas_client_for, canvas_slot, read_account_course
+from rostersync.errors import RetryLaterError
 from rostersync.grades.submission import Params, submission_changes
 from rostersync.models import (
     GradeBatch,
@@ -52,10 +53,7 @@ from rostersync.store.grades import (
     GradeQueue,
     GradeStore,
     StoredGrade,
-    grade_queue_for,
-    grade_store_for,
 )
-from rostersync.sync.course import RetryLater
 from rostersync.sync.roster import user_identifier
 from rostersync.tenants import require_tenant
 
@@ -125,8 +123,8 @@ def submit_batch(
         assignment=batch.assignment,
         size=len(batch.grades),
     )
-    (store or grade_store_for(services)).put_batch(record, batch.grades)
-    (queue or grade_queue_for(services)).send(GradeMessage(tenant_id=tenant_id, batch_id=batch_id))
+    (store or services.grades).put_batch(record, batch.grades)
+    (queue or services.grade_queue).send(GradeMessage(tenant_id=tenant_id, batch_id=batch_id))
     return batch_id
 
 
@@ -152,7 +150,7 @@ def retry_failed(
     queue: GradeQueue | None = None,
 ) -> RetryOutcome:
     """Queue the batch's failed grades again, those a resend may cure (a missing student does not)."""
-    store = store or grade_store_for(services)
+    store = store or services.grades
     if store.get_batch(tenant_id, batch_id) is None:
         raise UnknownBatchError(batch_id)
     failed = [grade for grade in store.grades(tenant_id, batch_id) if grade.status.state is GradeState.FAILED]
@@ -164,7 +162,7 @@ def retry_failed(
     for status in retried:
         store.set_status(tenant_id, batch_id, _with(status, GradeState.PENDING))
     if retried:
-        (queue or grade_queue_for(services)).send(
+        (queue or services.grade_queue).send(
             GradeMessage(tenant_id=tenant_id, batch_id=batch_id, indexes=[status.index for status in retried])
         )
     left = Counter(grade.status.reason_code or "unknown" for grade in failed if grade.status not in retried)
@@ -175,7 +173,7 @@ def batch_status(
     services: Services, tenant_id: str, batch_id: str, *, store: GradeStore | None = None
 ) -> dict[str, Any]:
     """The batch, its notes, counts per state and every grade's state (JSON-ready)."""
-    store = store or grade_store_for(services)
+    store = store or services.grades
     record = store.get_batch(tenant_id, batch_id)
     if record is None:
         raise UnknownBatchError(batch_id)
@@ -324,7 +322,7 @@ def ensure_assignment(
                 return canvas_id, _recreated_note(external_id, gone, canvas_id)
             # Our claim went stale and was taken over; the new holder looks the marker up and adopts ours.
         sleep(CLAIM_POLL_SECONDS)
-    raise RetryLater(f"assignment {external_id!r} is still being created by another worker")
+    raise RetryLaterError(f"assignment {external_id!r} is still being created by another worker")
 
 
 def _recreated_note(external_id: str, gone: int | None, canvas_id: int) -> str | None:
@@ -425,9 +423,9 @@ def process_batch(
 ) -> dict[str, int]:
     """Send a batch's pending grades (those of `message.indexes` when given); counts per state.
 
-    Raises RetryLater when Canvas is unavailable: what was sent is recorded, the rest waits for SQS.
+    Raises RetryLaterError when Canvas is unavailable: what was sent is recorded, the rest waits for SQS.
     """
-    store = store or grade_store_for(services)
+    store = store or services.grades
     tenant_id, batch_id = message.tenant_id, message.batch_id
     record = store.get_batch(tenant_id, batch_id)
     if record is None:
@@ -473,7 +471,7 @@ def process_batch(
             _send_grades(client, tenant, record, assignment_id, students, remaining, finish)
     except CanvasError as error:
         if error.retryable:
-            raise RetryLater(str(error)) from error
+            raise RetryLaterError(str(error)) from error
         # A refusal for the whole batch (missing scope, revoked grant, course gone): every grade left fails.
         if isinstance(error, InsufficientScopeError | AuthorizationError):
             _fail_all(remaining, error.code, error.code, finish)

@@ -16,7 +16,7 @@ from rostersync.grades.passback import UnknownBatchError
 from rostersync.grades.submission import submission_changes
 from rostersync.models import GradeAssignment, GradeEntry, GradeState, GradeStatus, TenantStatus
 from rostersync.services import Services
-from rostersync.store.grades import GradeStore, grade_store_for
+from rostersync.store.grades import GradeStore
 from rostersync.tenants import TenantError, require_tenant
 
 # Grades Canvas should hold: sent by us, or already there when we looked (unchanged).
@@ -73,7 +73,7 @@ def verify_batch(
     services: Services, tenant_id: str, batch_id: str, *, store: GradeStore | None = None
 ) -> BatchVerification:
     """Read back from Canvas every delivered grade of the batch (one GET submission per student)."""
-    store = store or grade_store_for(services)
+    store = store or services.grades
     record = store.get_batch(tenant_id, batch_id)
     if record is None:
         raise UnknownBatchError(batch_id)

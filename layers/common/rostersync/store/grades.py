@@ -27,7 +27,6 @@ from rostersync.models import (
     GradeStatus,
     utc_now,
 )
-from rostersync.services import Services
 from rostersync.store.table import query_all, tenant_pk
 
 BATCH_SK = "BATCH"
@@ -300,11 +299,3 @@ class GradeQueue:
             MessageBody=message.model_dump_json(exclude_none=True),
             MessageGroupId=message.tenant_id,  # fair queues keep one tenant from starving the others
         )
-
-
-def grade_store_for(services: Services) -> GradeStore:
-    return GradeStore(services.settings.table_name)
-
-
-def grade_queue_for(services: Services) -> GradeQueue:
-    return GradeQueue(services.settings.grades_queue_url)

@@ -18,6 +18,7 @@ from rostersync.canvas.scopes import (
     Endpoint,
 )
 from rostersync.connection import canvas_client_for, canvas_slot
+from rostersync.errors import RetryLaterError
 from rostersync.models import (
     ChangeCounts,
     CourseOutcome,
@@ -49,10 +50,6 @@ from rostersync.sync.roster import (
 )
 
 logger = Logger(child=True)
-
-
-class RetryLater(Exception):
-    """The course failed for a reason a later attempt may not have; the message goes back to the queue."""
 
 
 class ListReader(Protocol):
@@ -91,7 +88,8 @@ def fetch_course_roster(client: ListReader, tenant: Tenant, message: CourseSyncM
 
 
 def sync_course(services: Services, message: CourseSyncMessage, attempt: int) -> CourseResult:
-    """Sync one course of a run and record its result. Raises RetryLater when another attempt may help."""
+    """Sync one course of a run and record its result. Raises RetryLaterError when another attempt may
+    help."""
     result = CourseResult(
         tenant_id=message.tenant_id,
         run_id=message.run_id,
@@ -125,7 +123,7 @@ def sync_course(services: Services, message: CourseSyncMessage, attempt: int) ->
             "course sync failed", extra={"course_id": message.course.id, "code": error.code, "final": final}
         )
         if not final:
-            raise RetryLater(str(error)) from error
+            raise RetryLaterError(str(error)) from error
         return failed
     try:
         counts, held = apply_roster(services, tenant, message, roster)
@@ -143,7 +141,7 @@ def sync_course(services: Services, message: CourseSyncMessage, attempt: int) ->
         _record(services, conflict)
         logger.warning("course write conflict", extra={"course_id": message.course.id, "final": final})
         if not final:
-            raise RetryLater(str(error)) from error
+            raise RetryLaterError(str(error)) from error
         return conflict
     done = result.model_copy(
         update={
