@@ -10,6 +10,8 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 SAM_VENV := .tools/sam
 SAM := $(SAM_VENV)/bin/sam
+CHECKOV_VENV := .tools/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 export CHROMIUM ?= /usr/bin/chromium
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -19,7 +21,7 @@ help:
 	@echo "make test   - lint, type-check and run the test suite"
 	@echo "make bench  - rostersync against a canvasapi baseline at 1k/5k/20k enrollments (JSON + PNG)"
 	@echo "make faults - the slow fault-injection tests (crashes, storms, expiring tokens) on the local stack"
-	@echo "make sam-check - sam validate --lint and sam build (SAM CLI in its own venv)"
+	@echo "make sam-check - sam validate --lint, checkov over the template, and sam build (tools in their own venvs)"
 
 $(STAMP): pyproject.toml layers/common/requirements.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -55,12 +57,17 @@ test: lint $(CHROMIUM)
 faults: $(STAMP)
 	$(VENV)/bin/pytest -m slow tests/faults $(PYTEST_ARGS)
 
-$(SAM): 
+$(SAM):
 	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==1.170.0
 
-sam-check: $(SAM)
+$(CHECKOV):
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
+
+sam-check: $(SAM) $(CHECKOV)
 	$(SAM) validate --lint
+	$(CHECKOV) --config-file .checkov.yaml --file template.yaml
 	$(SAM) build --parallel --cached
 
 clean:

@@ -113,6 +113,7 @@ class LocalStack:
             **self._parameter_overrides,
             "AllowInsecureCanvasUrls": "true",
             "AdminJwtIssuer": control_url,
+            "AwsEndpointUrl": aws_endpoint_url,
         }
         if canvas_url:
             overrides["LiveEventsJwksUrl"] = f"{canvas_url}/_sim/jwks.json"
