@@ -12,6 +12,8 @@ SAM_VENV := .tools/sam
 SAM := $(SAM_VENV)/bin/sam
 CHECKOV_VENV := .tools/checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
+PIP_TOOLS_VENV := .tools/pip-tools
+PIP_COMPILE := $(PIP_TOOLS_VENV)/bin/pip-compile
 export CHROMIUM ?= /usr/bin/chromium
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -21,12 +23,13 @@ help:
 	@echo "make test   - lint, type-check and run the test suite"
 	@echo "make bench  - rostersync against a canvasapi baseline at 1k/5k/20k enrollments (JSON + PNG)"
 	@echo "make faults - the slow fault-injection tests (crashes, storms, expiring tokens) on the local stack"
+	@echo "make lock   - lock the Lambda layer's requirements (with hashes) from pyproject's runtime pins"
 	@echo "make sam-check - sam validate --lint, checkov over the template, and sam build (tools in their own venvs)"
 
 $(STAMP): pyproject.toml layers/common/requirements.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev,local]'
 	@touch $@
 
 install: $(STAMP)
@@ -65,6 +68,15 @@ $(CHECKOV):
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
 
+$(PIP_COMPILE):
+	@test -x $(PIP_TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(PIP_TOOLS_VENV)
+	$(PIP_TOOLS_VENV)/bin/python -m pip install --quiet pip-tools==7.6.2
+
+# The layer's requirements: pyproject's runtime pins and everything they pull in, each with its hashes.
+lock: $(PIP_COMPILE)
+	CUSTOM_COMPILE_COMMAND="make lock" $(PIP_COMPILE) --quiet --generate-hashes --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links --output-file layers/common/requirements.txt pyproject.toml
+
 sam-check: $(SAM) $(CHECKOV)
 	$(SAM) validate --lint
 	$(CHECKOV) --config-file .checkov.yaml --file template.yaml
@@ -73,4 +85,4 @@ sam-check: $(SAM) $(CHECKOV)
 clean:
 	rm -rf $(VENV) .tools .aws-sam .rostersync
 
-.PHONY: help install demo bench faults bench-live-events lint test sam-check clean
+.PHONY: help install demo bench faults bench-live-events lint test lock sam-check clean

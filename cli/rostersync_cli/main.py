@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from botocore.exceptions import BotoCoreError, ClientError
 
 from rostersync.canvas.scopes import required_scopes
 from rostersync.events.apply import route_to_tenants
@@ -35,7 +36,7 @@ from rostersync.tenants import (
 )
 from rostersync_cli.events_cli import add_events_commands, parse_file
 from rostersync_cli.grades_cli import add_grades_commands
-from rostersync_cli.stack import NoStackError, StackBinding, bind
+from rostersync_cli.stack import NoStackError, StackBinding, bind, describe_aws_error
 from rostersync_local.control import default_state_dir, public_endpoints, read_state, start_stack, stop_stack
 
 # `sync run --wait` prints progress this often (each print reads every course result of the run).
@@ -533,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
         arguments.handler(arguments)
     except (CliError, TenantError, NoStackError, SyncCooldownError, RuntimeError, TimeoutError) as error:
         print(f"rostersync: error: {error}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as error:
+        print(f"rostersync: error: {describe_aws_error(error)}", file=sys.stderr)
         return 1
     return 0
 

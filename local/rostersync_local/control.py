@@ -1,4 +1,6 @@
-"""Start, find and stop the local stack running in the background (`rostersync local up|down`)."""
+"""Start, find and stop the local stack running in the background (`rostersync local up|down`).
+
+Standard library only: the CLI imports it on every call, a deployed stack's too."""
 
 from __future__ import annotations
 
@@ -14,6 +16,14 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_ENDPOINTS = ("api_url", "aws_endpoint_url", "canvas_url")
+LOCAL_REGION = "us-east-1"
+# Local stand-ins for credentials: moto accepts any.
+LOCAL_AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": LOCAL_REGION,
+    "AWS_REGION": LOCAL_REGION,
+}
 
 
 def default_state_dir() -> Path:

@@ -26,6 +26,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from rostersync_local.api_gateway import ApiGateway
+from rostersync_local.control import LOCAL_AWS_ENVIRONMENT
 from rostersync_local.functions import FunctionPool, Invocation
 from rostersync_local.issuer import LocalIssuer
 from rostersync_local.queues import QueuePoller
@@ -36,13 +37,6 @@ logger = logging.getLogger("rostersync_local.runner")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_NAME = "rostersync-local"
 DEFAULT_CONCURRENCY = 2
-# Local stand-ins for credentials: moto accepts any.
-LOCAL_AWS_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-}
 
 
 def free_port() -> int:

@@ -15,7 +15,9 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
-REGION = "us-east-1"
+from rostersync_local.control import LOCAL_REGION
+
+REGION = LOCAL_REGION
 ACCOUNT_ID = "123456789012"
 PSEUDO_PARAMETERS = {
     "AWS::Region": REGION,
