@@ -53,7 +53,7 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium
 
-test: lint $(CHROMIUM)
+test: lint $(CHROMIUM) $(SAM)
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
 # The fault suite's slow half (the fast half runs in make test).

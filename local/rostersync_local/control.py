@@ -61,6 +61,9 @@ def start_stack(
     courses: int = 60,
     retry_delay_seconds: int | None = None,
     parameter_overrides: dict[str, str] | None = None,
+    aws_port: int = 0,
+    canvas_port: int = 0,
+    functions: bool = True,
     timeout_seconds: float = 120,
 ) -> dict[str, Any]:
     running = read_state(state_dir)
@@ -83,6 +86,12 @@ def start_stack(
         command.append("--no-canvas-sim")
     if retry_delay_seconds is not None:
         command += ["--retry-delay-seconds", str(retry_delay_seconds)]
+    if aws_port:
+        command += ["--aws-port", str(aws_port)]
+    if canvas_port:
+        command += ["--canvas-port", str(canvas_port)]
+    if not functions:
+        command.append("--no-functions")
     for name, value in (parameter_overrides or {}).items():
         command += ["--parameter-override", f"{name}={value}"]
     log_path = state_dir / "logs" / "runner.log"
