@@ -14,6 +14,7 @@ variables with the file's overrides, the container addresses rewritten to the ru
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -62,25 +63,41 @@ def declared_environments(template: Path = TEMPLATE) -> dict[str, dict[str, Decl
     by its logical id."""
     cfn, _ = translate(template)
     defaults = {name: str(spec.get("Default", "")) for name, spec in cfn.get("Parameters", {}).items()}
-    resources = set(cfn["Resources"])
     environments = {}
     for logical_id, resource in cfn["Resources"].items():
         if resource["Type"] != "AWS::Lambda::Function":
             continue
         variables = resource["Properties"].get("Environment", {}).get("Variables", {})
         environments[logical_id] = {
-            name: _as_sam_local_resolves(value, defaults, resources) for name, value in variables.items()
+            name: _as_sam_local_resolves(value, defaults) for name, value in variables.items()
         }
     return environments
 
 
-def _as_sam_local_resolves(value: Any, defaults: dict[str, str], resources: set[str]) -> DeclaredVariable:
-    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in defaults:
-        return DeclaredVariable(defaults[value["Ref"]], False)
-    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in resources:
-        return DeclaredVariable(str(value["Ref"]), True)
+# What `sam local` takes a stack's pseudo parameters to be (it names the stack "local").
+SAM_LOCAL_PSEUDO_PARAMETERS = {
+    "AWS::StackName": "local",
+    "AWS::Region": LOCAL_REGION,
+    "AWS::AccountId": ACCOUNT_ID,
+}
+
+
+def _as_sam_local_resolves(value: Any, defaults: dict[str, str]) -> DeclaredVariable:
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        name = str(value["Ref"])
+        if name in defaults:
+            return DeclaredVariable(defaults[name], False)
+        return DeclaredVariable(SAM_LOCAL_PSEUDO_PARAMETERS.get(name, name), True)
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        text = value["Fn::Sub"]
+        names = re.findall(r"\$\{([\w:]+)\}", text)
+        for name in names:
+            text = text.replace(
+                f"${{{name}}}", defaults.get(name) or SAM_LOCAL_PSEUDO_PARAMETERS.get(name, name)
+            )
+        return DeclaredVariable(text, any(name not in defaults for name in names))
     if isinstance(value, dict):
-        return DeclaredVariable(json.dumps(value), True)
+        return DeclaredVariable(json.dumps(value), True)  # no intrinsic of ours needs more
     return DeclaredVariable(str(value), False)
 
 
@@ -159,14 +176,20 @@ def built_function(logical_id: str, build_dir: Path = BUILD_DIR) -> BuiltFunctio
     )
 
 
+def declared_values(function: str, env_vars: dict[str, Any], template: Path = TEMPLATE) -> dict[str, str]:
+    """The function's own variables under `sam local --env-vars`: the file's value where it names one
+    (its function block over its Parameters block), else what sam local resolves."""
+    declared = declared_environments(template)[function]
+    overrides = {**env_vars.get("Parameters", {}), **env_vars.get(function, {})}
+    return {name: str(overrides.get(name, variable.value)) for name, variable in declared.items()}
+
+
 def container_environment(
     function: BuiltFunction, env_vars: dict[str, Any], stack: dict[str, Any], template: Path = TEMPLATE
 ) -> dict[str, str]:
     """The variables `sam local invoke --env-vars` gives the function's container, with the container's
     addresses of the local stack rewritten to the running stack's own."""
-    declared = declared_environments(template)[function.logical_id]
-    overrides = {**env_vars.get("Parameters", {}), **env_vars.get(function.logical_id, {})}
-    variables = {name: str(overrides.get(name, variable.value)) for name, variable in declared.items()}
+    variables = declared_values(function.logical_id, env_vars, template)
     rewrites = {CONTAINER_AWS_ENDPOINT: stack["aws_endpoint_url"]}
     if stack.get("canvas_url"):
         rewrites[CONTAINER_CANVAS_URL] = stack["canvas_url"]

@@ -364,3 +364,33 @@ def test_the_cli_runs_a_sample_and_says_in_one_line_when_the_stack_is_down(
     )  # fmt: skip
     assert down.returncode == 1
     assert down.stderr.count("\n") == 1 and "no local stack is running" in down.stderr, down.stderr
+
+
+# SAM CLI's own resolution of a function's variables (its LocalLambdaRunner, run in SAM's venv).
+SAM_RESOLVES = """
+import json, sys
+from samcli.commands.local.lib.local_lambda import LocalLambdaRunner
+from samcli.lib.providers.sam_function_provider import SamFunctionProvider
+from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+stacks, _ = SamLocalStackProvider.get_stacks(sys.argv[1])
+provider = SamFunctionProvider(stacks)
+runner = LocalLambdaRunner(local_runtime=None, function_provider=provider, cwd=".", real_path=".",
+                           env_vars_values=json.load(open(sys.argv[2])))
+print(json.dumps({f.name: runner._make_env_vars(f).resolve() for f in provider.get_all()}))
+"""
+
+
+def test_each_function_gets_the_variables_sam_local_would_give_it(
+    stack: SamLocalStack, tmp_path: Path
+) -> None:
+    resolved = subprocess.run(
+        [str(SAM.parent / "python"), "-c", SAM_RESOLVES, str(sam_local.BUILD_DIR / "template.yaml"),
+         str(sam_local.ENV_VARS_FILE)],
+        capture_output=True, text=True, check=True, timeout=120,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SAM_CLI_TELEMETRY": "0"},
+    )  # fmt: skip
+    by_sam = json.loads(resolved.stdout)
+    assert set(by_sam) == set(sam_local.declared_environments())
+    for function, variables in by_sam.items():
+        ours = sam_local.declared_values(function, stack.env_vars)
+        assert ours == {name: variables[name] for name in ours}, function

@@ -2,6 +2,7 @@
 by `rostersync admin token --event` (claims generated, not hand-written)."""
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,16 @@ def test_an_event_for_a_route_the_template_lacks_is_refused() -> None:
     arguments = build_parser().parse_args(["admin", "token", "--event", "DELETE /admin/tenant"])
     with pytest.raises(RuntimeError, match="no route for DELETE /admin/tenant"):
         admin_event(arguments)
+
+
+def test_samconfig_points_sam_local_at_the_env_vars_file_and_names_real_environments() -> None:
+    config = tomllib.loads((ENV_VARS_FILE.parents[1] / "samconfig.toml").read_text())
+    for command in ("local_invoke", "local_start_api"):
+        parameters = config["default"][command]["parameters"]
+        assert (ENV_VARS_FILE.parents[1] / parameters["env_vars"]) == ENV_VARS_FILE, command
+    for environment in ("dev", "prod"):
+        assert config[environment]["global"]["parameters"]["stack_name"] == f"rostersync-{environment}"
+        assert config[environment]["global"]["parameters"]["region"]
+        overrides = config[environment]["deploy"]["parameters"]["parameter_overrides"]
+        assert f"Environment={environment}" in overrides
+        assert "AdminJwtIssuer=" in overrides and "AdminJwtAudience=" in overrides
