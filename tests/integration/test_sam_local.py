@@ -30,6 +30,7 @@ from rostersync.sync.reports import export_roster
 from rostersync_local import sam_local
 from rostersync_local.canvas_sim.live_events import SHARD_ID, SHARD_OFFSET
 from rostersync_local.control import LOCAL_AWS_ENVIRONMENT, REPO_ROOT, start_stack, stop_stack
+from rostersync_local.runner import free_port
 from rostersync_local.seed import (
     COURSE_WORKER_RUN_ID,
     DECLINED_CALLBACK_STATE,
@@ -112,7 +113,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SamLocalStack]:
     env_vars = sam_local.read_env_vars(sam_local.ENV_VARS_FILE)
     sam_local.check_env_vars(env_vars)  # a block for a function the template lacks fails here, by name
     state_dir = tmp_path_factory.mktemp("sam-local")
-    state = start_stack(state_dir, functions=False)  # the samples' simulator: the default seed and size
+    # The samples' simulator (the default seed and size); the ports pinned as `--aws-port` and
+    # `--canvas-port` pin them (free ones here, not the 4566/4567 convention, which may be taken).
+    state = start_stack(state_dir, functions=False, aws_port=free_port(), canvas_port=free_port())
     try:
         with pytest.MonkeyPatch.context() as patch:
             for name, value in {
@@ -348,6 +351,17 @@ def test_a_signed_intake_sample_is_queued_as_signed(stack: SamLocalStack) -> Non
     refused = json.loads(_http(stack.invoke("LiveEventsIntakeFunction", forged), 401)["body"])
     assert refused["error"] == "invalid signature"
     assert stack.drain("LiveEventsQueueUrl") == []
+
+
+def test_the_stack_listens_on_the_pinned_ports_and_refuses_taken_ones(
+    stack: SamLocalStack, tmp_path: Path
+) -> None:
+    aws_port = urlsplit(stack.state["aws_endpoint_url"]).port
+    assert stack.state["outputs"]["CourseSyncQueueUrl"].startswith(f"http://127.0.0.1:{aws_port}/")
+    assert stack.state["api_url"] == "http://127.0.0.1:3000"  # sam local start-api's, with --no-functions
+    assert stack.state["schedules"] == [] and stack.state["functions"] is False
+    with pytest.raises(RuntimeError, match=f"cannot listen on port {aws_port}"):
+        start_stack(tmp_path / "second", functions=False, aws_port=aws_port or 0)
 
 
 def test_the_cli_runs_a_sample_and_says_in_one_line_when_the_stack_is_down(
