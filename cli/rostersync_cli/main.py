@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from botocore.exceptions import BotoCoreError, ClientError
 
 from rostersync.canvas.errors import CanvasError
 from rostersync.canvas.scopes import required_scopes
@@ -39,7 +40,8 @@ from rostersync.tenants import (
 from rostersync_cli.events_cli import add_events_commands, parse_file
 from rostersync_cli.files import read_text_file
 from rostersync_cli.grades_cli import add_grades_commands
-from rostersync_cli.stack import NoStackError, StackBinding, bind
+from rostersync_cli.local_cli import add_sam_local_commands, admin_event
+from rostersync_cli.stack import NoStackError, StackBinding, bind, describe_aws_error
 from rostersync_local.control import default_state_dir, public_endpoints, read_state, start_stack, stop_stack
 
 # `sync run --wait` prints progress this often (each print reads every course result of the run).
@@ -66,6 +68,9 @@ def cmd_local_up(arguments: argparse.Namespace) -> None:
         seed=arguments.seed,
         courses=arguments.courses,
         retry_delay_seconds=arguments.retry_delay_seconds,
+        aws_port=arguments.aws_port,
+        canvas_port=arguments.canvas_port,
+        functions=not arguments.no_functions,
     )
     print(json.dumps(public_endpoints(state)))
 
@@ -84,6 +89,13 @@ def cmd_local_status(arguments: argparse.Namespace) -> None:
 
 
 def cmd_admin_token(arguments: argparse.Namespace) -> None:
+    if arguments.event:
+        _print_json(admin_event(arguments))
+        return
+    if not arguments.tenant:
+        raise CliError(
+            "give --tenant (only --event has a default: the demo tenant of `rostersync local seed`)"
+        )
     state = read_state(arguments.state_dir)
     if state is None:
         raise CliError(
@@ -104,6 +116,10 @@ def cmd_local_fire(arguments: argparse.Namespace) -> None:
     state = read_state(arguments.state_dir)
     if state is None:
         raise CliError("no local stack is running")
+    if not state["schedules"]:
+        raise CliError(
+            "this local stack runs no functions (--no-functions): invoke the scheduler with sam local"
+        )
     name = arguments.schedule or state["schedules"][0]
     response = requests.post(f"{state['control_url']}/schedules/{name}/fire", timeout=120)
     _print_json(response.json())
@@ -409,6 +425,13 @@ def _add_local_commands(groups: Any) -> None:
     up.add_argument(
         "--retry-delay-seconds", type=int, default=None, help="local only: retry failed messages sooner"
     )
+    up.add_argument("--aws-port", type=int, default=0, help="moto's port (sam local's convention: 4566)")
+    up.add_argument(
+        "--canvas-port", type=int, default=0, help="the Canvas simulator's port (convention: 4567)"
+    )
+    up.add_argument(
+        "--no-functions", action="store_true", help="AWS and Canvas only: the functions run in sam local"
+    )
     up.set_defaults(handler=cmd_local_up)
     local.add_parser("down", help="stop the local stack").set_defaults(handler=cmd_local_down)
     local.add_parser("status", help="endpoints and function counters").set_defaults(handler=cmd_local_status)
@@ -416,15 +439,22 @@ def _add_local_commands(groups: Any) -> None:
         dest="command", required=True
     )
     issue = token.add_parser("token", help="a development JWT for a tenant's admin, from the local issuer")
-    issue.add_argument("--tenant", required=True)
+    issue.add_argument("--tenant")
     issue.add_argument("--operator", action="store_true", help="add the operator claim")
     issue.add_argument(
         "--console-url", action="store_true", help="print the settings page's URL, signed in with the token"
     )
+    issue.add_argument(
+        "--event",
+        metavar="'METHOD /path'",
+        help="print the API Gateway event of this request, with the token's claims",
+    )
+    issue.add_argument("--body", help="with --event: the request's JSON body")
     issue.set_defaults(handler=cmd_admin_token)
     fire = local.add_parser("fire", help="fire a schedule now")
     fire.add_argument("schedule", nargs="?")
     fire.set_defaults(handler=cmd_local_fire)
+    add_sam_local_commands(local, bind=lambda arguments: _binding(arguments).services)
 
 
 def _add_tenant_commands(groups: Any) -> None:
@@ -590,6 +620,9 @@ def main(argv: list[str] | None = None) -> int:
         TimeoutError,
     ) as error:
         print(f"rostersync: error: {error}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as error:
+        print(f"rostersync: error: {describe_aws_error(error)}", file=sys.stderr)
         return 1
     return 0
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug.datastructures import Headers
+from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
 from rostersync_local.functions import Invocation
@@ -160,3 +161,55 @@ class ApiGateway:
         body = payload.get("body") or ""
         data = base64.b64decode(body) if payload.get("isBase64Encoded") else body.encode()
         return Response(data, status=int(payload["statusCode"]), headers=headers)
+
+
+# The fixed moment, host and ids of events/ samples (the functions never check them; API Gateway did).
+SAMPLE_HOST = "abc123.execute-api.us-east-1.amazonaws.com"
+SAMPLE_EPOCH_MS = 1795710000000
+SAMPLE_REQUEST_ID = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+SAMPLE_SOURCE_IP = "203.0.113.7"
+
+
+def sample_event(
+    routes: Iterable[RouteSpec],
+    method: str,
+    target: str,
+    *,
+    body: str | None = None,
+    claims: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The event API Gateway sends a route's function for `METHOD target` (a path and query), at the
+    samples' fixed moment; `claims` as its JWT authorizer passes a verified token's (as strings)."""
+    gateway = ApiGateway(routes, lambda function, event: Invocation(), lambda token, authorizer: None)
+    path, _, query = target.partition("?")
+    matched = gateway.match(method, path)
+    if matched is None:
+        raise ValueError(f"the template has no route for {method} {path}")
+    route, path_parameters = matched
+    if route.authorizer is not None and claims is None:
+        raise ValueError(f"{method} {path} is behind the JWT authorizer: give the token's claims")
+    headers = {"User-Agent": "Mozilla/5.0", "X-Forwarded-Proto": "https", "X-Forwarded-For": SAMPLE_SOURCE_IP}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    environ = EnvironBuilder(
+        path=path,
+        base_url=f"https://{SAMPLE_HOST}",
+        query_string=query,
+        method=method,
+        headers=list(headers.items()),
+        data=body,
+        environ_base={"REMOTE_ADDR": SAMPLE_SOURCE_IP},
+    ).get_environ()
+    event = gateway.event(Request(environ), route, path_parameters)
+    context = event["requestContext"]
+    context.update(
+        apiId=SAMPLE_HOST.split(".", maxsplit=1)[0],
+        requestId=SAMPLE_REQUEST_ID,
+        time=datetime.fromtimestamp(SAMPLE_EPOCH_MS / 1000, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        timeEpoch=SAMPLE_EPOCH_MS,
+    )
+    if route.authorizer is not None and claims is not None:
+        context["authorizer"] = {
+            "jwt": {"claims": {name: str(value) for name, value in claims.items()}, "scopes": None}
+        }
+    return event

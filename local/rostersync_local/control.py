@@ -1,4 +1,6 @@
-"""Start, find and stop the local stack running in the background (`rostersync local up|down`)."""
+"""Start, find and stop the local stack running in the background (`rostersync local up|down`).
+
+Standard library only: the CLI imports it on every call, a deployed stack's too."""
 
 from __future__ import annotations
 
@@ -14,6 +16,14 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_ENDPOINTS = ("api_url", "aws_endpoint_url", "canvas_url")
+LOCAL_REGION = "us-east-1"
+# Local stand-ins for credentials: moto accepts any.
+LOCAL_AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": LOCAL_REGION,
+    "AWS_REGION": LOCAL_REGION,
+}
 
 
 def default_state_dir() -> Path:
@@ -51,6 +61,9 @@ def start_stack(
     courses: int = 60,
     retry_delay_seconds: int | None = None,
     parameter_overrides: dict[str, str] | None = None,
+    aws_port: int = 0,
+    canvas_port: int = 0,
+    functions: bool = True,
     timeout_seconds: float = 120,
 ) -> dict[str, Any]:
     running = read_state(state_dir)
@@ -73,6 +86,12 @@ def start_stack(
         command.append("--no-canvas-sim")
     if retry_delay_seconds is not None:
         command += ["--retry-delay-seconds", str(retry_delay_seconds)]
+    if aws_port:
+        command += ["--aws-port", str(aws_port)]
+    if canvas_port:
+        command += ["--canvas-port", str(canvas_port)]
+    if not functions:
+        command.append("--no-functions")
     for name, value in (parameter_overrides or {}).items():
         command += ["--parameter-override", f"{name}={value}"]
     log_path = state_dir / "logs" / "runner.log"

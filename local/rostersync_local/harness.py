@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import requests
 
-from rostersync_local.runner import LOCAL_AWS_ENVIRONMENT
+from rostersync_local.control import LOCAL_AWS_ENVIRONMENT
 
 CLI = [sys.executable, "-m", "rostersync_cli.main"]
 Echo = Callable[[str], None]

@@ -18,6 +18,29 @@ from joserfc.jwk import RSAKey
 from rostersync_local.template import JwtAuthorizerSpec
 
 
+def admin_claims(
+    issuer_url: str,
+    audience: str,
+    tenant_id: str,
+    issued_at: int,
+    *,
+    operator: bool = False,
+    ttl_seconds: int = 3600,
+) -> dict[str, Any]:
+    """The claims of a tenant admin's token (with `operator`, of an operator's)."""
+    claims: dict[str, Any] = {
+        "iss": issuer_url,
+        "aud": audience,
+        "sub": f"admin@{tenant_id}",
+        "iat": issued_at,
+        "exp": issued_at + ttl_seconds,
+        "rostersync:tenant": tenant_id,
+    }
+    if operator:
+        claims["rostersync:operator"] = "true"
+    return claims
+
+
 class LocalIssuer:
     def __init__(self, issuer_url: str, audience: str = "rostersync-admin") -> None:
         self.issuer_url = issuer_url
@@ -32,17 +55,14 @@ class LocalIssuer:
         return {"issuer": self.issuer_url, "jwks_uri": f"{self.issuer_url}/.well-known/jwks.json"}
 
     def issue(self, tenant_id: str, *, operator: bool = False, ttl_seconds: int = 3600) -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": self.issuer_url,
-            "aud": self.audience,
-            "sub": f"admin@{tenant_id}",
-            "iat": now,
-            "exp": now + ttl_seconds,
-            "rostersync:tenant": tenant_id,
-        }
-        if operator:
-            claims["rostersync:operator"] = "true"
+        claims = admin_claims(
+            self.issuer_url,
+            self.audience,
+            tenant_id,
+            int(time.time()),
+            operator=operator,
+            ttl_seconds=ttl_seconds,
+        )
         return jwt.encode({"alg": "RS256", "kid": self._kid}, claims, self._key)
 
     def verify(self, token: str, authorizer: JwtAuthorizerSpec) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from rostersync_local.api_gateway import ApiGateway
+from rostersync_local.control import LOCAL_AWS_ENVIRONMENT
 from rostersync_local.functions import FunctionPool, Invocation
 from rostersync_local.issuer import LocalIssuer
 from rostersync_local.queues import QueuePoller
@@ -36,13 +37,8 @@ logger = logging.getLogger("rostersync_local.runner")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_NAME = "rostersync-local"
 DEFAULT_CONCURRENCY = 2
-# Local stand-ins for credentials: moto accepts any.
-LOCAL_AWS_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-}
+# Where `sam local start-api` serves the API by default: the API URL of a stack whose functions run there.
+SAM_LOCAL_API_URL = "http://127.0.0.1:3000"
 
 
 def free_port() -> int:
@@ -78,6 +74,9 @@ class LocalStack:
         seed: int = 7,
         courses: int = 60,
         api_port: int = 0,
+        aws_port: int = 0,
+        canvas_port: int = 0,
+        functions: bool = True,
         retry_delay_seconds: int | None = None,
         parameter_overrides: dict[str, str] | None = None,
         template: Path = REPO_ROOT / "template.yaml",
@@ -88,6 +87,9 @@ class LocalStack:
         self._seed = seed
         self._courses = courses
         self._api_port = api_port
+        self._aws_port = aws_port
+        self._canvas_port = canvas_port
+        self._functions = functions
         self._retry_delay = retry_delay_seconds
         self._parameter_overrides = parameter_overrides or {}
         self._template = template
@@ -113,14 +115,38 @@ class LocalStack:
             **self._parameter_overrides,
             "AllowInsecureCanvasUrls": "true",
             "AdminJwtIssuer": control_url,
+            "AwsEndpointUrl": aws_endpoint_url,
         }
         if canvas_url:
             overrides["LiveEventsJwksUrl"] = f"{canvas_url}/_sim/jwks.json"
         model = load_stack(self._template, STACK_NAME, overrides, aws_endpoint_url)
+        create_resources(model, aws_endpoint_url)
+        control.target = self._control_app(model)
+        api_url = self._start_functions(model, aws_endpoint_url) if self._functions else SAM_LOCAL_API_URL
+        outputs = {**model.outputs, "ApiUrl": api_url}
+        self.endpoints = {
+            "api_url": api_url,
+            "aws_endpoint_url": aws_endpoint_url,
+            **({"canvas_url": canvas_url} if canvas_url else {}),
+            "control_url": control_url,
+            "stack_name": STACK_NAME,
+            "region": REGION,
+            "outputs": outputs,
+            "schedules": sorted(model.schedules) if self._functions else [],
+            "functions": self._functions,
+            "log_dir": str(self.log_dir),
+            "pid": os.getpid(),
+        }
+        state_file = self.state_dir / "stack.json"
+        state_file.with_suffix(".tmp").write_text(json.dumps(self.endpoints, indent=2))
+        state_file.with_suffix(".tmp").replace(state_file)
+        return self.endpoints
+
+    def _start_functions(self, model: StackModel, aws_endpoint_url: str) -> str:
+        """The template's functions in warm pools, its routes, queue triggers and schedules; the API URL."""
         sqs = boto3.client(
             "sqs", endpoint_url=aws_endpoint_url, config=Config(retries={"max_attempts": 2}), **_creds()
         )
-        create_resources(model, aws_endpoint_url)
         base_environment = {
             **LOCAL_AWS_ENVIRONMENT,
             "AWS_ENDPOINT_URL": aws_endpoint_url,
@@ -155,27 +181,11 @@ class LocalStack:
             )
             poller.start()
             self._pollers.append(poller)
-        control.target = self._control_app(model)
-        outputs = {**model.outputs, "ApiUrl": api_url}
-        self.endpoints = {
-            "api_url": api_url,
-            "aws_endpoint_url": aws_endpoint_url,
-            **({"canvas_url": canvas_url} if canvas_url else {}),
-            "control_url": control_url,
-            "stack_name": STACK_NAME,
-            "region": REGION,
-            "outputs": outputs,
-            "schedules": sorted(model.schedules),
-            "log_dir": str(self.log_dir),
-            "pid": os.getpid(),
-        }
-        state_file = self.state_dir / "stack.json"
-        state_file.with_suffix(".tmp").write_text(json.dumps(self.endpoints, indent=2))
-        state_file.with_suffix(".tmp").replace(state_file)
-        return self.endpoints
+        return api_url
 
     def _start_moto(self) -> str:
-        port = free_port()
+        port = self._aws_port or free_port()
+        _refuse_taken_port(port, "AWS (moto)")
         self._spawn(
             "moto", [sys.executable, "-m", "rostersync_local.moto_server", "-H", "127.0.0.1", "-p", str(port)]
         )
@@ -184,6 +194,8 @@ class LocalStack:
         return url
 
     def _start_canvas_simulator(self) -> str:
+        if self._canvas_port:
+            _refuse_taken_port(self._canvas_port, "the Canvas simulator")
         process = self._spawn(
             "canvas-sim",
             [
@@ -193,7 +205,7 @@ class LocalStack:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                "0",
+                str(self._canvas_port),
                 "--seed",
                 str(self._seed),
                 "--courses",
@@ -351,6 +363,14 @@ def create_resources(model: StackModel, endpoint: str) -> None:
         sqs.create_queue(QueueName=queue.name, Attributes=attributes)
 
 
+def _refuse_taken_port(port: int, what: str) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise RuntimeError(f"{what} cannot listen on port {port}: {error.strerror}") from None
+
+
 def _creds() -> dict[str, str]:
     return {
         "region_name": REGION,
@@ -375,6 +395,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--courses", type=int, default=60)
     parser.add_argument("--api-port", type=int, default=0)
+    parser.add_argument("--aws-port", type=int, default=0, help="moto's port (0: any free one)")
+    parser.add_argument("--canvas-port", type=int, default=0, help="the Canvas simulator's (0: any free one)")
+    parser.add_argument(
+        "--no-functions",
+        action="store_true",
+        help="AWS and Canvas only: the template's functions run elsewhere (sam local)",
+    )
     parser.add_argument("--retry-delay-seconds", type=int, default=None)
     parser.add_argument(
         "--parameter-override",
@@ -392,6 +419,9 @@ def main() -> int:
         seed=arguments.seed,
         courses=arguments.courses,
         api_port=arguments.api_port,
+        aws_port=arguments.aws_port,
+        canvas_port=arguments.canvas_port,
+        functions=not arguments.no_functions,
         retry_delay_seconds=arguments.retry_delay_seconds,
         parameter_overrides=dict(arguments.parameter_override),
     )

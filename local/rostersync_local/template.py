@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
-REGION = "us-east-1"
+from rostersync_local.control import LOCAL_REGION
+
+REGION = LOCAL_REGION
 ACCOUNT_ID = "123456789012"
 PSEUDO_PARAMETERS = {
     "AWS::Region": REGION,
@@ -207,7 +210,11 @@ def translate(template_path: Path) -> tuple[dict[str, Any], dict[str, Path]]:
                 code_dirs[logical_id] = (template_path.parent / properties[key]).resolve()
                 properties[key] = f"s3://local-artifacts/{logical_id}"
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    cfn = Translator(None, Parser()).translate(sam, parameter_values={}, get_managed_policy_map=lambda: {})
+    # The translator's own metrics go nowhere (it would warn of them, unpublished, at exit).
+    metrics = Metrics(metrics_publisher=DummyMetricsPublisher())
+    translator = Translator(None, Parser(), metrics=metrics)
+    cfn = translator.translate(sam, parameter_values={}, get_managed_policy_map=lambda: {})
+    metrics.publish()
     return cfn, code_dirs
 
 

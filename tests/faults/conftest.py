@@ -20,8 +20,7 @@ import requests
 from rostersync.services import Services
 from rostersync.settings import Settings
 from rostersync.sync.reports import export_roster
-from rostersync_local.control import start_stack, stop_stack
-from rostersync_local.runner import LOCAL_AWS_ENVIRONMENT
+from rostersync_local.control import LOCAL_AWS_ENVIRONMENT, start_stack, stop_stack
 from rostersync_local.truth import differences, expected_export
 from tests.integration.conftest import Stack, calls_outside_the_manifest, services
 

@@ -27,8 +27,8 @@ from rostersync.tenants import (
     create_tenant,
 )
 from rostersync_local.canvas_sim import RunningSimulator
-from rostersync_local.control import start_stack, stop_stack
-from rostersync_local.runner import LOCAL_AWS_ENVIRONMENT, create_resources
+from rostersync_local.control import LOCAL_AWS_ENVIRONMENT, start_stack, stop_stack
+from rostersync_local.runner import create_resources
 from rostersync_local.template import load_stack
 
 

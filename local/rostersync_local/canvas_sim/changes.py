@@ -510,8 +510,17 @@ def rotate_key(request: Request, state: SimulatorState) -> Response:
     return json_response(state.live_events.signer.rotate())
 
 
+def sign_live_event(request: Request, state: SimulatorState) -> Response:
+    """A posted event signed as the HTTPS delivery signs events (the current key, valid 10 minutes):
+    a signed sample for `rostersync local signed-event`."""
+    event = sim_json_body(request)
+    if not event:
+        raise sim_error("post the event to sign as a JSON object")
+    return json_response({"token": state.live_events.signer.sign(event, state.live_events.clock())})
+
+
 # Handlers that must not run under ``state.lock`` (they wait, or only touch the dispatcher).
-for _handler in (live_events_log, flush_live_events, jwks, rotate_key):
+for _handler in (live_events_log, flush_live_events, jwks, rotate_key, sign_live_event):
     _handler.without_state_lock = True  # type: ignore[attr-defined]
 
 CHANGE_ROUTES = (
@@ -526,5 +535,6 @@ CHANGE_ROUTES = (
     ("GET", "/_sim/live_events/log", live_events_log),
     ("POST", "/_sim/live_events/flush", flush_live_events),
     ("POST", "/_sim/live_events/rotate_key", rotate_key),
+    ("POST", "/_sim/live_events/sign", sign_live_event),
     ("GET", "/_sim/jwks.json", jwks),
 )
