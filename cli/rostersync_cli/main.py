@@ -72,12 +72,56 @@ def cmd_local_up(arguments: argparse.Namespace) -> None:
         canvas_port=arguments.canvas_port,
         functions=not arguments.no_functions,
     )
-    print(json.dumps(public_endpoints(state)))
+    endpoints = public_endpoints(state)
+    extra = {
+        # What a Canvas developer key and Canvas's live events must point at.
+        "redirect_uri": f"{state['api_url']}/oauth/callback",
+        "live_events_url": f"{state['api_url']}/live-events",
+        "live_events_queue_url": state["outputs"]["LiveEventsQueueUrl"],
+    }
+    if "canvas_url" in state and not arguments.no_live_events and not arguments.no_functions:
+        # The simulator sends its live events to the stack's queue, as Canvas Data Services would.
+        requests.post(
+            f"{state['canvas_url']}/_sim/live_events",
+            json={
+                "sqs_queue_url": extra["live_events_queue_url"],
+                "aws_endpoint_url": state["aws_endpoint_url"],
+            },
+            timeout=30,
+        ).raise_for_status()
+    print(json.dumps(endpoints | extra))
 
 
 def cmd_local_down(arguments: argparse.Namespace) -> None:
     if not stop_stack(arguments.state_dir):
         print("no local stack was running", file=sys.stderr)
+        return
+    # moto keeps AWS in memory: nothing of the stack survives it.
+    print("local stack stopped; its tenants, rosters, runs and secrets are gone with it", file=sys.stderr)
+
+
+def cmd_local_dev_key(arguments: argparse.Namespace) -> None:
+    """A developer key in the Canvas simulator, made as a Canvas admin makes one, for `tenant add`."""
+    state = read_state(arguments.state_dir)
+    if state is None or "canvas_url" not in state:
+        raise CliError(
+            "no local stack with the Canvas simulator is running (start one with `rostersync local up`)"
+        )
+    redirect_uri = f"{state['api_url']}/oauth/callback"
+    key = requests.post(
+        f"{state['canvas_url']}/_sim/developer_keys",
+        json={"name": arguments.name, "redirect_uri": redirect_uri},
+        timeout=30,
+    )
+    key.raise_for_status()
+    created = key.json()
+    made = {"canvas_url": state["canvas_url"], "redirect_uri": redirect_uri}
+    print(json.dumps(made | {name: created[name] for name in ("client_id", "client_secret")}))
+    print(
+        "next: rostersync tenant add --name NAME --canvas-url CANVAS_URL --client-id CLIENT_ID "
+        "--client-secret - --allow-insecure-canvas   (the secret on stdin)",
+        file=sys.stderr,
+    )
 
 
 def cmd_local_status(arguments: argparse.Namespace) -> None:
@@ -432,8 +476,18 @@ def _add_local_commands(groups: Any) -> None:
     up.add_argument(
         "--no-functions", action="store_true", help="AWS and Canvas only: the functions run in sam local"
     )
+    up.add_argument(
+        "--no-live-events",
+        action="store_true",
+        help="the simulator does not send its live events to the stack",
+    )
     up.set_defaults(handler=cmd_local_up)
-    local.add_parser("down", help="stop the local stack").set_defaults(handler=cmd_local_down)
+    local.add_parser(
+        "down", help="stop the local stack (its data lives in memory: everything it held is gone)"
+    ).set_defaults(handler=cmd_local_down)
+    dev_key = local.add_parser("dev-key", help="make a developer key in the Canvas simulator (JSON)")
+    dev_key.add_argument("--name", default="rostersync")
+    dev_key.set_defaults(handler=cmd_local_dev_key)
     local.add_parser("status", help="endpoints and function counters").set_defaults(handler=cmd_local_status)
     token = groups.add_parser("admin", help="admin sign-in (development)").add_subparsers(
         dest="command", required=True

@@ -290,3 +290,26 @@ def test_grades_pushed_with_the_cli_reach_canvas_through_the_grades_queue(
         time.sleep(1)
         counts = json.loads(stack.cli_ok("grades", "status", batch_id, "--tenant", tenant_id))["counts"]
     assert counts.get("sent") == len(students) == 3, counts
+
+
+def test_a_newcomer_gets_a_developer_key_and_live_events_from_local_up(stack: Stack) -> None:
+    # `local up` on a running stack answers with it: its endpoints, where a developer key and Canvas's
+    # live events must point, and the simulator then sends its live events to the stack's queue.
+    shown = json.loads(stack.cli_ok("local", "up"))
+    assert shown["api_url"] == stack.api_url and shown["canvas_url"] == stack.canvas_url
+    assert shown["redirect_uri"] == f"{stack.api_url}/oauth/callback"
+    assert shown["live_events_url"] == f"{stack.api_url}/live-events"
+    delivery = stack.canvas("GET", "/_sim/live_events")
+    assert delivery["sqs_queue_url"] == stack.outputs["LiveEventsQueueUrl"], delivery
+
+    made = stack.cli("local", "dev-key", "--name", "newcomer")
+    assert made.returncode == 0 and "rostersync tenant add" in made.stderr
+    key = json.loads(made.stdout)
+    assert (key["canvas_url"], key["redirect_uri"]) == (stack.canvas_url, shown["redirect_uri"])
+    tenant_id = stack.cli_ok(
+        "tenant", "add", "--name", "Newcomer U", "--canvas-url", key["canvas_url"],
+        "--client-id", key["client_id"], "--client-secret", "-", "--allow-insecure-canvas",
+        stdin=key["client_secret"] + "\n",
+    )  # fmt: skip
+    assert requests.get(stack.cli_ok("tenant", "authorize", tenant_id), timeout=30).status_code == 200
+    assert json.loads(stack.cli_ok("tenant", "show", tenant_id))["status"] == "active"
