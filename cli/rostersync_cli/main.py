@@ -10,17 +10,19 @@ import getpass
 import json
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
+from botocore.exceptions import ClientError
 
 from rostersync.canvas.errors import CanvasError
 from rostersync.canvas.scopes import required_scopes
 from rostersync.events.apply import route_to_tenants
 from rostersync.models import CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
-from rostersync.store.dead_letters import DeadLetterQueues
+from rostersync.store.dead_letters import DeadLetter, DeadLetterQueues
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
 from rostersync.sync.planner import SyncCooldownError, request_sync
 from rostersync.sync.reports import export_roster, run_summary, sync_errors, sync_errors_csv
@@ -36,6 +38,7 @@ from rostersync.tenants import (
     require_tenant,
     update_sync_list,
 )
+from rostersync_cli import output
 from rostersync_cli.events_cli import add_events_commands, parse_file
 from rostersync_cli.files import read_text_file
 from rostersync_cli.grades_cli import add_grades_commands
@@ -369,24 +372,109 @@ def cmd_events_recent(arguments: argparse.Namespace) -> None:
     _print_json([record.model_dump(mode="json") for record in records])
 
 
+@dataclass(frozen=True)
+class DeadLetterQueue:
+    dead_letter_output: str
+    source_output: str
+    consumer: str  # the function whose log holds each message's error (SQS keeps none)
+
+
 DEAD_LETTER_QUEUES = {
-    "events": ("LiveEventsDeadLetterQueueUrl", "LiveEventsQueueUrl"),
-    "courses": ("CourseSyncDeadLetterQueueUrl", "CourseSyncQueueUrl"),
-    "requests": ("SyncRequestDeadLetterQueueUrl", "SyncRequestQueueUrl"),
+    "events": DeadLetterQueue("LiveEventsDeadLetterQueueUrl", "LiveEventsQueueUrl", "LiveEventsFunction"),
+    "requests": DeadLetterQueue(
+        "SyncRequestDeadLetterQueueUrl", "SyncRequestQueueUrl", "SyncPlannerFunction"
+    ),
+    "courses": DeadLetterQueue(
+        "CourseSyncDeadLetterQueueUrl", "CourseSyncQueueUrl", "CourseSyncWorkerFunction"
+    ),
+    "grades": DeadLetterQueue("GradesDeadLetterQueueUrl", "GradesQueueUrl", "GradePassbackFunction"),
 }
+BODY_PREVIEW_CHARACTERS = 60
 
 
-def cmd_dlq(arguments: argparse.Namespace) -> None:
+def _where_errors_are(binding: StackBinding, queue: DeadLetterQueue) -> str:
+    place = (
+        f"logs/{queue.consumer}.log in the local stack's state directory"
+        if binding.control_url
+        else f"the CloudWatch Logs group of the stack's {queue.consumer}"
+    )
+    return f"the error is not kept by SQS: see {place}"
+
+
+def cmd_dlq_list(arguments: argparse.Namespace) -> None:
     binding = _binding(arguments)
-    dead_letter_output, source_output = DEAD_LETTER_QUEUES[arguments.queue]
     queues = DeadLetterQueues()
-    if arguments.command == "list":
-        _print_json(
-            [letter.model_dump(mode="json") for letter in queues.peek(binding.outputs[dead_letter_output])]
+    listed: list[tuple[str, int, list[DeadLetter]]] = []
+    for name in [arguments.queue] if arguments.queue else list(DEAD_LETTER_QUEUES):
+        url = binding.outputs[DEAD_LETTER_QUEUES[name].dead_letter_output]
+        letters = queues.peek(url)
+        listed.append((name, max(queues.count(url), len(letters)), letters))
+    if arguments.format == output.JSON:
+        output.print_json(
+            [
+                {
+                    "queue": name,
+                    "messages": count,
+                    "letters": [letter.model_dump(mode="json") for letter in letters],
+                }
+                for name, count, letters in listed
+            ]
         )
-    else:
-        moved = queues.redrive(binding.outputs[dead_letter_output], binding.outputs[source_output])
-        print(f"moved {moved} messages back to the {arguments.queue} queue")
+        return
+    print(output.table_text(["QUEUE", "MESSAGES"], [[name, count] for name, count, _ in listed]))
+    rows = [
+        [
+            name, letter.message_id, letter.tenant_id, letter.run_id, letter.course_id, letter.batch_id,
+            letter.receive_count, f"{letter.first_sent_at:%Y-%m-%d %H:%M:%S}Z",
+            letter.body[:BODY_PREVIEW_CHARACTERS],
+        ]
+        for name, _, letters in listed
+        for letter in letters
+    ]  # fmt: skip
+    if rows:
+        headers = ["QUEUE", "MESSAGE", "TENANT", "RUN", "COURSE", "BATCH", "RECEIVES", "FIRST SENT", "BODY"]
+        print(f"\n{output.table_text(headers, rows)}\n")
+        for name, _, letters in listed:
+            if letters:
+                print(f"{name}: {_where_errors_are(binding, DEAD_LETTER_QUEUES[name])}")
+
+
+def cmd_dlq_redrive(arguments: argparse.Namespace) -> None:
+    binding = _binding(arguments)
+    queue = DEAD_LETTER_QUEUES[arguments.queue]
+    moved = DeadLetterQueues().redrive(
+        binding.outputs[queue.dead_letter_output], binding.outputs[queue.source_output]
+    )
+    print(f"moved {moved} messages back to the {arguments.queue} queue")
+
+
+def cmd_dlq_delete(arguments: argparse.Namespace) -> None:
+    binding = _binding(arguments)
+    url = binding.outputs[DEAD_LETTER_QUEUES[arguments.queue].dead_letter_output]
+    if not DeadLetterQueues().delete(url, arguments.message_id):
+        raise CliError(
+            f"no message {arguments.message_id} in the {arguments.queue} dead-letter queue "
+            f"(see `rostersync dlq list --queue {arguments.queue}`)"
+        )
+    print(f"deleted message {arguments.message_id} from the {arguments.queue} dead-letter queue")
+
+
+def cmd_dlq_purge(arguments: argparse.Namespace) -> None:
+    binding = _binding(arguments)
+    url = binding.outputs[DEAD_LETTER_QUEUES[arguments.queue].dead_letter_output]
+    queues = DeadLetterQueues()
+    if not arguments.yes:
+        raise CliError(
+            f"this deletes all {queues.count(url)} messages of the {arguments.queue} dead-letter queue "
+            "for good; add --yes"
+        )
+    try:
+        purged = queues.purge(url)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "AWS.SimpleQueueService.PurgeQueueInProgress":
+            raise
+        raise CliError("SQS allows one purge of a queue a minute; try again in a minute") from error
+    print(f"purged {purged} messages from the {arguments.queue} dead-letter queue")
 
 
 # -- roster and scopes -------------------------------------------------------------------------
@@ -540,10 +628,26 @@ def _add_course_list_commands(groups: Any) -> None:
 
 def _add_dead_letter_commands(groups: Any) -> None:
     dlq = groups.add_parser("dlq", help="dead-letter queues").add_subparsers(dest="command", required=True)
-    for command, text in (("list", "show failed messages"), ("redrive", "move failed messages back")):
-        parser = dlq.add_parser(command, help=text)
-        parser.add_argument("--queue", choices=sorted(DEAD_LETTER_QUEUES), default="courses")
-        parser.set_defaults(handler=cmd_dlq)
+    queue_names = list(DEAD_LETTER_QUEUES)
+    listing = dlq.add_parser(
+        "list",
+        help="each dead-letter queue's count and messages (tenant, run, course or batch from the body, "
+        "receive count); SQS keeps no error, so the output says which function's log holds it",
+    )
+    listing.add_argument("--queue", choices=queue_names, help="only this queue (default: every queue)")
+    output.add_format_option(listing)
+    listing.set_defaults(handler=cmd_dlq_list)
+    redrive = dlq.add_parser("redrive", help="move a queue's failed messages back once the cause is fixed")
+    redrive.add_argument("--queue", choices=queue_names, required=True)
+    redrive.set_defaults(handler=cmd_dlq_redrive)
+    delete = dlq.add_parser("delete", help="delete one poison message by its id (from `dlq list`)")
+    delete.add_argument("message_id")
+    delete.add_argument("--queue", choices=queue_names, required=True)
+    delete.set_defaults(handler=cmd_dlq_delete)
+    purge = dlq.add_parser("purge", help="delete every message of one dead-letter queue")
+    purge.add_argument("--queue", choices=queue_names, required=True)
+    purge.add_argument("--yes", action="store_true", help="confirm")
+    purge.set_defaults(handler=cmd_dlq_purge)
 
 
 def _add_roster_commands(groups: Any) -> None:

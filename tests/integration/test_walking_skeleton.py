@@ -3,6 +3,7 @@
 import json
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -235,25 +236,58 @@ def test_sync_now_has_a_cooldown_per_scope_and_can_target_one_course(stack: Stac
 
 
 def test_a_poison_message_reaches_the_dead_letter_queue_and_can_be_moved_back(stack: Stack) -> None:
-    stack.aws("sqs").send_message(
-        QueueUrl=stack.outputs["CourseSyncQueueUrl"], MessageBody="not a course message"
+    sqs = stack.aws("sqs")
+    sqs.send_message(QueueUrl=stack.outputs["CourseSyncQueueUrl"], MessageBody="not a course message")
+    poison = json.dumps({"tenant_id": "t-poison", "run_id": "r-poison", "course": {"id": 4242}})
+    sqs.send_message(QueueUrl=stack.outputs["CourseSyncQueueUrl"], MessageBody=poison)
+    # A grades message that failed for good (placed directly: the grades queue's own failures are slow).
+    sqs.send_message(
+        QueueUrl=stack.outputs["GradesDeadLetterQueueUrl"],
+        MessageBody=json.dumps({"tenant_id": "t-grades", "batch_id": "b-lost"}),
     )
     deadline = time.monotonic() + 60
-    letters: list[dict[str, object]] = []
-    while time.monotonic() < deadline and not letters:
-        letters = [
-            letter
-            for letter in json.loads(stack.cli_ok("dlq", "list", "--queue", "courses"))
-            if letter["body"] == "not a course message"
-        ]
+    letters: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline and len(letters) < 2:
+        queues = json.loads(stack.cli_ok("dlq", "list", "--format", "json"))
+        listed = {entry["queue"]: entry for entry in queues}
+        letters = {
+            letter["body"]: letter
+            for letter in listed["courses"]["letters"]
+            if letter["body"] in {"not a course message", poison}
+        }
         time.sleep(1)
-    assert letters and int(str(letters[0]["receive_count"])) >= 3  # the template's maxReceiveCount
+    # Every dead-letter queue, with its count, without naming one.
+    assert set(listed) == {"events", "requests", "courses", "grades"}
+    assert listed["courses"]["messages"] >= 2 and listed["grades"]["messages"] >= 1
+    assert int(letters["not a course message"]["receive_count"]) >= 3  # the template's maxReceiveCount
+    assert letters["not a course message"]["tenant_id"] is None
+    named = letters[poison]
+    assert (named["tenant_id"], named["run_id"], named["course_id"]) == ("t-poison", "r-poison", 4242)
+    [grade_letter] = [letter for letter in listed["grades"]["letters"] if letter["batch_id"] == "b-lost"]
+    assert grade_letter["tenant_id"] == "t-grades"
+    table = stack.cli_ok("dlq", "list")
+    assert "t-poison" in table and "4242" in table
+    assert "courses: the error is not kept by SQS: see logs/CourseSyncWorkerFunction.log" in table
+
+    stack.cli_ok("dlq", "delete", named["message_id"], "--queue", "courses")
+    again = stack.cli("dlq", "delete", named["message_id"], "--queue", "courses")
+    assert again.returncode == 1 and "no message" in again.stderr
+    remaining = json.loads(stack.cli_ok("dlq", "list", "--queue", "courses", "--format", "json"))
+    assert [entry["queue"] for entry in remaining] == ["courses"]
+    assert poison not in [letter["body"] for letter in remaining[0]["letters"]]
+
     moved = stack.cli_ok("dlq", "redrive", "--queue", "courses")
     assert moved.startswith("moved ") and int(moved.split()[1]) >= 1
-    attributes = stack.aws("sqs").get_queue_attributes(
+    attributes = sqs.get_queue_attributes(
         QueueUrl=stack.outputs["CourseSyncDeadLetterQueueUrl"], AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
+
+    unconfirmed = stack.cli("dlq", "purge", "--queue", "grades")
+    assert unconfirmed.returncode == 1 and "add --yes" in unconfirmed.stderr
+    assert stack.cli_ok("dlq", "purge", "--queue", "grades", "--yes").startswith("purged ")
+    after = json.loads(stack.cli_ok("dlq", "list", "--queue", "grades", "--format", "json"))
+    assert after[0]["messages"] == 0 and after[0]["letters"] == []
 
 
 def test_grades_pushed_with_the_cli_reach_canvas_through_the_grades_queue(
