@@ -57,6 +57,11 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+def _local_time(moment: datetime) -> str:
+    """A moment in the operator's own time zone, as they read a clock."""
+    return f"{moment.astimezone():%Y-%m-%d %H:%M:%S %Z}"
+
+
 def _binding(arguments: argparse.Namespace) -> StackBinding:
     return bind(arguments.state_dir, arguments.stack)
 
@@ -188,6 +193,8 @@ def cmd_tenant_configure(arguments: argparse.Namespace) -> None:
         changes["schedule"] = schedule
     tenant = configure_tenant(services, arguments.tenant, changes)
     _print_json(tenant.settings.model_dump(mode="json"))
+    if "schedule" in changes and tenant.next_sync_at is not None:
+        print(f"next scheduled full sync: {_local_time(tenant.next_sync_at)}", file=sys.stderr)
 
 
 def cmd_tenant_list(arguments: argparse.Namespace) -> None:
@@ -225,13 +232,19 @@ def cmd_sync_run(arguments: argparse.Namespace) -> None:
     if tenant.status is not TenantStatus.ACTIVE:
         reason = tenant.status_reason or "authorize it first"
         raise CliError(f"tenant {tenant.tenant_id} cannot sync: {tenant.status.value} ({reason})")
-    request = request_sync(
-        services,
-        tenant.tenant_id,
-        SyncTrigger.MANUAL,
-        tuple(arguments.course),
-        enforce_cooldown=not arguments.force,
-    )
+    try:
+        request = request_sync(
+            services,
+            tenant.tenant_id,
+            SyncTrigger.MANUAL,
+            tuple(arguments.course),
+            enforce_cooldown=not arguments.force,
+        )
+    except SyncCooldownError as error:
+        raise CliError(
+            f"{error.scope} was synced on request recently; the next is allowed at "
+            f"{_local_time(error.retry_at)}; add --force to sync now"
+        ) from error
     if not arguments.wait:
         _print_json({"tenant": tenant.tenant_id, "run_id": request.run_id, "status": "requested"})
         return
@@ -556,7 +569,9 @@ def _add_tenant_commands(groups: Any) -> None:
     )
     configure.add_argument("--mass-drop-min-enrollments", type=int)
     configure.add_argument("--every-minutes", type=int, help="full sync every N minutes (at least 15)")
-    configure.add_argument("--daily-at", metavar="HH:MM", help="full sync once a day at this local time")
+    configure.add_argument(
+        "--daily-at", metavar="HH:MM", help="full sync once a day at this time (HH:MM, 24-hour) in --timezone"
+    )
     configure.add_argument("--timezone", help="IANA time zone of --daily-at, e.g. America/Chicago")
     configure.set_defaults(handler=cmd_tenant_configure)
     tenant.add_parser("list").set_defaults(handler=cmd_tenant_list)

@@ -2,9 +2,11 @@
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -221,11 +223,27 @@ def test_settings_sync_list_and_errors_through_the_cli(stack: Stack, tmp_path: P
     assert json.loads(stack.cli_ok("holds", "list", "--tenant", tenant_id)) == []
 
 
+def test_a_new_daily_schedule_shows_its_next_run_at_once_and_a_bad_time_is_explained(stack: Stack) -> None:
+    tenant_id = stack.add_tenant(name="Daily")
+    bad = stack.cli("tenant", "configure", tenant_id, "--daily-at", "6:30pm")
+    assert bad.returncode == 1 and "HH:MM, 24-hour" in bad.stderr and "pattern" not in bad.stderr
+    before = datetime.now(UTC)
+    configured = stack.cli(
+        "tenant", "configure", tenant_id, "--daily-at", "06:30", "--timezone", "Asia/Tokyo"
+    )
+    assert configured.returncode == 0 and "next scheduled full sync: " in configured.stderr
+    next_sync_at = json.loads(stack.cli_ok("tenant", "show", tenant_id))["next_sync_at"]
+    assert next_sync_at is not None
+    when = datetime.fromisoformat(next_sync_at)
+    assert before < when <= before + timedelta(days=1)
+    assert f"{when.astimezone(ZoneInfo('Asia/Tokyo')):%H:%M}" == "06:30"
+
+
 def test_sync_now_has_a_cooldown_per_scope_and_can_target_one_course(stack: Stack) -> None:
     tenant_id = stack.connect_tenant()
     stack.cli_ok("sync", "run", "--tenant", tenant_id)
     again = stack.cli("sync", "run", "--tenant", tenant_id)
-    assert again.returncode == 1 and "next is allowed at" in again.stderr
+    assert again.returncode == 1 and "next is allowed at" in again.stderr and "add --force" in again.stderr
     truth = stack.canvas("GET", "/_sim/ground_truth")
     course_id = min(course["id"] for course in truth["courses"] if course["workflow_state"] == "available")
     summary = json.loads(

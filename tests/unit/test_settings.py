@@ -57,3 +57,9 @@ def test_roles_follow_base_types_unless_overridden_and_the_test_student_never_sy
 def test_mass_drop_threshold_is_a_share() -> None:
     with pytest.raises(ValidationError):
         TenantSettings(mass_drop_threshold=1.5)
+
+
+def test_a_daily_time_that_is_not_hh_mm_is_explained_not_shown_as_a_pattern() -> None:
+    with pytest.raises(ValidationError) as refused:
+        SyncSchedule(every_minutes=None, daily_at="6:30pm")
+    assert "HH:MM, 24-hour" in str(refused.value) and "[01]" not in str(refused.value)

@@ -35,6 +35,7 @@ def parse_canvas_id(text: str) -> int | None:
 
 # A course sync list lives in the tenant's one DynamoDB item (400 KB at most): bounded well below it.
 MAX_SYNC_LIST_COURSES = 4000
+DAILY_AT = re.compile(r"([01]\d|2[0-3]):[0-5]\d")  # HH:MM, 24-hour
 CourseReference = Annotated[str, StringConstraints(min_length=1, max_length=80)]
 
 
@@ -97,8 +98,15 @@ class SyncSchedule(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     every_minutes: int | None = Field(default=60, ge=15)
-    daily_at: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    daily_at: str | None = None
     timezone: str = "UTC"
+
+    @field_validator("daily_at")
+    @classmethod
+    def _clock_time(cls, value: str | None) -> str | None:
+        if value is not None and not DAILY_AT.fullmatch(value):
+            raise ValueError(f"{value!r} is not a time of day: give HH:MM, 24-hour, e.g. 06:30 or 18:00")
+        return value
 
     @model_validator(mode="after")
     def _one_rule(self) -> SyncSchedule:

@@ -235,8 +235,14 @@ def configure_tenant(services: Services, tenant_id: str, changes: dict[str, obje
             _check_account(client, tenant, new_account)
         if new_roles:
             _check_role_names(client, tenant, account_id, new_roles)
-    services.table.update_tenant_settings(tenant_id, settings)
-    return tenant.model_copy(update={"settings": settings})
+    # A changed schedule runs on its own rule from now on (not at the next tick, as a tenant never synced).
+    schedule_changed = settings.schedule != tenant.settings.schedule
+    next_sync_at = settings.schedule.next_run(datetime.now(UTC)) if schedule_changed else None
+    services.table.update_tenant_settings(tenant_id, settings, next_sync_at)
+    update: dict[str, object] = {"settings": settings}
+    if next_sync_at is not None:
+        update["next_sync_at"] = next_sync_at
+    return tenant.model_copy(update=update)
 
 
 def _checking_client(services: Services, tenant: Tenant) -> CanvasClient:

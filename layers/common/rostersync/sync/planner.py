@@ -47,6 +47,7 @@ class SyncCooldownError(Exception):
         super().__init__(
             f"a sync of {scope} was asked for recently; the next is allowed at {retry_at.isoformat()}"
         )
+        self.scope = scope
         self.retry_at = retry_at
 
 
