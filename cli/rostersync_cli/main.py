@@ -31,6 +31,9 @@ from rostersync.tenants import (
     SyncListMode,
     TenantError,
     begin_authorization,
+    canvas_accounts,
+    canvas_course_roles,
+    canvas_terms_seen,
     configure_tenant,
     create_tenant,
     parse_course_list_csv,
@@ -495,6 +498,39 @@ def cmd_roster_export(arguments: argparse.Namespace) -> None:
     print(json.dumps(export_roster(_binding(arguments).services, arguments.tenant), indent=2))
 
 
+def cmd_canvas_accounts(arguments: argparse.Namespace) -> None:
+    accounts = canvas_accounts(_binding(arguments).services, arguments.tenant)
+    output.emit(
+        arguments,
+        [account.model_dump(mode="json") for account in accounts],
+        ["ID", "NAME", "PARENT", "ROOT"],
+        lambda: [
+            [account.id, account.name, account.parent_account_id, account.root_account_id]
+            for account in accounts
+        ],
+    )
+
+
+def cmd_canvas_roles(arguments: argparse.Namespace) -> None:
+    roles = canvas_course_roles(_binding(arguments).services, arguments.tenant, arguments.account_id)
+    output.emit(
+        arguments,
+        [role.model_dump(mode="json") for role in roles],
+        ["ROLE (name for --role)", "LABEL", "BASE TYPE", "STATE"],
+        lambda: [[role.role, role.label, role.base_role_type, role.workflow_state] for role in roles],
+    )
+
+
+def cmd_canvas_terms(arguments: argparse.Namespace) -> None:
+    seen = canvas_terms_seen(_binding(arguments).services, arguments.tenant, arguments.account_id)
+    output.emit(
+        arguments,
+        [{**item.term.model_dump(mode="json"), "courses": item.courses} for item in seen],
+        ["ID (for --term-id)", "NAME", "ENDS", "COURSES"],
+        lambda: [[item.term.id, item.term.name, item.term.end_at, item.courses] for item in seen],
+    )
+
+
 def cmd_scopes(_: argparse.Namespace) -> None:
     print("\n".join(required_scopes()))
 
@@ -665,6 +701,29 @@ def _add_dead_letter_commands(groups: Any) -> None:
     purge.set_defaults(handler=cmd_dlq_purge)
 
 
+def _add_canvas_commands(groups: Any) -> None:
+    canvas = groups.add_parser(
+        "canvas", help="look up a tenant's Canvas ids (accounts, roles, terms) for `tenant configure`"
+    ).add_subparsers(dest="command", required=True)
+    accounts = canvas.add_parser("accounts", help="the accounts the authorizing admin administers")
+    roles = canvas.add_parser(
+        "roles", help="the course roles of an account (default: the synced account, else the root)"
+    )
+    terms_text = (
+        "the terms of an account's courses, with their course counts: Canvas's terms endpoint is not "
+        "among rostersync's scopes, so terms are read off the course listing and a term without courses "
+        "is not shown"
+    )
+    terms = canvas.add_parser("terms", help=terms_text, description=terms_text)
+    handlers = ((accounts, cmd_canvas_accounts), (roles, cmd_canvas_roles), (terms, cmd_canvas_terms))
+    for parser, handler in handlers:
+        parser.add_argument("--tenant", required=True)
+        if parser is not accounts:
+            parser.add_argument("--account-id", type=_account_number, help="an account number (see accounts)")
+        output.add_format_option(parser)
+        parser.set_defaults(handler=handler)
+
+
 def _add_roster_commands(groups: Any) -> None:
     roster = groups.add_parser("roster", help="synced rosters").add_subparsers(dest="command", required=True)
     export = roster.add_parser("export", help="print a tenant's rosters")
@@ -689,6 +748,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_grades_commands(groups, bind=lambda arguments: _binding(arguments).services)
     _add_dead_letter_commands(groups)
     _add_roster_commands(groups)
+    _add_canvas_commands(groups)
     groups.add_parser("scopes", help="the developer-key scopes rostersync uses").set_defaults(
         handler=cmd_scopes
     )

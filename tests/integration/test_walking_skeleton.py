@@ -2,6 +2,7 @@
 
 import json
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,31 @@ def test_a_new_daily_schedule_shows_its_next_run_at_once_and_a_bad_time_is_expla
     when = datetime.fromisoformat(next_sync_at)
     assert before < when <= before + timedelta(days=1)
     assert f"{when.astimezone(ZoneInfo('Asia/Tokyo')):%H:%M}" == "06:30"
+
+
+def test_canvas_ids_are_looked_up_not_guessed(stack: Stack) -> None:
+    tenant_id = stack.connect_tenant()
+    truth = stack.canvas("GET", "/_sim/ground_truth")
+    root = json.loads(stack.cli_ok("tenant", "show", tenant_id))["root_account_id"]
+    accounts = json.loads(stack.cli_ok("canvas", "accounts", "--tenant", tenant_id, "--format", "json"))
+    assert root in [account["id"] for account in accounts]
+    roles = json.loads(stack.cli_ok("canvas", "roles", "--tenant", tenant_id, "--format", "json"))
+    course_roles = {role["role"] for role in truth["roles"] if not role.get("is_account_role")}
+    assert roles and {role["role"] for role in roles} <= course_roles
+    assert not any(role["is_account_role"] for role in roles)
+    table = stack.cli_ok("canvas", "roles", "--tenant", tenant_id)
+    assert table.splitlines()[0].startswith("ROLE (name for --role)")
+    assert all(role["role"] in table for role in roles)
+    terms = json.loads(stack.cli_ok("canvas", "terms", "--tenant", tenant_id, "--format", "json"))
+    listed = Counter(
+        course["enrollment_term_id"] for course in truth["courses"] if course["workflow_state"] != "deleted"
+    )
+    assert {term["id"]: term["courses"] for term in terms} == {
+        term_id: count for term_id, count in listed.items() if term_id is not None
+    }
+    assert "not among rostersync's scopes" in stack.cli_ok("canvas", "terms", "--help")
+    unconnected = stack.cli("canvas", "roles", "--tenant", stack.add_tenant(name="Not yet"))
+    assert unconnected.returncode == 1 and "connect the tenant to Canvas first" in unconnected.stderr
 
 
 def test_sync_now_has_a_cooldown_per_scope_and_can_target_one_course(stack: Stack) -> None:
