@@ -292,6 +292,48 @@ def cmd_sync_status(arguments: argparse.Namespace) -> None:
     _print_json([summary.model_dump(mode="json") for summary in summaries if summary is not None])
 
 
+def cmd_sync_history(arguments: argparse.Namespace) -> None:
+    services = _binding(arguments).services
+    require_tenant(services, arguments.tenant)
+    runs = services.table.list_runs(arguments.tenant, arguments.limit)
+    summaries = [
+        summary
+        for run in runs
+        if (summary := run_summary(services, arguments.tenant, run.run_id)) is not None
+    ]
+    output.emit(
+        arguments,
+        [summary.model_dump(mode="json") for summary in summaries],
+        [
+            "RUN",
+            "TRIGGER",
+            "STATUS",
+            "STARTED",
+            "SECONDS",
+            "OK/HELD/FAILED/ALL",
+            "+ ~ -",
+            "REQUESTS",
+            "ERROR",
+        ],
+        lambda: [
+            [
+                summary.run.run_id,
+                summary.run.trigger.value,
+                summary.run.status.value,
+                _local_time(summary.run.started_at),
+                None if summary.run.duration_seconds is None else f"{summary.run.duration_seconds:.0f}",
+                f"{summary.courses_succeeded}/{summary.courses_held}/{summary.courses_failed}"
+                f"/{summary.run.courses_total}",
+                f"{summary.changes.created} {summary.changes.updated} {summary.changes.dropped}",
+                summary.canvas_requests,
+                summary.run.error_message or summary.run.error_code,
+            ]
+            for summary in summaries
+        ],
+        empty=f"no sync runs yet for {arguments.tenant}",
+    )
+
+
 def cmd_sync_errors(arguments: argparse.Namespace) -> None:
     errors = sync_errors(_binding(arguments).services, arguments.tenant, arguments.run)
     if arguments.format == "csv":
@@ -636,6 +678,15 @@ def _add_sync_commands(groups: Any) -> None:
     status.add_argument("--tenant", required=True)
     status.add_argument("--run")
     status.set_defaults(handler=cmd_sync_status)
+    history = sync.add_parser(
+        "history",
+        help="the tenant's runs, newest first: courses succeeded/held/failed, changes (created, updated, "
+        "dropped), Canvas requests of the whole run",
+    )
+    history.add_argument("--tenant", required=True)
+    history.add_argument("--limit", type=int, default=20, help="this many runs (default 20)")
+    output.add_format_option(history)
+    history.set_defaults(handler=cmd_sync_history)
     errors = sync.add_parser("errors", help="a run's sync errors (the latest run's by default)")
     errors.add_argument("--tenant", required=True)
     errors.add_argument("--run")

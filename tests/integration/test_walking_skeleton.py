@@ -277,6 +277,15 @@ def test_sync_now_has_a_cooldown_per_scope_and_can_target_one_course(stack: Stac
     )
     assert summary["run"]["courses_total"] == 1 and summary["courses_succeeded"] == 1
     assert summary["run"]["finished_at"] is not None
+    # One name, one meaning: the run row counts the planner's requests, the summary the whole run's.
+    history = json.loads(stack.cli_ok("sync", "history", "--tenant", tenant_id, "--format", "json"))
+    newest = history[0]
+    assert newest["run"]["run_id"] == summary["run"]["run_id"] and "canvas_requests" not in newest["run"]
+    assert newest["canvas_requests"] > newest["run"]["planning_canvas_requests"] > 0
+    table = stack.cli_ok("sync", "history", "--tenant", tenant_id).splitlines()
+    assert table[0].startswith("RUN") and summary["run"]["run_id"] in table[1]
+    assert len(table) == len(history) + 1
+    assert "no sync runs yet" in stack.cli_ok("sync", "history", "--tenant", stack.add_tenant(name="New"))
 
 
 def test_a_poison_message_reaches_the_dead_letter_queue_and_can_be_moved_back(stack: Stack) -> None:

@@ -9,7 +9,15 @@ from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from rostersync.canvas.models import CanvasCourse
 
@@ -215,7 +223,11 @@ class SyncRun(BaseModel):
     trigger: SyncTrigger
     status: RunStatus = RunStatus.PLANNING
     courses_total: int = 0
-    canvas_requests: int = 0
+    # The planner's own Canvas requests (listing the courses); a run summary's canvas_requests adds the
+    # courses' to them. Rows stored before the rename call it canvas_requests.
+    planning_canvas_requests: int = Field(
+        default=0, validation_alias=AliasChoices("planning_canvas_requests", "canvas_requests")
+    )
     started_at: datetime = Field(default_factory=utc_now)
     finished_at: datetime | None = None
     error_code: str | None = None
@@ -274,7 +286,7 @@ class RunSummary(BaseModel):
     courses_failed: int
     courses_pending: int
     changes: ChangeCounts
-    canvas_requests: int
+    canvas_requests: int  # the whole run's: the planner's and every course's
     canvas_throttled: int
     canvas_retries: int
 

@@ -183,7 +183,7 @@ def plan_run(services: Services, request: SyncRequest) -> SyncRun:
                 "finished_at": datetime.now(UTC),
                 "error_code": error.code,
                 "error_message": str(error),
-                "canvas_requests": client.stats.requests,
+                "planning_canvas_requests": client.stats.requests,
             }
         )
         services.table.put_run(failed)
@@ -215,7 +215,7 @@ def plan_run(services: Services, request: SyncRequest) -> SyncRun:
             "status": RunStatus.RUNNING if courses else RunStatus.COMPLETED,
             "finished_at": None if courses else now,
             "courses_total": len(courses),
-            "canvas_requests": client.stats.requests,
+            "planning_canvas_requests": client.stats.requests,
             "courses_left_scope": dict(Counter(reason.value for reason in left_scope.values())),
         }
     )
