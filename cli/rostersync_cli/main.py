@@ -10,6 +10,7 @@ import getpass
 import json
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from rostersync.canvas.errors import CanvasError
 from rostersync.canvas.scopes import required_scopes
 from rostersync.events.apply import route_to_tenants
 from rostersync.models import CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
-from rostersync.store.dead_letters import DeadLetterQueues
+from rostersync.store.dead_letters import DeadLetter, DeadLetterQueues
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
 from rostersync.sync.planner import SyncCooldownError, request_sync
 from rostersync.sync.reports import export_roster, run_summary, sync_errors, sync_errors_csv
@@ -30,6 +31,9 @@ from rostersync.tenants import (
     SyncListMode,
     TenantError,
     begin_authorization,
+    canvas_accounts,
+    canvas_course_roles,
+    canvas_terms_seen,
     configure_tenant,
     create_tenant,
     parse_course_list_csv,
@@ -37,6 +41,7 @@ from rostersync.tenants import (
     require_tenant,
     update_sync_list,
 )
+from rostersync_cli import output
 from rostersync_cli.events_cli import add_events_commands, parse_file
 from rostersync_cli.files import read_text_file
 from rostersync_cli.grades_cli import add_grades_commands
@@ -54,6 +59,11 @@ class CliError(Exception):
 
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
+
+
+def _local_time(moment: datetime) -> str:
+    """A moment in the operator's own time zone, as they read a clock."""
+    return f"{moment.astimezone():%Y-%m-%d %H:%M:%S %Z}"
 
 
 def _binding(arguments: argparse.Namespace) -> StackBinding:
@@ -245,6 +255,8 @@ def cmd_tenant_configure(arguments: argparse.Namespace) -> None:
         changes["schedule"] = schedule
     tenant = configure_tenant(services, arguments.tenant, changes)
     _print_json(tenant.settings.model_dump(mode="json"))
+    if "schedule" in changes and tenant.next_sync_at is not None:
+        print(f"next scheduled full sync: {_local_time(tenant.next_sync_at)}", file=sys.stderr)
 
 
 def cmd_tenant_list(arguments: argparse.Namespace) -> None:
@@ -282,13 +294,19 @@ def cmd_sync_run(arguments: argparse.Namespace) -> None:
     if tenant.status is not TenantStatus.ACTIVE:
         reason = tenant.status_reason or "authorize it first"
         raise CliError(f"tenant {tenant.tenant_id} cannot sync: {tenant.status.value} ({reason})")
-    request = request_sync(
-        services,
-        tenant.tenant_id,
-        SyncTrigger.MANUAL,
-        tuple(arguments.course),
-        enforce_cooldown=not arguments.force,
-    )
+    try:
+        request = request_sync(
+            services,
+            tenant.tenant_id,
+            SyncTrigger.MANUAL,
+            tuple(arguments.course),
+            enforce_cooldown=not arguments.force,
+        )
+    except SyncCooldownError as error:
+        raise CliError(
+            f"{error.scope} was synced on request recently; the next is allowed at "
+            f"{_local_time(error.retry_at)}; add --force to sync now"
+        ) from error
     if not arguments.wait:
         _print_json({"tenant": tenant.tenant_id, "run_id": request.run_id, "status": "requested"})
         return
@@ -331,6 +349,48 @@ def cmd_sync_status(arguments: argparse.Namespace) -> None:
     )
     summaries = [run_summary(services, arguments.tenant, run_id) for run_id in run_ids]
     _print_json([summary.model_dump(mode="json") for summary in summaries if summary is not None])
+
+
+def cmd_sync_history(arguments: argparse.Namespace) -> None:
+    services = _binding(arguments).services
+    require_tenant(services, arguments.tenant)
+    runs = services.table.list_runs(arguments.tenant, arguments.limit)
+    summaries = [
+        summary
+        for run in runs
+        if (summary := run_summary(services, arguments.tenant, run.run_id)) is not None
+    ]
+    output.emit(
+        arguments,
+        [summary.model_dump(mode="json") for summary in summaries],
+        [
+            "RUN",
+            "TRIGGER",
+            "STATUS",
+            "STARTED",
+            "SECONDS",
+            "OK/HELD/FAILED/ALL",
+            "+ ~ -",
+            "REQUESTS",
+            "ERROR",
+        ],
+        lambda: [
+            [
+                summary.run.run_id,
+                summary.run.trigger.value,
+                summary.run.status.value,
+                _local_time(summary.run.started_at),
+                None if summary.run.duration_seconds is None else f"{summary.run.duration_seconds:.0f}",
+                f"{summary.courses_succeeded}/{summary.courses_held}/{summary.courses_failed}"
+                f"/{summary.run.courses_total}",
+                f"{summary.changes.created} {summary.changes.updated} {summary.changes.dropped}",
+                summary.canvas_requests,
+                summary.run.error_message or summary.run.error_code,
+            ]
+            for summary in summaries
+        ],
+        empty=f"no sync runs yet for {arguments.tenant}",
+    )
 
 
 def cmd_sync_errors(arguments: argparse.Namespace) -> None:
@@ -429,29 +489,147 @@ def cmd_events_recent(arguments: argparse.Namespace) -> None:
     _print_json([record.model_dump(mode="json") for record in records])
 
 
+@dataclass(frozen=True)
+class DeadLetterQueue:
+    dead_letter_output: str
+    source_output: str
+    consumer: str  # the function whose log holds each message's error (SQS keeps none)
+
+
 DEAD_LETTER_QUEUES = {
-    "events": ("LiveEventsDeadLetterQueueUrl", "LiveEventsQueueUrl"),
-    "courses": ("CourseSyncDeadLetterQueueUrl", "CourseSyncQueueUrl"),
-    "requests": ("SyncRequestDeadLetterQueueUrl", "SyncRequestQueueUrl"),
+    "events": DeadLetterQueue("LiveEventsDeadLetterQueueUrl", "LiveEventsQueueUrl", "LiveEventsFunction"),
+    "requests": DeadLetterQueue(
+        "SyncRequestDeadLetterQueueUrl", "SyncRequestQueueUrl", "SyncPlannerFunction"
+    ),
+    "courses": DeadLetterQueue(
+        "CourseSyncDeadLetterQueueUrl", "CourseSyncQueueUrl", "CourseSyncWorkerFunction"
+    ),
+    "grades": DeadLetterQueue("GradesDeadLetterQueueUrl", "GradesQueueUrl", "GradePassbackFunction"),
 }
+BODY_PREVIEW_CHARACTERS = 60
 
 
-def cmd_dlq(arguments: argparse.Namespace) -> None:
+def _where_errors_are(binding: StackBinding, queue: DeadLetterQueue) -> str:
+    place = (
+        f"logs/{queue.consumer}.log in the local stack's state directory"
+        if binding.control_url
+        else f"the CloudWatch Logs group of the stack's {queue.consumer}"
+    )
+    return f"the error is not kept by SQS: see {place}"
+
+
+def cmd_dlq_list(arguments: argparse.Namespace) -> None:
     binding = _binding(arguments)
-    dead_letter_output, source_output = DEAD_LETTER_QUEUES[arguments.queue]
     queues = DeadLetterQueues()
-    if arguments.command == "list":
-        _print_json(
-            [letter.model_dump(mode="json") for letter in queues.peek(binding.outputs[dead_letter_output])]
+    listed: list[tuple[str, int, list[DeadLetter]]] = []
+    for name in [arguments.queue] if arguments.queue else list(DEAD_LETTER_QUEUES):
+        url = binding.outputs[DEAD_LETTER_QUEUES[name].dead_letter_output]
+        letters = queues.peek(url)
+        listed.append((name, max(queues.count(url), len(letters)), letters))
+    if arguments.format == output.JSON:
+        output.print_json(
+            [
+                {
+                    "queue": name,
+                    "messages": count,
+                    "letters": [letter.model_dump(mode="json") for letter in letters],
+                }
+                for name, count, letters in listed
+            ]
         )
-    else:
-        moved = queues.redrive(binding.outputs[dead_letter_output], binding.outputs[source_output])
-        print(f"moved {moved} messages back to the {arguments.queue} queue")
+        return
+    print(output.table_text(["QUEUE", "MESSAGES"], [[name, count] for name, count, _ in listed]))
+    rows = [
+        [
+            name, letter.message_id, letter.tenant_id, letter.run_id, letter.course_id, letter.batch_id,
+            letter.receive_count, f"{letter.first_sent_at:%Y-%m-%d %H:%M:%S}Z",
+            letter.body[:BODY_PREVIEW_CHARACTERS],
+        ]
+        for name, _, letters in listed
+        for letter in letters
+    ]  # fmt: skip
+    if rows:
+        headers = ["QUEUE", "MESSAGE", "TENANT", "RUN", "COURSE", "BATCH", "RECEIVES", "FIRST SENT", "BODY"]
+        print(f"\n{output.table_text(headers, rows)}\n")
+        for name, _, letters in listed:
+            if letters:
+                print(f"{name}: {_where_errors_are(binding, DEAD_LETTER_QUEUES[name])}")
+
+
+def cmd_dlq_redrive(arguments: argparse.Namespace) -> None:
+    binding = _binding(arguments)
+    queue = DEAD_LETTER_QUEUES[arguments.queue]
+    moved = DeadLetterQueues().redrive(
+        binding.outputs[queue.dead_letter_output], binding.outputs[queue.source_output]
+    )
+    print(f"moved {moved} messages back to the {arguments.queue} queue")
+
+
+def cmd_dlq_delete(arguments: argparse.Namespace) -> None:
+    binding = _binding(arguments)
+    url = binding.outputs[DEAD_LETTER_QUEUES[arguments.queue].dead_letter_output]
+    if not DeadLetterQueues().delete(url, arguments.message_id):
+        raise CliError(
+            f"no message {arguments.message_id} in the {arguments.queue} dead-letter queue "
+            f"(see `rostersync dlq list --queue {arguments.queue}`)"
+        )
+    print(f"deleted message {arguments.message_id} from the {arguments.queue} dead-letter queue")
+
+
+def cmd_dlq_purge(arguments: argparse.Namespace) -> None:
+    binding = _binding(arguments)
+    url = binding.outputs[DEAD_LETTER_QUEUES[arguments.queue].dead_letter_output]
+    queues = DeadLetterQueues()
+    if not arguments.yes:
+        raise CliError(
+            f"this deletes all {queues.count(url)} messages of the {arguments.queue} dead-letter queue "
+            "for good; add --yes"
+        )
+    try:
+        purged = queues.purge(url)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "AWS.SimpleQueueService.PurgeQueueInProgress":
+            raise
+        raise CliError("SQS allows one purge of a queue a minute; try again in a minute") from error
+    print(f"purged {purged} messages from the {arguments.queue} dead-letter queue")
 
 
 # -- roster and scopes -------------------------------------------------------------------------
 def cmd_roster_export(arguments: argparse.Namespace) -> None:
     print(json.dumps(export_roster(_binding(arguments).services, arguments.tenant), indent=2))
+
+
+def cmd_canvas_accounts(arguments: argparse.Namespace) -> None:
+    accounts = canvas_accounts(_binding(arguments).services, arguments.tenant)
+    output.emit(
+        arguments,
+        [account.model_dump(mode="json") for account in accounts],
+        ["ID", "NAME", "PARENT", "ROOT"],
+        lambda: [
+            [account.id, account.name, account.parent_account_id, account.root_account_id]
+            for account in accounts
+        ],
+    )
+
+
+def cmd_canvas_roles(arguments: argparse.Namespace) -> None:
+    roles = canvas_course_roles(_binding(arguments).services, arguments.tenant, arguments.account_id)
+    output.emit(
+        arguments,
+        [role.model_dump(mode="json") for role in roles],
+        ["ROLE (name for --role)", "LABEL", "BASE TYPE", "STATE"],
+        lambda: [[role.role, role.label, role.base_role_type, role.workflow_state] for role in roles],
+    )
+
+
+def cmd_canvas_terms(arguments: argparse.Namespace) -> None:
+    seen = canvas_terms_seen(_binding(arguments).services, arguments.tenant, arguments.account_id)
+    output.emit(
+        arguments,
+        [{**item.term.model_dump(mode="json"), "courses": item.courses} for item in seen],
+        ["ID (for --term-id)", "NAME", "ENDS", "COURSES"],
+        lambda: [[item.term.id, item.term.name, item.term.end_at, item.courses] for item in seen],
+    )
 
 
 def cmd_scopes(_: argparse.Namespace) -> None:
@@ -552,7 +730,9 @@ def _add_tenant_commands(groups: Any) -> None:
     )
     configure.add_argument("--mass-drop-min-enrollments", type=int)
     configure.add_argument("--every-minutes", type=int, help="full sync every N minutes (at least 15)")
-    configure.add_argument("--daily-at", metavar="HH:MM", help="full sync once a day at this local time")
+    configure.add_argument(
+        "--daily-at", metavar="HH:MM", help="full sync once a day at this time (HH:MM, 24-hour) in --timezone"
+    )
     configure.add_argument("--timezone", help="IANA time zone of --daily-at, e.g. America/Chicago")
     configure.set_defaults(handler=cmd_tenant_configure)
     tenant.add_parser("list").set_defaults(handler=cmd_tenant_list)
@@ -581,6 +761,15 @@ def _add_sync_commands(groups: Any) -> None:
     status.add_argument("--tenant", required=True)
     status.add_argument("--run")
     status.set_defaults(handler=cmd_sync_status)
+    history = sync.add_parser(
+        "history",
+        help="the tenant's runs, newest first: courses succeeded/held/failed, changes (created, updated, "
+        "dropped), Canvas requests of the whole run",
+    )
+    history.add_argument("--tenant", required=True)
+    history.add_argument("--limit", type=int, default=20, help="this many runs (default 20)")
+    output.add_format_option(history)
+    history.set_defaults(handler=cmd_sync_history)
     errors = sync.add_parser("errors", help="a run's sync errors (the latest run's by default)")
     errors.add_argument("--tenant", required=True)
     errors.add_argument("--run")
@@ -624,10 +813,49 @@ def _add_course_list_commands(groups: Any) -> None:
 
 def _add_dead_letter_commands(groups: Any) -> None:
     dlq = groups.add_parser("dlq", help="dead-letter queues").add_subparsers(dest="command", required=True)
-    for command, text in (("list", "show failed messages"), ("redrive", "move failed messages back")):
-        parser = dlq.add_parser(command, help=text)
-        parser.add_argument("--queue", choices=sorted(DEAD_LETTER_QUEUES), default="courses")
-        parser.set_defaults(handler=cmd_dlq)
+    queue_names = list(DEAD_LETTER_QUEUES)
+    listing = dlq.add_parser(
+        "list",
+        help="each dead-letter queue's count and messages (tenant, run, course or batch from the body, "
+        "receive count); SQS keeps no error, so the output says which function's log holds it",
+    )
+    listing.add_argument("--queue", choices=queue_names, help="only this queue (default: every queue)")
+    output.add_format_option(listing)
+    listing.set_defaults(handler=cmd_dlq_list)
+    redrive = dlq.add_parser("redrive", help="move a queue's failed messages back once the cause is fixed")
+    redrive.add_argument("--queue", choices=queue_names, required=True)
+    redrive.set_defaults(handler=cmd_dlq_redrive)
+    delete = dlq.add_parser("delete", help="delete one poison message by its id (from `dlq list`)")
+    delete.add_argument("message_id")
+    delete.add_argument("--queue", choices=queue_names, required=True)
+    delete.set_defaults(handler=cmd_dlq_delete)
+    purge = dlq.add_parser("purge", help="delete every message of one dead-letter queue")
+    purge.add_argument("--queue", choices=queue_names, required=True)
+    purge.add_argument("--yes", action="store_true", help="confirm")
+    purge.set_defaults(handler=cmd_dlq_purge)
+
+
+def _add_canvas_commands(groups: Any) -> None:
+    canvas = groups.add_parser(
+        "canvas", help="look up a tenant's Canvas ids (accounts, roles, terms) for `tenant configure`"
+    ).add_subparsers(dest="command", required=True)
+    accounts = canvas.add_parser("accounts", help="the accounts the authorizing admin administers")
+    roles = canvas.add_parser(
+        "roles", help="the course roles of an account (default: the synced account, else the root)"
+    )
+    terms_text = (
+        "the terms of an account's courses, with their course counts: Canvas's terms endpoint is not "
+        "among rostersync's scopes, so terms are read off the course listing and a term without courses "
+        "is not shown"
+    )
+    terms = canvas.add_parser("terms", help=terms_text, description=terms_text)
+    handlers = ((accounts, cmd_canvas_accounts), (roles, cmd_canvas_roles), (terms, cmd_canvas_terms))
+    for parser, handler in handlers:
+        parser.add_argument("--tenant", required=True)
+        if parser is not accounts:
+            parser.add_argument("--account-id", type=_account_number, help="an account number (see accounts)")
+        output.add_format_option(parser)
+        parser.set_defaults(handler=handler)
 
 
 def _add_roster_commands(groups: Any) -> None:
@@ -654,6 +882,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_grades_commands(groups, bind=lambda arguments: _binding(arguments).services)
     _add_dead_letter_commands(groups)
     _add_roster_commands(groups)
+    _add_canvas_commands(groups)
     groups.add_parser("scopes", help="the developer-key scopes rostersync uses").set_defaults(
         handler=cmd_scopes
     )

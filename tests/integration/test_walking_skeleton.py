@@ -2,8 +2,12 @@
 
 import json
 import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -220,11 +224,52 @@ def test_settings_sync_list_and_errors_through_the_cli(stack: Stack, tmp_path: P
     assert json.loads(stack.cli_ok("holds", "list", "--tenant", tenant_id)) == []
 
 
+def test_a_new_daily_schedule_shows_its_next_run_at_once_and_a_bad_time_is_explained(stack: Stack) -> None:
+    tenant_id = stack.add_tenant(name="Daily")
+    bad = stack.cli("tenant", "configure", tenant_id, "--daily-at", "6:30pm")
+    assert bad.returncode == 1 and "HH:MM, 24-hour" in bad.stderr and "pattern" not in bad.stderr
+    before = datetime.now(UTC)
+    configured = stack.cli(
+        "tenant", "configure", tenant_id, "--daily-at", "06:30", "--timezone", "Asia/Tokyo"
+    )
+    assert configured.returncode == 0 and "next scheduled full sync: " in configured.stderr
+    next_sync_at = json.loads(stack.cli_ok("tenant", "show", tenant_id))["next_sync_at"]
+    assert next_sync_at is not None
+    when = datetime.fromisoformat(next_sync_at)
+    assert before < when <= before + timedelta(days=1)
+    assert f"{when.astimezone(ZoneInfo('Asia/Tokyo')):%H:%M}" == "06:30"
+
+
+def test_canvas_ids_are_looked_up_not_guessed(stack: Stack) -> None:
+    tenant_id = stack.connect_tenant()
+    truth = stack.canvas("GET", "/_sim/ground_truth")
+    root = json.loads(stack.cli_ok("tenant", "show", tenant_id))["root_account_id"]
+    accounts = json.loads(stack.cli_ok("canvas", "accounts", "--tenant", tenant_id, "--format", "json"))
+    assert root in [account["id"] for account in accounts]
+    roles = json.loads(stack.cli_ok("canvas", "roles", "--tenant", tenant_id, "--format", "json"))
+    course_roles = {role["role"] for role in truth["roles"] if not role.get("is_account_role")}
+    assert roles and {role["role"] for role in roles} <= course_roles
+    assert not any(role["is_account_role"] for role in roles)
+    table = stack.cli_ok("canvas", "roles", "--tenant", tenant_id)
+    assert table.splitlines()[0].startswith("ROLE (name for --role)")
+    assert all(role["role"] in table for role in roles)
+    terms = json.loads(stack.cli_ok("canvas", "terms", "--tenant", tenant_id, "--format", "json"))
+    listed = Counter(
+        course["enrollment_term_id"] for course in truth["courses"] if course["workflow_state"] != "deleted"
+    )
+    assert {term["id"]: term["courses"] for term in terms} == {
+        term_id: count for term_id, count in listed.items() if term_id is not None
+    }
+    assert "not among rostersync's scopes" in stack.cli_ok("canvas", "terms", "--help")
+    unconnected = stack.cli("canvas", "roles", "--tenant", stack.add_tenant(name="Not yet"))
+    assert unconnected.returncode == 1 and "connect the tenant to Canvas first" in unconnected.stderr
+
+
 def test_sync_now_has_a_cooldown_per_scope_and_can_target_one_course(stack: Stack) -> None:
     tenant_id = stack.connect_tenant()
     stack.cli_ok("sync", "run", "--tenant", tenant_id)
     again = stack.cli("sync", "run", "--tenant", tenant_id)
-    assert again.returncode == 1 and "next is allowed at" in again.stderr
+    assert again.returncode == 1 and "next is allowed at" in again.stderr and "add --force" in again.stderr
     truth = stack.canvas("GET", "/_sim/ground_truth")
     course_id = min(course["id"] for course in truth["courses"] if course["workflow_state"] == "available")
     summary = json.loads(
@@ -232,28 +277,70 @@ def test_sync_now_has_a_cooldown_per_scope_and_can_target_one_course(stack: Stac
     )
     assert summary["run"]["courses_total"] == 1 and summary["courses_succeeded"] == 1
     assert summary["run"]["finished_at"] is not None
+    # One name, one meaning: the run row counts the planner's requests, the summary the whole run's.
+    history = json.loads(stack.cli_ok("sync", "history", "--tenant", tenant_id, "--format", "json"))
+    newest = history[0]
+    assert newest["run"]["run_id"] == summary["run"]["run_id"] and "canvas_requests" not in newest["run"]
+    assert newest["canvas_requests"] > newest["run"]["planning_canvas_requests"] > 0
+    table = stack.cli_ok("sync", "history", "--tenant", tenant_id).splitlines()
+    assert table[0].startswith("RUN") and summary["run"]["run_id"] in table[1]
+    assert len(table) == len(history) + 1
+    assert "no sync runs yet" in stack.cli_ok("sync", "history", "--tenant", stack.add_tenant(name="New"))
 
 
 def test_a_poison_message_reaches_the_dead_letter_queue_and_can_be_moved_back(stack: Stack) -> None:
-    stack.aws("sqs").send_message(
-        QueueUrl=stack.outputs["CourseSyncQueueUrl"], MessageBody="not a course message"
+    sqs = stack.aws("sqs")
+    sqs.send_message(QueueUrl=stack.outputs["CourseSyncQueueUrl"], MessageBody="not a course message")
+    poison = json.dumps({"tenant_id": "t-poison", "run_id": "r-poison", "course": {"id": 4242}})
+    sqs.send_message(QueueUrl=stack.outputs["CourseSyncQueueUrl"], MessageBody=poison)
+    # A grades message that failed for good (placed directly: the grades queue's own failures are slow).
+    sqs.send_message(
+        QueueUrl=stack.outputs["GradesDeadLetterQueueUrl"],
+        MessageBody=json.dumps({"tenant_id": "t-grades", "batch_id": "b-lost"}),
     )
     deadline = time.monotonic() + 60
-    letters: list[dict[str, object]] = []
-    while time.monotonic() < deadline and not letters:
-        letters = [
-            letter
-            for letter in json.loads(stack.cli_ok("dlq", "list", "--queue", "courses"))
-            if letter["body"] == "not a course message"
-        ]
+    letters: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline and len(letters) < 2:
+        queues = json.loads(stack.cli_ok("dlq", "list", "--format", "json"))
+        listed = {entry["queue"]: entry for entry in queues}
+        letters = {
+            letter["body"]: letter
+            for letter in listed["courses"]["letters"]
+            if letter["body"] in {"not a course message", poison}
+        }
         time.sleep(1)
-    assert letters and int(str(letters[0]["receive_count"])) >= 3  # the template's maxReceiveCount
+    # Every dead-letter queue, with its count, without naming one.
+    assert set(listed) == {"events", "requests", "courses", "grades"}
+    assert listed["courses"]["messages"] >= 2 and listed["grades"]["messages"] >= 1
+    assert int(letters["not a course message"]["receive_count"]) >= 3  # the template's maxReceiveCount
+    assert letters["not a course message"]["tenant_id"] is None
+    named = letters[poison]
+    assert (named["tenant_id"], named["run_id"], named["course_id"]) == ("t-poison", "r-poison", 4242)
+    [grade_letter] = [letter for letter in listed["grades"]["letters"] if letter["batch_id"] == "b-lost"]
+    assert grade_letter["tenant_id"] == "t-grades"
+    table = stack.cli_ok("dlq", "list")
+    assert "t-poison" in table and "4242" in table
+    assert "courses: the error is not kept by SQS: see logs/CourseSyncWorkerFunction.log" in table
+
+    stack.cli_ok("dlq", "delete", named["message_id"], "--queue", "courses")
+    again = stack.cli("dlq", "delete", named["message_id"], "--queue", "courses")
+    assert again.returncode == 1 and "no message" in again.stderr
+    remaining = json.loads(stack.cli_ok("dlq", "list", "--queue", "courses", "--format", "json"))
+    assert [entry["queue"] for entry in remaining] == ["courses"]
+    assert poison not in [letter["body"] for letter in remaining[0]["letters"]]
+
     moved = stack.cli_ok("dlq", "redrive", "--queue", "courses")
     assert moved.startswith("moved ") and int(moved.split()[1]) >= 1
-    attributes = stack.aws("sqs").get_queue_attributes(
+    attributes = sqs.get_queue_attributes(
         QueueUrl=stack.outputs["CourseSyncDeadLetterQueueUrl"], AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
+
+    unconfirmed = stack.cli("dlq", "purge", "--queue", "grades")
+    assert unconfirmed.returncode == 1 and "add --yes" in unconfirmed.stderr
+    assert stack.cli_ok("dlq", "purge", "--queue", "grades", "--yes").startswith("purged ")
+    after = json.loads(stack.cli_ok("dlq", "list", "--queue", "grades", "--format", "json"))
+    assert after[0]["messages"] == 0 and after[0]["letters"] == []
 
 
 def test_grades_pushed_with_the_cli_reach_canvas_through_the_grades_queue(

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from rostersync.models import RosterRole, SyncSchedule, TenantSettings
+from rostersync.models import RosterRole, SyncRun, SyncSchedule, TenantSettings
 
 
 def test_hourly_schedule_runs_an_hour_later() -> None:
@@ -57,3 +57,16 @@ def test_roles_follow_base_types_unless_overridden_and_the_test_student_never_sy
 def test_mass_drop_threshold_is_a_share() -> None:
     with pytest.raises(ValidationError):
         TenantSettings(mass_drop_threshold=1.5)
+
+
+def test_a_daily_time_that_is_not_hh_mm_is_explained_not_shown_as_a_pattern() -> None:
+    with pytest.raises(ValidationError) as refused:
+        SyncSchedule(every_minutes=None, daily_at="6:30pm")
+    assert "HH:MM, 24-hour" in str(refused.value) and "[01]" not in str(refused.value)
+
+
+def test_a_run_row_stored_before_the_rename_keeps_its_planner_request_count() -> None:
+    stored = {"tenant_id": "t", "run_id": "r", "trigger": "manual", "canvas_requests": 4}
+    run = SyncRun.model_validate(stored)
+    assert run.planning_canvas_requests == 4
+    assert "canvas_requests" not in run.model_dump()

@@ -9,6 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from rostersync.canvas.scopes import required_scopes
 from rostersync.models import (
+    DEFAULT_ROLE_MAP,
     CanvasId,
     CourseIdField,
     HeldSync,
@@ -26,8 +27,8 @@ from rostersync.sync.reports import run_summary
 from rostersync.tenants import (
     SyncListMode,
     begin_authorization,
+    canvas_course_roles,
     change_settings,
-    course_roles,
     create_tenant,
     disconnect_tenant,
     parse_course_list_csv,
@@ -167,7 +168,19 @@ def save_sync_settings(services: Services, tenant_id: str, form: SyncSettingsFor
 
 
 def canvas_roles(services: Services, tenant_id: str) -> list[dict[str, str]]:
-    return course_roles(services, tenant_id)
+    """The roles a role mapping may name for the synced account, each with its label and base type; the
+    base enrollment types are listed too (a mapping may name them)."""
+    named = {
+        role.role: {
+            "name": role.role,
+            "label": role.label or role.role,
+            "base_type": role.base_role_type or role.role,
+        }
+        for role in canvas_course_roles(services, tenant_id)
+    }
+    for base in DEFAULT_ROLE_MAP:
+        named.setdefault(base, {"name": base, "label": base, "base_type": base})
+    return [named[name] for name in sorted(named)]
 
 
 def disconnect(services: Services, tenant_id: str, admin: str) -> dict[str, Any]:

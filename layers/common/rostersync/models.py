@@ -9,7 +9,15 @@ from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from rostersync.canvas.models import CanvasCourse
 
@@ -35,6 +43,7 @@ def parse_canvas_id(text: str) -> int | None:
 
 # A course sync list lives in the tenant's one DynamoDB item (400 KB at most): bounded well below it.
 MAX_SYNC_LIST_COURSES = 4000
+DAILY_AT = re.compile(r"([01]\d|2[0-3]):[0-5]\d")  # HH:MM, 24-hour
 CourseReference = Annotated[str, StringConstraints(min_length=1, max_length=80)]
 
 
@@ -97,8 +106,15 @@ class SyncSchedule(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     every_minutes: int | None = Field(default=60, ge=15)
-    daily_at: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    daily_at: str | None = None
     timezone: str = "UTC"
+
+    @field_validator("daily_at")
+    @classmethod
+    def _clock_time(cls, value: str | None) -> str | None:
+        if value is not None and not DAILY_AT.fullmatch(value):
+            raise ValueError(f"{value!r} is not a time of day: give HH:MM, 24-hour, e.g. 06:30 or 18:00")
+        return value
 
     @model_validator(mode="after")
     def _one_rule(self) -> SyncSchedule:
@@ -207,7 +223,11 @@ class SyncRun(BaseModel):
     trigger: SyncTrigger
     status: RunStatus = RunStatus.PLANNING
     courses_total: int = 0
-    canvas_requests: int = 0
+    # The planner's own Canvas requests (listing the courses); a run summary's canvas_requests adds the
+    # courses' to them. Rows stored before the rename call it canvas_requests.
+    planning_canvas_requests: int = Field(
+        default=0, validation_alias=AliasChoices("planning_canvas_requests", "canvas_requests")
+    )
     started_at: datetime = Field(default_factory=utc_now)
     finished_at: datetime | None = None
     error_code: str | None = None
@@ -266,7 +286,7 @@ class RunSummary(BaseModel):
     courses_failed: int
     courses_pending: int
     changes: ChangeCounts
-    canvas_requests: int
+    canvas_requests: int  # the whole run's: the planner's and every course's
     canvas_throttled: int
     canvas_retries: int
 

@@ -9,19 +9,24 @@ import hmac
 import io
 import re
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
 from urllib.parse import urlencode
 
 from pydantic import ValidationError
 
 from rostersync.canvas.client import CanvasClient
 from rostersync.canvas.errors import CanvasError, CanvasNotFoundError, CanvasPermissionError
-from rostersync.canvas.models import CanvasAccount
+from rostersync.canvas.models import CanvasAccount, CanvasCourse, CanvasRole, CanvasTerm
 from rostersync.canvas.oauth import authorize_url
-from rostersync.canvas.scopes import GET_ACCOUNT, LIST_ACCOUNT_ROLES, LIST_ADMIN_ACCOUNTS
+from rostersync.canvas.scopes import (
+    GET_ACCOUNT,
+    LIST_ACCOUNT_COURSES,
+    LIST_ACCOUNT_ROLES,
+    LIST_ADMIN_ACCOUNTS,
+)
 from rostersync.canvas.tokens import FixedTokenSource
 from rostersync.canvas.urls import normalize_canvas_url
 from rostersync.connection import (
@@ -231,19 +236,26 @@ def configure_tenant(services: Services, tenant_id: str, changes: dict[str, obje
     new_account = account_id if account_id != tenant.settings.courses.account_id else None
     new_roles = sorted(set(settings.role_overrides) - set(tenant.settings.role_overrides))
     if new_account is not None or new_roles:
-        client = _checking_client(services, tenant)
+        client = connected_client(services, tenant)
         if new_account is not None:
             _check_account(client, tenant, new_account)
         if new_roles:
             _check_role_names(client, tenant, account_id, new_roles)
-    services.table.update_tenant_settings(tenant_id, settings)
-    return tenant.model_copy(update={"settings": settings})
+    # A changed schedule runs on its own rule from now on (not at the next tick, as a tenant never synced).
+    schedule_changed = settings.schedule != tenant.settings.schedule
+    next_sync_at = settings.schedule.next_run(datetime.now(UTC)) if schedule_changed else None
+    services.table.update_tenant_settings(tenant_id, settings, next_sync_at)
+    update: dict[str, object] = {"settings": settings}
+    if next_sync_at is not None:
+        update["next_sync_at"] = next_sync_at
+    return tenant.model_copy(update=update)
 
 
-def _checking_client(services: Services, tenant: Tenant) -> CanvasClient:
+def connected_client(services: Services, tenant: Tenant) -> CanvasClient:
+    """A Canvas client of a connected tenant, for reading its accounts and roles."""
     if tenant.status is not TenantStatus.ACTIVE or tenant.root_account_id is None:
         raise TenantError(
-            "connect the tenant to Canvas first: accounts and role names are checked against its Canvas"
+            "connect the tenant to Canvas first: accounts, roles and terms are read from its Canvas"
         )
     return canvas_client_for(services, tenant)
 
@@ -271,41 +283,14 @@ def _check_account(client: CanvasClient, tenant: Tenant, account_id: int) -> Non
 BASE_ENROLLMENT_TYPES = frozenset({*DEFAULT_ROLE_MAP, "StudentViewEnrollment"})
 
 
-def _course_roles(client: CanvasClient, account: int | None) -> dict[str, dict[str, Any]]:
-    """The course roles of an account by name: its own, those it inherits, inactive ones too (their
-    enrollments keep them)."""
-    listed = client.get_all(
-        LIST_ACCOUNT_ROLES,
-        [("state[]", "active"), ("state[]", "inactive"), ("show_inherited", "true")],
-        account_id=str(account),
-    )
-    return {str(role["role"]): role for role in listed if not role.get("is_account_role")}
-
-
-def course_roles(services: Services, tenant_id: str) -> list[dict[str, str]]:
-    """The roles a role mapping may name for the synced account: each with its label and base type."""
-    tenant = require_tenant(services, tenant_id)
-    client = _checking_client(services, tenant)
-    account = tenant.settings.courses.account_id or tenant.root_account_id
-    listed = _course_roles(client, account)
-    named = {
-        name: (str(role.get("label") or name), str(role.get("base_role_type") or name))
-        for name, role in listed.items()
-    }
-    for base in sorted(DEFAULT_ROLE_MAP):
-        named.setdefault(base, (base, base))
-    return [
-        {"name": name, "label": label, "base_type": base} for name, (label, base) in sorted(named.items())
-    ]
-
-
 def _check_role_names(client: CanvasClient, tenant: Tenant, account_id: int | None, names: list[str]) -> None:
-    """Each name must be a base enrollment type or a course role of the synced account. A role defined
-    only in a sub-account below the synced account is not listed there, so it is refused as unknown."""
+    """Each name must be a base enrollment type or a course role of the synced account (its own roles,
+    those it inherits, inactive ones too: their enrollments keep them). A role defined only in a
+    sub-account below the synced account is not listed there, so it is refused as unknown."""
     account = account_id or tenant.root_account_id
-    course_roles = _course_roles(client, account)
+    course_roles = {role.role: role for role in _course_roles(client, account)}
     known = BASE_ENROLLMENT_TYPES | set(course_roles)
-    labels = {str(role.get("label")): name for name, role in course_roles.items() if role.get("label")}
+    labels = {role.label: name for name, role in course_roles.items() if role.label}
     problems = []
     for name in names:
         if name in known:
@@ -321,6 +306,58 @@ def _check_role_names(client: CanvasClient, tenant: Tenant, account_id: int | No
             "role_overrides",
             "; ".join(problems) + f". Known roles: {', '.join(sorted(known))}",
         )
+
+
+def _course_roles(client: CanvasClient, account_id: int | None) -> list[CanvasRole]:
+    """The course roles an account's enrollments can have: its own and inherited, inactive ones too."""
+    listed = client.get_all(
+        LIST_ACCOUNT_ROLES,
+        [("state[]", "active"), ("state[]", "inactive"), ("show_inherited", "true")],
+        account_id=str(account_id),
+    )
+    roles = [CanvasRole.model_validate(item) for item in listed]
+    return [role for role in roles if not role.is_account_role]
+
+
+def canvas_accounts(services: Services, tenant_id: str) -> list[CanvasAccount]:
+    """The accounts the user who authorized rostersync administers (what `account_id` may name)."""
+    client = connected_client(services, require_tenant(services, tenant_id))
+    return [CanvasAccount.model_validate(item) for item in client.get_all(LIST_ADMIN_ACCOUNTS)]
+
+
+def canvas_course_roles(
+    services: Services, tenant_id: str, account_id: int | None = None
+) -> list[CanvasRole]:
+    """The course roles of the account (default: the tenant's synced account, else its root)."""
+    tenant = require_tenant(services, tenant_id)
+    client = connected_client(services, tenant)
+    return _course_roles(client, account_id or tenant.settings.courses.account_id or tenant.root_account_id)
+
+
+@dataclass(frozen=True)
+class SeenTerm:
+    term: CanvasTerm
+    courses: int
+
+
+def canvas_terms_seen(services: Services, tenant_id: str, account_id: int | None = None) -> list[SeenTerm]:
+    """The terms of the account's courses, with how many courses each has. Canvas's terms endpoint is not
+    among the developer key's scopes, so the terms are read off the course listing (include[]=term): a
+    term without a course is not seen."""
+    tenant = require_tenant(services, tenant_id)
+    client = connected_client(services, tenant)
+    account = account_id or tenant.settings.courses.account_id or tenant.root_account_id
+    courses = [
+        CanvasCourse.model_validate(item)
+        for item in client.get_all(LIST_ACCOUNT_COURSES, [("include[]", "term")], account_id=str(account))
+    ]
+    terms: dict[int, CanvasTerm] = {}
+    counts: Counter[int] = Counter()
+    for course in courses:
+        if course.term is not None:
+            terms.setdefault(course.term.id, course.term)
+            counts[course.term.id] += 1
+    return [SeenTerm(terms[term_id], counts[term_id]) for term_id in sorted(terms)]
 
 
 class SyncListMode(StrEnum):

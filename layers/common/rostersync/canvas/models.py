@@ -19,6 +19,17 @@ class CanvasAccount(CanvasObject):
     root_account_id: int | None = None
 
 
+class CanvasRole(CanvasObject):
+    """A role as Canvas lists an account's roles: `role` is its name, `label` what people see."""
+
+    id: int | None = None
+    role: str
+    label: str | None = None
+    base_role_type: str | None = None
+    workflow_state: str | None = None
+    is_account_role: bool = False
+
+
 class CanvasTerm(CanvasObject):
     id: int
     name: str | None = None

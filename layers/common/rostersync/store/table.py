@@ -285,12 +285,20 @@ class RosterTable:
             ExpressionAttributeValues={":when": when.isoformat()},
         )
 
-    def update_tenant_settings(self, tenant_id: str, settings: TenantSettings) -> None:
+    def update_tenant_settings(
+        self, tenant_id: str, settings: TenantSettings, next_sync_at: datetime | None = None
+    ) -> None:
+        """Store new settings; with `next_sync_at` (a changed schedule), its next full sync too."""
+        values: dict[str, str] = {":settings": settings.model_dump_json()}
+        expression = "SET settings = :settings"
+        if next_sync_at is not None:
+            values[":when"] = next_sync_at.isoformat()
+            expression += ", next_sync_at = :when"
         self._table.update_item(
             Key={"pk": tenant_pk(tenant_id), "sk": "TENANT"},
-            UpdateExpression="SET settings = :settings",
+            UpdateExpression=expression,
             ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":settings": settings.model_dump_json()},
+            ExpressionAttributeValues=values,
         )
 
     def mark_needs_reauthorization(self, tenant_id: str, reason: str) -> None:

@@ -47,6 +47,7 @@ class SyncCooldownError(Exception):
         super().__init__(
             f"a sync of {scope} was asked for recently; the next is allowed at {retry_at.isoformat()}"
         )
+        self.scope = scope
         self.retry_at = retry_at
 
 
@@ -182,7 +183,7 @@ def plan_run(services: Services, request: SyncRequest) -> SyncRun:
                 "finished_at": datetime.now(UTC),
                 "error_code": error.code,
                 "error_message": str(error),
-                "canvas_requests": client.stats.requests,
+                "planning_canvas_requests": client.stats.requests,
             }
         )
         services.table.put_run(failed)
@@ -214,7 +215,7 @@ def plan_run(services: Services, request: SyncRequest) -> SyncRun:
             "status": RunStatus.RUNNING if courses else RunStatus.COMPLETED,
             "finished_at": None if courses else now,
             "courses_total": len(courses),
-            "canvas_requests": client.stats.requests,
+            "planning_canvas_requests": client.stats.requests,
             "courses_left_scope": dict(Counter(reason.value for reason in left_scope.values())),
         }
     )

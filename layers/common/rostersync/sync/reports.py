@@ -58,7 +58,7 @@ def run_summary(services: Services, tenant_id: str, run_id: str) -> RunSummary |
         courses_failed=failed,
         courses_pending=max(run.courses_total - succeeded - held - failed, 0),
         changes=totals,
-        canvas_requests=run.canvas_requests + sum(result.canvas_requests for result in results),
+        canvas_requests=run.planning_canvas_requests + sum(result.canvas_requests for result in results),
         canvas_throttled=sum(result.canvas_throttled for result in results),
         canvas_retries=sum(result.canvas_retries for result in results),
     )
