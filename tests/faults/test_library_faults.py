@@ -14,7 +14,7 @@ from rostersync.canvas.models import CanvasCourse
 from rostersync.errors import RetryLaterError
 from rostersync.models import CourseOutcome, CourseResult, CourseSyncMessage, Tenant
 from rostersync.services import Services
-from rostersync.store.table import course_pk, tenant_pk
+from rostersync.store.keys import course_pk, tenant_pk
 from rostersync.sync.course import sync_course
 from rostersync.sync.reports import export_roster
 from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve

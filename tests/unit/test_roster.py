@@ -4,7 +4,7 @@ import pytest
 
 from rostersync.canvas.models import CanvasCourse, CanvasEnrollment, CanvasSection, CanvasUser
 from rostersync.models import RosterEnrollment, RosterRole, TenantSettings
-from rostersync.store.table import StoredItem
+from rostersync.store.rosters import StoredItem
 from rostersync.sync.roster import (
     build_course_roster,
     diff_roster,

@@ -1,11 +1,5 @@
-"""Grade passback rows in the single table, and the grades queue.
-
-Layout (pk / sk):
-  T#<t>#GRADES#<batch>  BATCH                        the batch: course, assignment, Canvas id, notes
-  T#<t>#GRADES#<batch>  GRADE#<index>                one grade (as submitted) and its state + reason
-  T#<t>                 ASSIGNMENT#<course>#<ext id>  our assignment id -> the Canvas assignment id, and
-                                                     while one is being created, who claimed the creation
-"""
+"""Grade passback rows in the single table (batches, grades, assignment mappings: their keys are in
+store/keys.py), and the grades queue."""
 
 from __future__ import annotations
 
@@ -27,32 +21,21 @@ from rostersync.models import (
     GradeStatus,
     utc_now,
 )
-from rostersync.store.table import query_all, tenant_pk
-
-BATCH_SK = "BATCH"
-GRADE_PREFIX = "GRADE#"
-
-
-def grades_pk(tenant_id: str, batch_id: str) -> str:
-    return f"T#{tenant_id}#GRADES#{batch_id}"
-
-
-def grade_sk(index: int) -> str:
-    return f"{GRADE_PREFIX}{index:06d}"
-
-
-def assignment_sk(course_id: int, external_id: str) -> str:
-    return f"ASSIGNMENT#{course_id}#{external_id}"
+from rostersync.store.dynamo import is_conditional_failure, query_all
+from rostersync.store.keys import (
+    BATCH_SK,
+    GRADE_PREFIX,
+    assignment_sk,
+    grade_sk,
+    grades_pk,
+    tenant_pk,
+)
 
 
 @dataclass(frozen=True)
 class AssignmentMapping:
     canvas_assignment_id: int | None  # None until a first creation finishes
     claimed_by: str | None  # set while a worker is creating (or re-creating) the Canvas assignment
-
-
-def _condition_failed(error: ClientError) -> bool:
-    return bool(error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
 INVALID_GRADE = "invalid_grade"
@@ -215,7 +198,7 @@ class GradeStore:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if _condition_failed(error):
+            if is_conditional_failure(error):
                 return False
             raise
         return True
@@ -237,7 +220,7 @@ class GradeStore:
                 },
             )
         except ClientError as error:
-            if _condition_failed(error):
+            if is_conditional_failure(error):
                 return False
             raise
         return True
@@ -252,7 +235,7 @@ class GradeStore:
                 ExpressionAttributeValues={":owner": owner},
             )
         except ClientError as error:
-            if not _condition_failed(error):
+            if not is_conditional_failure(error):
                 raise
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:

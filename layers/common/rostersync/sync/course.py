@@ -35,7 +35,7 @@ from rostersync.models import (
     utc_now,
 )
 from rostersync.services import Services
-from rostersync.store.table import CourseWriteConflict, StoredItem, roster_digest
+from rostersync.store.rosters import CourseWriteConflict, StoredItem, roster_digest
 from rostersync.sync.roster import (
     SYNCED_ENROLLMENT_STATES,
     CourseRoster,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rostersync.models import HeldSync, HoldStatus, utc_now
 from rostersync.services import Services
-from rostersync.store.table import StoredItem
+from rostersync.store.rosters import StoredItem
 from rostersync.tenants import TenantError, require_tenant
 
 

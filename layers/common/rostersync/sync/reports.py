@@ -17,8 +17,8 @@ from rostersync.models import (
     SyncError,
 )
 from rostersync.services import Services
-from rostersync.store.table import StoredItem
-from rostersync.sync.roster import ENROLLMENT_PREFIX, SECTION_PREFIX, USER_PREFIX
+from rostersync.store.keys import ENROLLMENT_PREFIX, SECTION_PREFIX, USER_PREFIX
+from rostersync.store.rosters import StoredItem
 from rostersync.tenants import require_tenant
 
 EXPORTED_USER_FIELDS = {"canvas_id", "name", "sortable_name", "sis_user_id", "login_id", "email"}

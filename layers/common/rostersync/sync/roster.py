@@ -26,7 +26,8 @@ from rostersync.models import (
     TenantSettings,
     UserIdField,
 )
-from rostersync.store.table import StoredItem
+from rostersync.store.keys import ENROLLMENT_PREFIX, SECTION_PREFIX, USER_PREFIX
+from rostersync.store.rosters import StoredItem
 
 # Asked for explicitly: Canvas's default differs between teachers and admins.
 SYNCED_ENROLLMENT_STATES = ("active", "invited", "inactive", "completed")
@@ -34,10 +35,6 @@ SYNCED_ENROLLMENT_STATES = ("active", "invited", "inactive", "completed")
 # excludes its role (Canvas still lists it).
 DROPPED_NOT_IN_CANVAS = "not_in_canvas"
 DROPPED_ROLE_EXCLUDED = "role_excluded"
-
-SECTION_PREFIX = "SECTION#"
-USER_PREFIX = "USER#"
-ENROLLMENT_PREFIX = "ENROLLMENT#"
 
 
 @dataclass(frozen=True)
