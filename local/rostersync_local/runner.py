@@ -115,7 +115,6 @@ class LocalStack:
             **self._parameter_overrides,
             "AllowInsecureCanvasUrls": "true",
             "AdminJwtIssuer": control_url,
-            "AwsEndpointUrl": aws_endpoint_url,
         }
         if canvas_url:
             overrides["LiveEventsJwksUrl"] = f"{canvas_url}/_sim/jwks.json"

@@ -226,6 +226,9 @@ def load_stack(
 ) -> StackModel:
     cfn, code_dirs = translate(template_path)
     parameters = {name: str(spec.get("Default", "")) for name, spec in cfn.get("Parameters", {}).items()}
+    if aws_endpoint_url is not None and "AwsEndpointUrl" in parameters:
+        # The functions reach the AWS the stack was made in (the template passes it as AWS_ENDPOINT_URL).
+        parameters["AwsEndpointUrl"] = aws_endpoint_url
     parameters.update(parameter_overrides or {})
     resources: dict[str, Any] = cfn["Resources"]
     resolver = Resolver(stack_name, parameters, resources, aws_endpoint_url)
