@@ -22,8 +22,9 @@ from rostersync.grades.passback import (
 from rostersync.grades.verify import verify_batch
 from rostersync.models import GradeAssignment, GradeBatch
 from rostersync.services import Services
-from rostersync.tenants import TenantError
+from rostersync.tenants import TenantError, require_tenant
 from rostersync_cli.files import read_text_file
+from rostersync_cli.output import add_format_option, emit
 
 Bind = Callable[[argparse.Namespace], Services]
 
@@ -56,6 +57,12 @@ def add_grades_commands(groups: argparse._SubParsersAction[argparse.ArgumentPars
     status.add_argument("batch")
     status.add_argument("--tenant", required=True)
     status.set_defaults(handler=lambda arguments: _status(arguments, bind))
+
+    listing = grades.add_parser("list", help="the tenant's latest grade batches (find a lost batch id)")
+    listing.add_argument("--tenant", required=True)
+    listing.add_argument("--limit", type=int, default=50)
+    add_format_option(listing)
+    listing.set_defaults(handler=lambda arguments: _list(arguments, bind))
 
     retry = grades.add_parser("retry", help="queue a batch's failed grades again")
     retry.add_argument("batch")
@@ -103,6 +110,22 @@ def _push(arguments: argparse.Namespace, bind: Bind) -> None:
 
 def _status(arguments: argparse.Namespace, bind: Bind) -> None:
     print(json.dumps(_call(batch_status, arguments, bind), indent=2))
+
+
+def _list(arguments: argparse.Namespace, bind: Bind) -> None:
+    services = bind(arguments)
+    require_tenant(services, arguments.tenant)
+    batches = services.grades.list_batches(arguments.tenant, arguments.limit)
+    emit(
+        arguments,
+        [batch.model_dump(mode="json", exclude={"notes", "canvas_assignment_id"}) for batch in batches],
+        ["batch", "created", "course", "assignment", "grades"],
+        lambda: [
+            [b.batch_id, b.created_at.isoformat(timespec="seconds"), b.course_id, b.assignment.name, b.size]
+            for b in batches
+        ],
+        empty="no grade batches",
+    )
 
 
 def _retry(arguments: argparse.Namespace, bind: Bind) -> None:

@@ -516,3 +516,26 @@ def test_live_assessment_results_are_read_back_whole_across_pages_and_per_user(
     )
     with pytest.raises(VerifyNotPossibleError):
         live_assessment_results(grading.services, pending.tenant_id, course_id, assessment_id)
+
+
+def test_lost_batch_ids_are_found_with_grades_list(
+    grading: Grading, capsys: pytest.CaptureFixture[str]
+) -> None:
+    course_id = sorted(grading.students)[0]
+    student = sorted(grading.students[course_id])[0]
+    first = grading.push(course_id, "list-a", [GradeEntry(student=student, score=1)])
+    second = grading.push(course_id, "list-b", [GradeEntry(student=student, score=2)])
+    parser = argparse.ArgumentParser()
+    add_grades_commands(parser.add_subparsers(), lambda _: grading.services)
+    for output in ("json", "table"):
+        arguments = parser.parse_args(
+            ["grades", "list", "--tenant", grading.tenant.tenant_id, "--format", output]
+        )
+        arguments.handler(arguments)
+        printed = capsys.readouterr().out
+        if output == "json":
+            listed = [batch["batch_id"] for batch in json.loads(printed)]
+            assert listed.index(second) < listed.index(first)  # the latest first
+        else:
+            assert printed.splitlines()[0].split()[:3] == ["batch", "created", "course"]
+            assert first in printed and second in printed

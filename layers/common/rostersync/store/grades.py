@@ -24,6 +24,7 @@ from rostersync.models import (
 from rostersync.store.dynamo import is_conditional_failure, query_all
 from rostersync.store.keys import (
     BATCH_SK,
+    GRADE_BATCH_LISTING_PREFIX,
     GRADE_PREFIX,
     assignment_sk,
     grade_sk,
@@ -83,6 +84,24 @@ class GradeStore:
             },
             ConditionExpression="attribute_not_exists(pk)",
         )
+        # Its entry in the tenant's list of batches, so a lost batch id can be found again.
+        self._table.put_item(
+            Item={
+                "pk": tenant_pk(record.tenant_id),
+                "sk": f"{GRADE_BATCH_LISTING_PREFIX}{record.batch_id}",
+                "summary": record.model_dump_json(exclude={"notes", "canvas_assignment_id"}),
+            }
+        )
+
+    def list_batches(self, tenant_id: str, limit: int = 50) -> list[GradeBatchRecord]:
+        """The tenant's latest grade batches first (their grades' states: `batch_status`)."""
+        response = self._table.query(
+            KeyConditionExpression=Key("pk").eq(tenant_pk(tenant_id))
+            & Key("sk").begins_with(GRADE_BATCH_LISTING_PREFIX),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [GradeBatchRecord.model_validate_json(item["summary"]) for item in response["Items"]]
 
     def get_batch(self, tenant_id: str, batch_id: str) -> GradeBatchRecord | None:
         item = self._table.get_item(

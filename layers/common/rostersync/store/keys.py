@@ -23,6 +23,7 @@ Layout (pk / sk):
   T#<t>#EVENTS          <time>#<key digest>     what became of a live event (TTL a week)
   T#<t>#GRADES#<batch>  BATCH                   a grade batch: course, assignment, Canvas id, notes
   T#<t>#GRADES#<batch>  GRADE#<index>           one grade (as submitted) and its state + reason
+  T#<t>                 GRADEBATCH#<batch>      the batch in the tenant's list (batch ids sort by time)
   T#<t>                 ASSIGNMENT#<course>#<ext id>  our assignment id -> the Canvas assignment id, and
                                                 while one is being created, who claimed the creation
   idempotency#<function>  <function>.<handler>#<payload hash>   Powertools idempotency records (a
@@ -47,6 +48,7 @@ ERROR_PREFIX = "ERROR#"
 DECIDED_PREFIX = "DECIDED#"
 ASSIGNMENT_PREFIX = "ASSIGNMENT#"
 BATCH_SK = "BATCH"
+GRADE_BATCH_LISTING_PREFIX = "GRADEBATCH#"
 GRADE_PREFIX = "GRADE#"
 
 # A course's roster items, under course_pk.
