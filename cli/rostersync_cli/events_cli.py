@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from rostersync.events.models import ParsedEvent
 from rostersync.events.parse import parse_event
 from rostersync.events.signing import looks_like_jwt, parse_signed_event, parse_unverified_signed_event
+from rostersync_cli.output import add_format_option
 
 __all__ = ["EventsCommandError", "add_events_commands", "main_events", "parse_file", "run_parse"]
 
@@ -50,6 +51,7 @@ def add_events_commands(
     recent = events.add_parser("recent", help="a tenant's last live events and what became of each")
     recent.add_argument("--tenant", required=True)
     recent.add_argument("--limit", type=int, default=20)
+    add_format_option(recent)
     recent.set_defaults(handler=recent_handler)
 
 

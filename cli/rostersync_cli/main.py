@@ -262,7 +262,13 @@ def cmd_tenant_configure(arguments: argparse.Namespace) -> None:
 
 def cmd_tenant_list(arguments: argparse.Namespace) -> None:
     tenants = _binding(arguments).services.table.list_tenants()
-    _print_json([tenant.model_dump(mode="json") for tenant in tenants])
+    output.emit(
+        arguments,
+        [tenant.model_dump(mode="json") for tenant in tenants],
+        ["TENANT", "NAME", "STATUS", "CANVAS", "NEXT SYNC"],
+        lambda: [[t.tenant_id, t.name, t.status.value, t.canvas_url, t.next_sync_at] for t in tenants],
+        empty="no tenants yet (rostersync tenant add --name N)",
+    )
 
 
 def cmd_tenant_show(arguments: argparse.Namespace) -> None:
@@ -408,7 +414,8 @@ def cmd_holds_list(arguments: argparse.Namespace) -> None:
         holds = decided_holds(services, arguments.tenant)
     else:
         holds = pending_holds(services, arguments.tenant)
-    _print_json(
+    output.emit(
+        arguments,
         [
             {
                 **hold.model_dump(mode="json", exclude={"puts", "deletes"}),
@@ -416,7 +423,21 @@ def cmd_holds_list(arguments: argparse.Namespace) -> None:
                 or [item.sk.removeprefix("ENROLLMENT#") for item in hold.puts],
             }
             for hold in holds
-        ]
+        ],
+        ["COURSE", "STATUS", "DROPS", "OF ACTIVE", "HELD SINCE", "DECIDED BY", "WHEN"],
+        lambda: [
+            [
+                h.course_id,
+                h.status.value,
+                h.student_drops,
+                h.active_before,
+                h.created_at,
+                h.decided_by,
+                h.decided_at,
+            ]
+            for h in holds
+        ],
+        empty="no decided holds" if arguments.decided else "no syncs waiting for approval",
     )
 
 
@@ -487,7 +508,13 @@ def cmd_events_recent(arguments: argparse.Namespace) -> None:
     services = _binding(arguments).services
     require_tenant(services, arguments.tenant)
     records = services.table.recent_live_events(arguments.tenant, arguments.limit)
-    _print_json([record.model_dump(mode="json") for record in records])
+    output.emit(
+        arguments,
+        [record.model_dump(mode="json") for record in records],
+        ["RECEIVED", "EVENT", "ORIGIN", "OUTCOME", "REASON"],
+        lambda: [[r.received_at, r.event_name, r.origin, r.outcome, r.reason] for r in records],
+        empty="no live events in the last week",
+    )
 
 
 @dataclass(frozen=True)
@@ -736,7 +763,9 @@ def _add_tenant_commands(groups: Any) -> None:
     )
     configure.add_argument("--timezone", help="IANA time zone of --daily-at, e.g. America/Chicago")
     configure.set_defaults(handler=cmd_tenant_configure)
-    tenant.add_parser("list").set_defaults(handler=cmd_tenant_list)
+    tenant_list = tenant.add_parser("list", help="every tenant with its status")
+    output.add_format_option(tenant_list)
+    tenant_list.set_defaults(handler=cmd_tenant_list)
     show = tenant.add_parser("show")
     show.add_argument("tenant")
     show.set_defaults(handler=cmd_tenant_show)
@@ -781,6 +810,7 @@ def _add_sync_commands(groups: Any) -> None:
         dest="command", required=True
     )
     listing = holds.add_parser("list", help="courses waiting for approval, with their would-be drops")
+    output.add_format_option(listing)
     listing.add_argument("--tenant", required=True)
     listing.add_argument(
         "--decided",

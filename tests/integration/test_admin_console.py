@@ -227,7 +227,9 @@ def test_a_held_mass_drop_is_approved_from_the_page(stack: Stack, page: Page) ->
     exported = next(c for c in stack.export(tenant_id)["courses"] if c["canvas_id"] == course["canvas_id"])
     enrollments = {e["canvas_id"]: e for e in exported["enrollments"]}
     assert not any(enrollments[e["canvas_id"]]["active"] for e in dropped)
-    (record,) = json.loads(stack.cli_ok("holds", "list", "--tenant", tenant_id, "--decided"))
+    (record,) = json.loads(
+        stack.cli_ok("holds", "list", "--tenant", tenant_id, "--decided", "--format", "json")
+    )
     assert record["status"] == "approved" and record["decided_by"] and record["decided_at"]
 
 

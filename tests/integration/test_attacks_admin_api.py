@@ -144,7 +144,7 @@ def test_another_tenants_pending_hold_can_be_neither_seen_nor_decided(stack: Sta
 
     # The owner's hold and roster are untouched, and the owner still sees and can decide it.
     assert stack.export(owner) == roster_before
-    owner_holds = json.loads(stack.cli_ok("holds", "list", "--tenant", owner))
+    owner_holds = json.loads(stack.cli_ok("holds", "list", "--tenant", owner, "--format", "json"))
     assert [hold["course_id"] for hold in owner_holds] == [course["canvas_id"]]
     owner_headers = {"Authorization": f"Bearer {admin_token(stack, owner)}"}
     assert post(stack, f"/admin/holds/{course['canvas_id']}/reject", owner_headers, {}).status_code == 200

@@ -108,5 +108,5 @@ def test_a_start_link_for_an_unknown_tenant_creates_nothing(stack: Stack) -> Non
         timeout=30,
     )
     refused_page(answer, "unknown, expired or already opened")
-    listed = json.loads(stack.cli_ok("tenant", "list"))
+    listed = json.loads(stack.cli_ok("tenant", "list", "--format", "json"))
     assert "tnosuchtenant" not in {tenant["tenant_id"] for tenant in listed}

@@ -291,7 +291,9 @@ def test_what_became_of_each_event_is_kept_and_a_replay_reports_it(
     assert parsed is not None
 
     def recorded() -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = json.loads(stack.cli_ok("events", "recent", "--tenant", live_tenant))
+        records: list[dict[str, Any]] = json.loads(
+            stack.cli_ok("events", "recent", "--tenant", live_tenant, "--format", "json")
+        )
         return [r for r in records if r["dedupe_key"] == parsed.dedupe_key and r["outcome"] == "applied"]
 
     eventually(lambda: bool(recorded()), seconds=90)
@@ -331,7 +333,7 @@ def test_events_for_a_tenant_awaiting_authorization_say_why_they_did_not_apply(s
     event_file.write_text(json.dumps(emitted))
     replayed = stack.cli("events", "replay", str(event_file), "--tenant", tenant_id)
     assert replayed.returncode == 1 and "authorized" in replayed.stderr
-    records = json.loads(stack.cli_ok("events", "recent", "--tenant", tenant_id))
+    records = json.loads(stack.cli_ok("events", "recent", "--tenant", tenant_id, "--format", "json"))
     assert any(
         r["outcome"] == "tenant_not_connected" and "needs_reauthorization" in r["reason"] for r in records
     )

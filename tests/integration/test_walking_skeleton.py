@@ -221,7 +221,7 @@ def test_settings_sync_list_and_errors_through_the_cli(stack: Stack, tmp_path: P
     assert stack.cli_ok("sync", "errors", "--tenant", tenant_id, "--format", "csv").splitlines() == [
         "run_id,course_id,user_id,code,message,recorded_at"
     ]
-    assert json.loads(stack.cli_ok("holds", "list", "--tenant", tenant_id)) == []
+    assert json.loads(stack.cli_ok("holds", "list", "--tenant", tenant_id, "--format", "json")) == []
 
 
 def test_a_new_daily_schedule_shows_its_next_run_at_once_and_a_bad_time_is_explained(stack: Stack) -> None:
@@ -400,3 +400,12 @@ def test_a_newcomer_gets_a_developer_key_and_live_events_from_local_up(stack: St
     )  # fmt: skip
     assert requests.get(stack.cli_ok("tenant", "authorize", tenant_id), timeout=30).status_code == 200
     assert json.loads(stack.cli_ok("tenant", "show", tenant_id))["status"] == "active"
+
+    # People get tables, scripts ask for JSON.
+    table = stack.cli_ok("tenant", "list").splitlines()
+    assert table[0].split() == ["TENANT", "NAME", "STATUS", "CANVAS", "NEXT", "SYNC"]
+    assert any(line.startswith(tenant_id) and "Newcomer U" in line and "active" in line for line in table)
+    assert stack.cli_ok("holds", "list", "--tenant", tenant_id) == "no syncs waiting for approval"
+    assert tenant_id in {
+        t["tenant_id"] for t in json.loads(stack.cli_ok("tenant", "list", "--format", "json"))
+    }
