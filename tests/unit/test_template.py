@@ -150,7 +150,7 @@ def test_admin_routes_sit_behind_the_jwt_authorizer_and_public_ones_do_not() -> 
 
 
 def test_every_setting_the_template_passes_is_one_the_functions_read() -> None:
-    from rostersync.settings import _ENVIRONMENT
+    from rostersync.settings import environment_variables
 
     passed = set(GLOBAL_FUNCTION["Environment"]["Variables"]) | {
         name
@@ -159,7 +159,7 @@ def test_every_setting_the_template_passes_is_one_the_functions_read() -> None:
     }
     read_by_libraries = {"AWS_ENDPOINT_URL"}  # boto3 reads it itself
     assert {name for name in passed if not name.startswith("POWERTOOLS_")} - read_by_libraries <= set(
-        _ENVIRONMENT.values()
+        environment_variables()
     )
 
 
