@@ -15,7 +15,7 @@ from moto import mock_aws
 from rostersync.models import HeldItem, HeldSync, HoldStatus, Tenant, TenantStatus
 from rostersync.store.keys import TENANTS_INDEX, course_sk, tenant_pk
 from rostersync.store.oauth_states import OAuthState
-from rostersync.store.rosters import CourseWriteConflict, StoredItem, roster_digest
+from rostersync.store.rosters import CourseWriteConflictError, StoredItem, roster_digest
 from rostersync.store.table import RosterTable
 from rostersync.store.tenants import TenantExistsError
 
@@ -187,7 +187,7 @@ def test_write_course_commits_a_generation_and_refuses_a_stale_one(table: Roster
     assert table.courses_of_user(TENANT, 7) == [COURSE]
 
     # A diff made against generation 0 after generation 1 was committed writes nothing.
-    with pytest.raises(CourseWriteConflict):
+    with pytest.raises(CourseWriteConflictError):
         table.write_course(TENANT, COURSE, None, [item("USER#8", "u8")], ["USER#7"], expected_generation=0)
     assert table.course_snapshot(TENANT, COURSE) == (items, 1)
     assert table.courses_of_user(TENANT, 8) == []
@@ -213,6 +213,6 @@ def test_write_course_conflicts_while_another_writer_holds_the_lease(table: Rost
         UpdateExpression="SET lease_holder = :holder, lease_until = :until",
         ExpressionAttributeValues={":holder": "other", ":until": int(time.time()) + 300},
     )
-    with pytest.raises(CourseWriteConflict):
+    with pytest.raises(CourseWriteConflictError):
         table.write_course(TENANT, COURSE, None, [item("USER#8", "u8")], [], expected_generation=1)
     assert table.course_items(TENANT, COURSE) == {"USER#7": item("USER#7", "u7")}

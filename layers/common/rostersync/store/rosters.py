@@ -3,7 +3,7 @@
 
 A course's roster changes are one commit. The course row holds the committed generation `gen`; a writer
 takes the row's write lease (conditional on the generation its diff was made against, so a stale diff is a
-CourseWriteConflict), writes its items tagged with the next generation and each with its committed
+CourseWriteConflictError), writes its items tagged with the next generation and each with its committed
 version as `prev_data`, then commits by setting `gen` and releasing the lease in one update. Readers use
 an item as it is when its generation is committed and `prev_data` otherwise, so a course reads as its
 previous state or its full new state, even after a crash mid-write.
@@ -68,7 +68,7 @@ class CourseRow:
     out_of_scope: OutOfScope | None = None
 
 
-class CourseWriteConflict(Exception):
+class CourseWriteConflictError(Exception):
     """Another writer committed the course since it was read, or holds its write lease."""
 
 
@@ -210,7 +210,7 @@ class RosterRecords(TableRecords):
         """Commit a course's changed roster items (and its own row when `course` is given) all at once.
 
         With `expected_generation`, the diff was made against that committed generation: if another
-        writer committed since, or is writing now, nothing is written and CourseWriteConflict is raised.
+        writer committed since, or is writing now, nothing is written and CourseWriteConflictError is raised.
         `expected_items` are the roster at that generation, when the caller has read it: the roster is
         then read again only if a crashed writer left items to put back.
         """
@@ -263,7 +263,7 @@ class RosterRecords(TableRecords):
             ).get("Attributes", {})
         except ClientError as error:
             if is_conditional_failure(error):
-                raise CourseWriteConflict(
+                raise CourseWriteConflictError(
                     f"course {course_id} changed or is being written since it was read"
                 ) from error
             raise
@@ -354,7 +354,7 @@ class RosterRecords(TableRecords):
             )
         except ClientError as error:
             if is_conditional_failure(error):
-                raise CourseWriteConflict(
+                raise CourseWriteConflictError(
                     f"course {course_id}: the write lease ran out before the commit"
                 ) from error
             raise

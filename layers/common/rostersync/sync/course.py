@@ -35,7 +35,7 @@ from rostersync.models import (
     utc_now,
 )
 from rostersync.services import Services
-from rostersync.store.rosters import CourseWriteConflict, StoredItem, roster_digest
+from rostersync.store.rosters import CourseWriteConflictError, StoredItem, roster_digest
 from rostersync.sync.roster import (
     SYNCED_ENROLLMENT_STATES,
     CourseRoster,
@@ -127,7 +127,7 @@ def sync_course(services: Services, message: CourseSyncMessage, attempt: int) ->
         return failed
     try:
         counts, held = apply_roster(services, tenant, message, roster)
-    except CourseWriteConflict as error:
+    except CourseWriteConflictError as error:
         # Another worker wrote the course meanwhile (a redelivery, a live event): read Canvas again later.
         final = attempt >= services.settings.course_sync_max_receive_count
         conflict = result.model_copy(
