@@ -56,7 +56,11 @@ def route_to_tenants(tenants: list[Tenant], event: NormalizedEvent) -> list[Tena
             return matched
     if event.hostname:
         host = event.hostname.lower()
-        return [tenant for tenant in tenants if urlsplit(tenant.canvas_url).netloc.lower() == host]
+        return [
+            tenant
+            for tenant in tenants
+            if tenant.canvas_url is not None and urlsplit(tenant.canvas_url).netloc.lower() == host
+        ]
     return []
 
 
