@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from rostersync.events import ObjectType, parse_event
+from rostersync.events.caliper_format import caliper_event_name
 from rostersync.events.normalize import IdError, parse_caliper_urn, parse_timestamp, to_local_id
-from rostersync.events.parse import caliper_event_name
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "live_events"
 FIXTURE_FILES = sorted(FIXTURES.glob("*/*.json"))
