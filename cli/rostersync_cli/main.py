@@ -19,6 +19,7 @@ from typing import Any
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
+from rostersync.authorization import begin_authorization
 from rostersync.canvas.errors import CanvasError
 from rostersync.canvas.scopes import required_scopes
 from rostersync.events.apply import route_to_tenants
@@ -27,21 +28,17 @@ from rostersync.store.dead_letters import DeadLetter, DeadLetterQueues
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
 from rostersync.sync.planner import SyncCooldownError, request_sync
 from rostersync.sync.reports import export_roster, run_summary, sync_errors, sync_errors_csv
-from rostersync.tenants import (
+from rostersync.tenant_settings import (
     ConfirmationNeededError,
     SyncListMode,
-    TenantError,
-    begin_authorization,
     canvas_accounts,
     canvas_course_roles,
     canvas_terms_seen,
     configure_tenant,
-    create_tenant,
     parse_course_list_csv,
-    remove_tenant,
-    require_tenant,
     update_sync_list,
 )
+from rostersync.tenants import TenantError, create_tenant, remove_tenant, require_tenant
 from rostersync_cli import output
 from rostersync_cli.events_cli import add_events_commands, parse_file
 from rostersync_cli.files import read_text_file

@@ -13,12 +13,8 @@ from routes import connection, grades, holds, pages, syncing  # beside this file
 from rostersync.canvas.errors import CanvasError
 from rostersync.grades.passback import UnknownBatchError
 from rostersync.sync.planner import SyncCooldownError
-from rostersync.tenants import (
-    CanvasSettingsError,
-    ConfirmationNeededError,
-    TenantError,
-    UnknownTenantError,
-)
+from rostersync.tenant_settings import ConfirmationNeededError
+from rostersync.tenants import CanvasSettingsError, TenantError, UnknownTenantError
 from rostersync.web import guard_state_changes, security_headers
 
 logger = Logger()

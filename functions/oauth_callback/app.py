@@ -6,8 +6,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from rostersync.authorization import complete_authorization
 from rostersync.services import Services
-from rostersync.tenants import TenantError, complete_authorization
+from rostersync.tenants import TenantError
 from rostersync.web import OAUTH_BROWSER_COOKIE, SECURITY_HEADERS, html_page, public_base_url
 
 logger = Logger()

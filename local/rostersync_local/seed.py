@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from rostersync.authorization import begin_authorization, canvas_authorize_redirect, complete_authorization
 from rostersync.canvas.urls import normalize_canvas_url
 from rostersync.models import (
     GradeAssignment,
@@ -30,7 +31,6 @@ from rostersync.models import (
 from rostersync.services import Services
 from rostersync.store.grades import GradeStore
 from rostersync.store.secrets import TenantCredentials
-from rostersync.tenants import begin_authorization, canvas_authorize_redirect, complete_authorization
 
 DEMO_TENANT_ID = "tabc123def456"
 DEMO_TENANT_NAME = "Demo University"

@@ -15,17 +15,13 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+from rostersync.authorization import begin_authorization, canvas_authorize_redirect, complete_authorization
 from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.scopes import declared_endpoint
 from rostersync.models import CourseSyncMessage, Tenant
 from rostersync.services import Services
 from rostersync.settings import Settings
-from rostersync.tenants import (
-    begin_authorization,
-    canvas_authorize_redirect,
-    complete_authorization,
-    create_tenant,
-)
+from rostersync.tenants import create_tenant
 from rostersync_local.canvas_sim import RunningSimulator
 from rostersync_local.control import LOCAL_AWS_ENVIRONMENT, start_stack, stop_stack
 from rostersync_local.runner import create_resources

@@ -16,6 +16,7 @@ import pytest
 import requests
 from pydantic import SecretStr
 
+from rostersync.authorization import begin_authorization, canvas_authorize_redirect, complete_authorization
 from rostersync.canvas.errors import AuthorizationError, CanvasNotConfiguredError, CanvasUnavailableError
 from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.scopes import LIST_COURSE_ENROLLMENTS, required_scopes
@@ -33,14 +34,7 @@ from rostersync.services import Services
 from rostersync.sync.course import sync_course
 from rostersync.sync.planner import plan_run
 from rostersync.sync.reports import export_roster
-from rostersync.tenants import (
-    CanvasSettingsError,
-    TenantError,
-    begin_authorization,
-    canvas_authorize_redirect,
-    complete_authorization,
-    save_canvas_settings,
-)
+from rostersync.tenants import CanvasSettingsError, TenantError, save_canvas_settings
 from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve
 from rostersync_local.truth import differences, expected_export
 from tests.integration.conftest import REDIRECT_URI, calls_outside_the_manifest, connect, message, new_tenant

@@ -31,13 +31,13 @@ from rostersync.sync.course import sync_course
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
 from rostersync.sync.planner import list_synced_courses, new_run_id, plan_run, request_scheduled_syncs
 from rostersync.sync.reports import export_roster, run_summary, sync_errors, sync_errors_csv
-from rostersync.tenants import (
-    CanvasSettingsError,
+from rostersync.tenant_settings import (
     ConfirmationNeededError,
     SyncListMode,
     configure_tenant,
     update_sync_list,
 )
+from rostersync.tenants import CanvasSettingsError
 from rostersync_local.canvas_sim import RunningSimulator, SimulatorConfig, serve
 from rostersync_local.canvas_sim.model import Enrollment, Institution
 from tests.integration.conftest import connect, message

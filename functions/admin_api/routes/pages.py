@@ -7,8 +7,9 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
+from rostersync.authorization import canvas_authorize_redirect
 from rostersync.services import shared_services
-from rostersync.tenants import TenantError, canvas_authorize_redirect
+from rostersync.tenants import TenantError
 from rostersync.web import OAUTH_BROWSER_COOKIE, html_page, public_base_url
 
 CONSOLE = Path(__file__).parents[1] / "console"

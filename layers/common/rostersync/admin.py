@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
+from rostersync.authorization import begin_authorization
 from rostersync.canvas.scopes import required_scopes
 from rostersync.models import (
     DEFAULT_ROLE_MAP,
@@ -24,19 +25,15 @@ from rostersync.services import Services
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
 from rostersync.sync.planner import request_sync
 from rostersync.sync.reports import run_summary
-from rostersync.tenants import (
+from rostersync.tenant_settings import (
     SyncListMode,
-    begin_authorization,
     canvas_course_roles,
     change_settings,
-    create_tenant,
-    disconnect_tenant,
     parse_course_list_csv,
-    require_tenant,
-    save_canvas_settings,
     select_all_courses,
     update_sync_list,
 )
+from rostersync.tenants import create_tenant, disconnect_tenant, require_tenant, save_canvas_settings
 
 
 class CanvasSettingsForm(BaseModel):
