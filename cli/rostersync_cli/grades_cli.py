@@ -11,14 +11,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from rostersync.canvas.errors import CanvasError, CanvasNotFoundError
-from rostersync.grades.csvfile import GradeCsvError, parse_grades_csv
-from rostersync.grades.live_results import live_assessment_results
-from rostersync.grades.passback import (
+from rostersync.grades.batches import (
     UnknownBatchError,
     batch_status,
     retry_failed,
     submit_batch,
 )
+from rostersync.grades.csvfile import GradeCsvError, parse_grades_csv
+from rostersync.grades.live_results import live_assessment_results
 from rostersync.grades.verify import verify_batch
 from rostersync.models import GradeAssignment, GradeBatch
 from rostersync.services import Services

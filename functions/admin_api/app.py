@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from routes import connection, grades, holds, pages, syncing  # beside this file in the package
 
 from rostersync.canvas.errors import CanvasError
-from rostersync.grades.passback import UnknownBatchError
+from rostersync.grades.batches import UnknownBatchError
 from rostersync.sync.planner import SyncCooldownError
 from rostersync.tenant_settings import ConfirmationNeededError
 from rostersync.tenants import CanvasSettingsError, TenantError, UnknownTenantError

@@ -18,17 +18,10 @@ from rostersync.canvas.errors import CanvasNotFoundError
 from rostersync.canvas.models import CanvasCourse, LiveAssessmentResult
 from rostersync.canvas.scopes import GET_SUBMISSION
 from rostersync.connection import canvas_client_for
+from rostersync.grades.assignments import ensure_assignment
+from rostersync.grades.batches import RetryOutcome, batch_status, not_enrolled, retry_failed, submit_batch
 from rostersync.grades.live_results import live_assessment_results
-from rostersync.grades.passback import (
-    RetryOutcome,
-    batch_status,
-    course_students,
-    ensure_assignment,
-    not_enrolled,
-    process_batch,
-    retry_failed,
-    submit_batch,
-)
+from rostersync.grades.passback import course_students, process_batch
 from rostersync.grades.verify import Check, VerifyNotPossibleError, verify_batch
 from rostersync.models import GradeAssignment, GradeBatch, GradeBatchRecord, GradeEntry, GradeMessage, Tenant
 from rostersync.services import Services

@@ -14,8 +14,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from rostersync.canvas.errors import CanvasNotFoundError
+from rostersync.grades.batches import batch_status, submit_batch
 from rostersync.grades.live_results import live_assessment_results
-from rostersync.grades.passback import batch_status, submit_batch
 from rostersync.grades.verify import verify_batch
 from rostersync.models import GradeBatch, parse_canvas_id
 from rostersync.services import shared_services

@@ -1,4 +1,4 @@
-"""Grade passback: submit a batch (stored pending, queued), process it against Canvas, retry failures.
+"""Grade passback: process a batch against Canvas, sending its pending grades one at a time.
 
 Processing is safe to repeat: only pending grades are sent, each grade's state is stored as soon as
 Canvas answers, and a grade Canvas already has is not PUT again (state `unchanged`).
@@ -6,13 +6,10 @@ Canvas answers, and a grade Canvas already has is not PUT again (state `unchange
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger
 
@@ -26,17 +23,13 @@ from rostersync.canvas.errors import (
     CanvasWriteUncertainError,
     InsufficientScopeError,
 )
-from rostersync.canvas.scopes import (
-    CREATE_ASSIGNMENT,
-    GET_SUBMISSION,
-    GRADE_SUBMISSION,
-    LIST_ASSIGNMENTS,
-)
+from rostersync.canvas.scopes import GET_SUBMISSION, GRADE_SUBMISSION
 from rostersync.connection import canvas_client_for, canvas_slot, read_account_course
 from rostersync.errors import RetryLaterError
-from rostersync.grades.submission import Params, submission_changes
+from rostersync.grades.assignments import ensure_assignment
+from rostersync.grades.batches import COMMENTS_HIDDEN, NOT_ASSIGNED, Reason, not_enrolled, with_state
+from rostersync.grades.submission import submission_changes
 from rostersync.models import (
-    GradeBatch,
     GradeBatchRecord,
     GradeMessage,
     GradeState,
@@ -48,49 +41,14 @@ from rostersync.models import (
     TenantStatus,
 )
 from rostersync.services import Services
-from rostersync.store.grades import (
-    INVALID_GRADE,
-    GradeQueue,
-    GradeStore,
-    StoredGrade,
-)
+from rostersync.store.grades import GradeStore, StoredGrade
+from rostersync.store.keys import ENROLLMENT_PREFIX, USER_PREFIX
 from rostersync.sync.roster import user_identifier
-from rostersync.tenants import require_tenant
 
 logger = Logger(child=True)
 
-
-def not_enrolled(identified_by: str) -> str:
-    return f"no enrolled student with this {identified_by} (the tenant's user identifier field)"
-
-
-NOT_ASSIGNED = "not enrolled or not assigned"
-COMMENTS_HIDDEN = (
-    "Canvas did not return the submission's comments (the developer key needs Allow Include Parameters), "
-    "so the comment was not sent: it might already be there"
-)
 # Times a grade is read and sent while Canvas leaves the outcome of the PUT unknown (5xx, timeout).
 SEND_ATTEMPTS = 3
-# How long a claim to create an assignment holds before another worker may take it over (its worker died).
-CLAIM_STALE_AFTER = timedelta(minutes=5)
-CLAIM_POLL_SECONDS = 0.5
-CLAIM_POLLS = 40  # a worker waits this many polls for another worker's creation, then retries later
-
-
-class Reason:
-    """Reason codes of failed grades."""
-
-    NOT_ENROLLED = "not_enrolled"
-    NOT_ASSIGNED = "not_assigned"
-    CANVAS_REFUSED = "canvas_refused"
-    COMMENTS_HIDDEN = "comments_hidden"
-    COURSE_UNPUBLISHED = "course_unpublished"
-    COURSE_CONCLUDED = "course_concluded"
-    # and store.grades.INVALID_GRADE: a grade that older code stored invalid (read as failed)
-
-
-class UnknownBatchError(LookupError):
-    pass
 
 
 def canvas_reason(error: CanvasError) -> str:
@@ -100,129 +58,16 @@ def canvas_reason(error: CanvasError) -> str:
     return text.split(marker, 1)[1] if error.status is not None and marker in text else text
 
 
-# -- submitting --------------------------------------------------------------------------------------
-def new_batch_id() -> str:
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-
-
-def submit_batch(
-    services: Services,
-    tenant_id: str,
-    batch: GradeBatch,
-    *,
-    store: GradeStore | None = None,
-    queue: GradeQueue | None = None,
-) -> str:
-    """Store the batch's grades as pending under a new batch id and queue it; returns the id."""
-    require_tenant(services, tenant_id)
-    batch_id = new_batch_id()
-    record = GradeBatchRecord(
-        tenant_id=tenant_id,
-        batch_id=batch_id,
-        course_id=batch.course_id,
-        assignment=batch.assignment,
-        size=len(batch.grades),
-    )
-    (store or services.grades).put_batch(record, batch.grades)
-    (queue or services.grade_queue).send(GradeMessage(tenant_id=tenant_id, batch_id=batch_id))
-    return batch_id
-
-
-# Failures a resend cannot cure: the grade itself must change (push it again corrected).
-NOT_RETRYABLE = frozenset({Reason.NOT_ENROLLED, INVALID_GRADE})
-
-
-@dataclass(frozen=True)
-class RetryOutcome:
-    requeued: int
-    left_failed: dict[str, int]  # failed grades not queued again, per reason code
-
-    def as_dict(self, batch_id: str) -> dict[str, Any]:
-        return {"batch_id": batch_id, "requeued": self.requeued, "left_failed": self.left_failed}
-
-
-def retry_failed(
-    services: Services,
-    tenant_id: str,
-    batch_id: str,
-    *,
-    store: GradeStore | None = None,
-    queue: GradeQueue | None = None,
-) -> RetryOutcome:
-    """Queue the batch's failed grades again, those a resend may cure (a missing student does not)."""
-    store = store or services.grades
-    if store.get_batch(tenant_id, batch_id) is None:
-        raise UnknownBatchError(batch_id)
-    failed = [grade for grade in store.grades(tenant_id, batch_id) if grade.status.state is GradeState.FAILED]
-    retried = [
-        grade.status
-        for grade in failed
-        if grade.entry is not None and grade.status.reason_code not in NOT_RETRYABLE
-    ]
-    for status in retried:
-        store.set_status(tenant_id, batch_id, _with(status, GradeState.PENDING))
-    if retried:
-        (queue or services.grade_queue).send(
-            GradeMessage(tenant_id=tenant_id, batch_id=batch_id, indexes=[status.index for status in retried])
-        )
-    left = Counter(grade.status.reason_code or "unknown" for grade in failed if grade.status not in retried)
-    return RetryOutcome(len(retried), dict(sorted(left.items())))
-
-
-def batch_status(
-    services: Services, tenant_id: str, batch_id: str, *, store: GradeStore | None = None
-) -> dict[str, Any]:
-    """The batch, its notes, counts per state and every grade's state (JSON-ready)."""
-    store = store or services.grades
-    record = store.get_batch(tenant_id, batch_id)
-    if record is None:
-        raise UnknownBatchError(batch_id)
-    statuses = [grade.status for grade in store.grades(tenant_id, batch_id)]
-    counts = Counter(status.state.value for status in statuses)
-    return {
-        "batch_id": record.batch_id,
-        "course_id": record.course_id,
-        "assignment": record.assignment.model_dump(mode="json"),
-        "canvas_assignment_id": record.canvas_assignment_id,
-        "created_at": record.created_at.isoformat(),
-        "notes": record.notes,
-        "counts": {state.value: counts.get(state.value, 0) for state in GradeState},
-        "grades": [
-            status.model_dump(mode="json", exclude_none=True, exclude={"updated_at"}) for status in statuses
-        ],
-    }
-
-
-# -- processing --------------------------------------------------------------------------------------
-def _with(
-    status: GradeStatus,
-    state: GradeState,
-    reason: str | None = None,
-    user_id: int | None = None,
-    *,
-    code: str | None = None,
-) -> GradeStatus:
-    return status.model_copy(
-        update={
-            "state": state,
-            "reason": reason,
-            "reason_code": code,
-            "canvas_user_id": user_id if user_id is not None else status.canvas_user_id,
-            "updated_at": datetime.now(UTC),
-        }
-    )
-
-
 def course_students(services: Services, tenant: Tenant, course_id: int) -> dict[str, int]:
     """The stored roster's active students of a course: identifier (lower case) -> Canvas user id."""
     users: dict[int, RosterUser] = {}
     active_students: set[int] = set()
     for sk, item in services.table.course_items(tenant.tenant_id, course_id).items():
-        if sk.startswith("USER#"):
+        if sk.startswith(USER_PREFIX):
             user = RosterUser.model_validate_json(item.data)
             if user.sync_error is None:
                 users[user.canvas_id] = user
-        elif sk.startswith("ENROLLMENT#"):
+        elif sk.startswith(ENROLLMENT_PREFIX):
             enrollment = RosterEnrollment.model_validate_json(item.data)
             if enrollment.active and enrollment.roster_role is RosterRole.STUDENT:
                 active_students.add(enrollment.user_id)
@@ -233,105 +78,6 @@ def course_students(services: Services, tenant: Tenant, course_id: int) -> dict[
         if identifier is not None:
             students[identifier] = user_id
     return students
-
-
-# -- the assignment -------------------------------------------------------------------------------------
-def assignment_marker(external_id: str) -> str:
-    """The integration_id our assignments carry in Canvas, so that one can be found again without the map."""
-    return f"rostersync:{external_id}"
-
-
-def _assignment_exists(client: CanvasClient, course_id: int, assignment_id: int) -> bool:
-    try:
-        found = client.get_all(
-            LIST_ASSIGNMENTS, [("assignment_ids[]", str(assignment_id))], course_id=course_id
-        )
-    except CanvasNotFoundError:
-        return False
-    return any(isinstance(item, dict) and item.get("id") == assignment_id for item in found)
-
-
-def _marked_assignment(client: CanvasClient, record: GradeBatchRecord) -> int | None:
-    """Our assignment as Canvas lists it (by its integration_id), e.g. created by a worker that then died."""
-    marker = assignment_marker(record.assignment.external_id)
-    ids = [
-        int(item["id"])
-        for item in client.get_all(LIST_ASSIGNMENTS, course_id=record.course_id)
-        if isinstance(item, dict) and item.get("integration_id") == marker
-    ]
-    return min(ids) if ids else None
-
-
-def _find_or_create(client: CanvasClient, record: GradeBatchRecord) -> int:
-    """Our assignment in Canvas: found by its marker, or created published. A POST whose outcome is
-    unknown (5xx, timeout) is never repeated blind: the marker lookup runs again first."""
-    assignment = record.assignment
-    params: Params = [
-        ("assignment[name]", assignment.name),
-        ("assignment[grading_type]", assignment.grading_type),
-        ("assignment[published]", "true"),
-        ("assignment[submission_types][]", "none"),
-        ("assignment[integration_id]", assignment_marker(assignment.external_id)),
-    ]
-    if assignment.points_possible is not None:
-        params.append(("assignment[points_possible]", f"{assignment.points_possible:g}"))
-    for _ in range(SEND_ATTEMPTS):
-        found = _marked_assignment(client, record)
-        if found is not None:
-            return found
-        try:
-            return int(client.write(CREATE_ASSIGNMENT, params, course_id=record.course_id)["id"])
-        except CanvasWriteUncertainError as error:
-            logger.warning("assignment creation outcome unknown; looking it up", extra={"error": str(error)})
-    raise CanvasUnavailableError(
-        f"creating assignment {assignment.external_id!r} failed {SEND_ATTEMPTS} times"
-    )
-
-
-def ensure_assignment(
-    client: CanvasClient,
-    store: GradeStore,
-    record: GradeBatchRecord,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-) -> tuple[int, str | None]:
-    """The batch's Canvas assignment (mapped, found or created published); a note when it was recreated.
-
-    Creation is claimed first with a conditional write, so two batches for the same new assignment create
-    one Canvas assignment: the other waits for the winner's mapping and uses it.
-    """
-    tenant_id, course_id, external_id = record.tenant_id, record.course_id, record.assignment.external_id
-    gone: int | None = None  # a mapped id that Canvas no longer has
-    for _ in range(CLAIM_POLLS):
-        mapping = store.assignment_mapping(tenant_id, course_id, external_id)
-        mapped = mapping.canvas_assignment_id if mapping else None
-        if mapped is not None and mapped != gone:
-            if _assignment_exists(client, course_id, mapped):
-                return mapped, _recreated_note(external_id, gone, mapped)
-            gone = mapped
-        owner = uuid.uuid4().hex
-        if store.claim_assignment(
-            tenant_id, course_id, external_id, owner, replacing=gone, stale_after=CLAIM_STALE_AFTER
-        ):
-            try:
-                canvas_id = _find_or_create(client, record)
-            except BaseException:
-                store.release_assignment_claim(tenant_id, course_id, external_id, owner)
-                raise
-            if store.remember_assignment(tenant_id, course_id, external_id, canvas_id, owner):
-                return canvas_id, _recreated_note(external_id, gone, canvas_id)
-            # Our claim went stale and was taken over; the new holder looks the marker up and adopts ours.
-        sleep(CLAIM_POLL_SECONDS)
-    raise RetryLaterError(f"assignment {external_id!r} is still being created by another worker")
-
-
-def _recreated_note(external_id: str, gone: int | None, canvas_id: int) -> str | None:
-    if gone is None:
-        return None
-    return (
-        f"assignment {external_id!r} (Canvas id {gone}) is no longer in Canvas; "
-        f"created it again as Canvas id {canvas_id}"
-    )
 
 
 # -- one grade ------------------------------------------------------------------------------------------
@@ -354,14 +100,16 @@ def pass_grade(
         return status  # stored invalid: the store reads it as failed, with its reason
     user_id = students.get(entry.student.strip().lower())
     if user_id is None:
-        return _with(status, GradeState.FAILED, not_enrolled(identified_by), code=Reason.NOT_ENROLLED)
+        return with_state(status, GradeState.FAILED, not_enrolled(identified_by), code=Reason.NOT_ENROLLED)
     path = {"course_id": record.course_id, "assignment_id": assignment_id, "user_id": user_id}
     includes = [("include[]", "submission_comments")] if entry.comment else []
     try:
         for attempt in range(SEND_ATTEMPTS):
             current = client.get_one(GET_SUBMISSION, includes, **path)
             if entry.comment and "submission_comments" not in current:
-                return _with(status, GradeState.FAILED, COMMENTS_HIDDEN, user_id, code=Reason.COMMENTS_HIDDEN)
+                return with_state(
+                    status, GradeState.FAILED, COMMENTS_HIDDEN, user_id, code=Reason.COMMENTS_HIDDEN
+                )
             changes = submission_changes(
                 entry,
                 current,
@@ -370,21 +118,25 @@ def pass_grade(
             )
             if not changes:
                 # Already there: before any PUT (unchanged), or an unanswered PUT of ours landed (sent).
-                return _with(status, GradeState.UNCHANGED if attempt == 0 else GradeState.SENT, None, user_id)
+                return with_state(
+                    status, GradeState.UNCHANGED if attempt == 0 else GradeState.SENT, None, user_id
+                )
             try:
                 client.write(GRADE_SUBMISSION, changes, **path)
             except CanvasWriteUncertainError as error:
                 logger.warning("grade PUT outcome unknown; reading it back", extra={"error": str(error)})
                 continue
-            return _with(status, GradeState.SENT, None, user_id)
+            return with_state(status, GradeState.SENT, None, user_id)
     except (InsufficientScopeError, AuthorizationError):
         raise
     except (CanvasPermissionError, CanvasNotFoundError):
-        return _with(status, GradeState.FAILED, NOT_ASSIGNED, user_id, code=Reason.NOT_ASSIGNED)
+        return with_state(status, GradeState.FAILED, NOT_ASSIGNED, user_id, code=Reason.NOT_ASSIGNED)
     except CanvasError as error:
         if error.retryable:
             raise
-        return _with(status, GradeState.FAILED, canvas_reason(error), user_id, code=Reason.CANVAS_REFUSED)
+        return with_state(
+            status, GradeState.FAILED, canvas_reason(error), user_id, code=Reason.CANVAS_REFUSED
+        )
     raise CanvasUnavailableError(f"Canvas left the outcome of {SEND_ATTEMPTS} grade PUTs unknown")
 
 
@@ -449,7 +201,7 @@ def process_batch(
     if tenant is None or tenant.status is not TenantStatus.ACTIVE:
         reason = "unknown tenant" if tenant is None else tenant.status.value
         for grade in todo:
-            finish(_with(grade.status, GradeState.FAILED, reason, code=reason.replace(" ", "_")))
+            finish(with_state(grade.status, GradeState.FAILED, reason, code=reason.replace(" ", "_")))
         return dict(counts)
     client = canvas_client_for(services, tenant)
     remaining = list(todo)
@@ -526,4 +278,4 @@ def _fail_all(
     grades: list[StoredGrade], reason: str, code: str, finish: Callable[[GradeStatus], None]
 ) -> None:
     for grade in grades:
-        finish(_with(grade.status, GradeState.FAILED, reason, code=code))
+        finish(with_state(grade.status, GradeState.FAILED, reason, code=code))

@@ -12,7 +12,7 @@ from rostersync.canvas.client import CanvasClient
 from rostersync.canvas.errors import CanvasNotFoundError, CanvasPermissionError
 from rostersync.canvas.scopes import GET_SUBMISSION
 from rostersync.connection import canvas_client_for, canvas_slot
-from rostersync.grades.passback import UnknownBatchError
+from rostersync.grades.batches import UnknownBatchError
 from rostersync.grades.submission import submission_changes
 from rostersync.models import GradeAssignment, GradeEntry, GradeState, GradeStatus, TenantStatus
 from rostersync.services import Services
