@@ -19,6 +19,7 @@ from rostersync.canvas.scopes import GET_ACCOUNT_COURSE
 from rostersync.canvas.tokens import SharedToken, TenantTokenSource
 from rostersync.models import Tenant, TenantStatus
 from rostersync.services import Services
+from rostersync.store.secrets import reveal
 
 
 def insecure_canvas_allowed(services: Services, tenant: Tenant) -> bool:
@@ -59,10 +60,6 @@ class StoredTokens:
 
     def read(self, *, fresh: bool) -> SharedToken:
         credentials = self._services.secrets.read(self._tenant_id, fresh=fresh)
-
-        def reveal(value: SecretStr | None) -> str | None:
-            return value.get_secret_value() if value is not None else None
-
         return SharedToken(
             access_token=reveal(credentials.access_token),
             refresh_token=reveal(credentials.refresh_token),

@@ -11,6 +11,10 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from pydantic import BaseModel, SecretStr
 
 
+def reveal(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
 class TenantCredentials(BaseModel):
     client_secret: SecretStr
     # The Canvas origin and developer key the secret was saved for: it is only ever sent there.
@@ -23,9 +27,6 @@ class TenantCredentials(BaseModel):
     access_token_issued_at: datetime | None = None
 
     def to_secret_string(self) -> str:
-        def reveal(value: SecretStr | None) -> str | None:
-            return value.get_secret_value() if value is not None else None
-
         return json.dumps(
             {
                 "client_secret": reveal(self.client_secret),
