@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from rostersync.models import HeldItem, HeldSync, HoldStatus, Tenant, TenantStatus
-from rostersync.store.keys import TENANTS_INDEX, course_sk, tenant_pk
+from rostersync.store.feed import FeedChange
+from rostersync.store.keys import course_sk, tenant_pk
 from rostersync.store.oauth_states import OAuthState
 from rostersync.store.rosters import CourseWriteConflictError, StoredItem, roster_digest
 from rostersync.store.table import RosterTable
@@ -23,36 +22,19 @@ TENANT = "t1"
 COURSE = 101
 
 
-@pytest.fixture
-def table() -> Iterator[RosterTable]:
-    with mock_aws():
-        dynamodb = boto3.resource("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName="roster",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi1pk", "gsi1sk")
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": TENANTS_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        )
-        yield RosterTable("roster", dynamodb)
-
-
 def raw(table: RosterTable) -> Any:
     return table._table
+
+
+def keys_changed(
+    before: Mapping[str, StoredItem], after: Mapping[str, StoredItem], course: StoredItem | None
+) -> list[FeedChange]:
+    """A stand-in for the feed's describer: one change per sort key whose item differs."""
+    return [
+        FeedChange("changed", sk)
+        for sk in sorted(before.keys() | after.keys())
+        if before.get(sk) != after.get(sk)
+    ]
 
 
 def item(sk: str, data: str) -> StoredItem:
@@ -177,7 +159,15 @@ def test_holds_are_kept_per_course_and_decisions_listed_latest_first(table: Rost
 # -- course writes -------------------------------------------------------------------------------------
 def test_write_course_commits_a_generation_and_refuses_a_stale_one(table: RosterTable) -> None:
     first = [item("SECTION#1", "s1"), item("USER#7", "u7"), item("ENROLLMENT#70", "e70")]
-    table.write_course(TENANT, COURSE, item(course_sk(COURSE), "course"), first, [], expected_generation=0)
+    table.write_course(
+        TENANT,
+        COURSE,
+        item(course_sk(COURSE), "course"),
+        first,
+        [],
+        expected_generation=0,
+        describe_changes=keys_changed,
+    )
 
     items, generation = table.course_snapshot(TENANT, COURSE)
     assert generation == 1 and items == {i.sk: i for i in first}
@@ -188,12 +178,26 @@ def test_write_course_commits_a_generation_and_refuses_a_stale_one(table: Roster
 
     # A diff made against generation 0 after generation 1 was committed writes nothing.
     with pytest.raises(CourseWriteConflictError):
-        table.write_course(TENANT, COURSE, None, [item("USER#8", "u8")], ["USER#7"], expected_generation=0)
+        table.write_course(
+            TENANT,
+            COURSE,
+            None,
+            [item("USER#8", "u8")],
+            ["USER#7"],
+            expected_generation=0,
+            describe_changes=keys_changed,
+        )
     assert table.course_snapshot(TENANT, COURSE) == (items, 1)
     assert table.courses_of_user(TENANT, 8) == []
 
     table.write_course(
-        TENANT, COURSE, None, [item("USER#7", "u7 renamed")], ["ENROLLMENT#70"], expected_generation=1
+        TENANT,
+        COURSE,
+        None,
+        [item("USER#7", "u7 renamed")],
+        ["ENROLLMENT#70"],
+        expected_generation=1,
+        describe_changes=keys_changed,
     )
     items, generation = table.course_snapshot(TENANT, COURSE)
     assert generation == 2
@@ -207,12 +211,22 @@ def test_write_course_commits_a_generation_and_refuses_a_stale_one(table: Roster
 
 
 def test_write_course_conflicts_while_another_writer_holds_the_lease(table: RosterTable) -> None:
-    table.write_course(TENANT, COURSE, None, [item("USER#7", "u7")], [], expected_generation=0)
+    table.write_course(
+        TENANT, COURSE, None, [item("USER#7", "u7")], [], expected_generation=0, describe_changes=keys_changed
+    )
     raw(table).update_item(
         Key={"pk": tenant_pk(TENANT), "sk": course_sk(COURSE)},
         UpdateExpression="SET lease_holder = :holder, lease_until = :until",
         ExpressionAttributeValues={":holder": "other", ":until": int(time.time()) + 300},
     )
     with pytest.raises(CourseWriteConflictError):
-        table.write_course(TENANT, COURSE, None, [item("USER#8", "u8")], [], expected_generation=1)
+        table.write_course(
+            TENANT,
+            COURSE,
+            None,
+            [item("USER#8", "u8")],
+            [],
+            expected_generation=1,
+            describe_changes=keys_changed,
+        )
     assert table.course_items(TENANT, COURSE) == {"USER#7": item("USER#7", "u7")}

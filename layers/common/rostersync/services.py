@@ -23,7 +23,7 @@ class Services:
     def from_settings(cls, settings: Settings) -> Services:
         return cls(
             settings=settings,
-            table=RosterTable(settings.table_name),
+            table=RosterTable(settings.table_name, feed_retention_days=settings.feed_retention_days),
             secrets=TenantSecretStore(settings.tenant_secret_prefix),
             queues=SyncQueues(
                 settings.sync_request_queue_url,

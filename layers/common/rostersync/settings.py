@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     unsigned_live_event_rereads_per_minute: int = Field(default=30, ge=0)
     # A verified event (signed, or from Canvas Data Services) asks for a full sync at most this often.
     live_event_full_sync_cooldown_seconds: int = Field(default=900, ge=0)
+    # How long the change feed keeps a change (a cursor older than that is answered 410).
+    feed_retention_days: int = Field(default=30, ge=1)
+    roster_event_bus_name: str = ""
 
 
 def environment_variables() -> set[str]:

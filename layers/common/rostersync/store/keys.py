@@ -1,4 +1,5 @@
-"""Every key of the single DynamoDB table. Every key of a tenant's data starts with `T#<tenant id>`.
+"""Every key of the single DynamoDB table. Every key of a tenant's data starts with `T#<tenant id>`, but a
+machine client's (looked up by its client id; it names its tenant, and the tenant's removal removes it).
 
 Layout (pk / sk):
   T#<t>                 TENANT                  the tenant's settings and status, and the token refresh
@@ -14,6 +15,13 @@ Layout (pk / sk):
   T#<t>                 MEMBER#<user>#<course>  the user is on that course's roster (for live user events)
   T#<t>#C#<course>      SECTION# / USER# / ENROLLMENT#<id>   the course's roster (data + content hash,
                                                 generation, the committed version while uncommitted)
+  T#<t>                 FEED                    the tenant's change feed counter: its last sequence `seq`
+  T#<t>#FEED            SEQ#<seq>               one course commit in the feed: course, generation, how
+                                                many changes (written in the commit's transaction; TTL)
+  T#<t>#C#<course>#CHANGES  <gen>#<index>       one change of that commit (type, data); written before
+                                                the commit, visible through its feed entry only (TTL)
+  CLIENT#<client id>    CLIENT                  a machine client of the delivery API and its tenant
+                                                (gsi1: T#<t>#CLIENTS / <client id>)
   T#<t>                 RUN#<run>               a sync run
   T#<t>#RUN#<run>       COURSE#<course>         one course's result in that run
   T#<t>#RUN#<run>#PENDING  COURSE#<course>      a course of the run without a final result yet (TTL a week)
@@ -50,6 +58,10 @@ ASSIGNMENT_PREFIX = "ASSIGNMENT#"
 BATCH_SK = "BATCH"
 GRADE_BATCH_LISTING_PREFIX = "GRADEBATCH#"
 GRADE_PREFIX = "GRADE#"
+FEED_SK = "FEED"
+FEED_ENTRY_PREFIX = "SEQ#"
+CLIENT_PREFIX = "CLIENT#"
+CLIENT_SK = "CLIENT"
 
 # A course's roster items, under course_pk.
 SECTION_PREFIX = "SECTION#"
@@ -83,6 +95,39 @@ def live_events_pk(tenant_id: str) -> str:
 
 def grades_pk(tenant_id: str, batch_id: str) -> str:
     return f"T#{tenant_id}#GRADES#{batch_id}"
+
+
+def feed_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}#FEED"
+
+
+def feed_tenant_id(pk: str) -> str:
+    """The tenant of a feed entry's partition key (T#<t>#FEED)."""
+    return pk.removeprefix("T#").removesuffix("#FEED")
+
+
+def feed_entry_sk(sequence: int) -> str:
+    return f"{FEED_ENTRY_PREFIX}{sequence:012d}"
+
+
+def feed_entry_sequence(sk: str) -> int:
+    return int(sk.removeprefix(FEED_ENTRY_PREFIX))
+
+
+def changes_pk(tenant_id: str, course_id: int) -> str:
+    return f"{course_pk(tenant_id, course_id)}#CHANGES"
+
+
+def change_sk(generation: int, index: int) -> str:
+    return f"{generation:012d}#{index:06d}"
+
+
+def client_pk(client_id: str) -> str:
+    return f"{CLIENT_PREFIX}{client_id}"
+
+
+def clients_index_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}#CLIENTS"
 
 
 def oauth_sk(state: str) -> str:

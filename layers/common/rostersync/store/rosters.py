@@ -4,9 +4,10 @@
 A course's roster changes are one commit. The course row holds the committed generation `gen`; a writer
 takes the row's write lease (conditional on the generation its diff was made against, so a stale diff is a
 CourseWriteConflictError), writes its items tagged with the next generation and each with its committed
-version as `prev_data`, then commits by setting `gen` and releasing the lease in one update. Readers use
-an item as it is when its generation is committed and `prev_data` otherwise, so a course reads as its
-previous state or its full new state, even after a crash mid-write.
+version as `prev_data`, and its feed changes (store/feed.py), then commits by setting `gen` and releasing
+the lease in one update, in one transaction with the tenant's next feed entry. Readers use an item as it
+is when its generation is committed and `prev_data` otherwise, so a course reads as its previous state or
+its full new state, even after a crash mid-write, and its feed holds exactly its committed changes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,8 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from rostersync.store.dynamo import TableRecords, is_conditional_failure, sortable_time
+from rostersync.store.dynamo import is_conditional_failure, sortable_time
+from rostersync.store.feed import FeedChange, FeedCommitConflictError, FeedContentionError, FeedRecords
 from rostersync.store.keys import (
     COURSE_PREFIX,
     USER_PREFIX,
@@ -66,10 +68,18 @@ class CourseRow:
     roster_digest: str | None
     course: StoredItem | None
     out_of_scope: OutOfScope | None = None
+    synced_at: str | None = None  # when its roster last changed (its last commit)
 
 
 class CourseWriteConflictError(Exception):
     """Another writer committed the course since it was read, or holds its write lease."""
+
+
+# What a commit means for the feed: (the roster before, the roster after, the course's own item after
+# the commit, None if it never had one) -> its changes, in order.
+DescribeChanges = Callable[
+    [Mapping[str, StoredItem], Mapping[str, StoredItem], StoredItem | None], list[FeedChange]
+]
 
 
 def roster_digest(items: Iterable[StoredItem]) -> str:
@@ -90,7 +100,12 @@ def _course_row(item: dict[str, Any]) -> CourseRow:
         else None
     )
     return CourseRow(
-        course_id_of(item["sk"]), int(item.get("gen", 0)), item.get("roster_digest"), course, out_of_scope
+        course_id_of(item["sk"]),
+        int(item.get("gen", 0)),
+        item.get("roster_digest"),
+        course,
+        out_of_scope,
+        item.get("synced_at"),
     )
 
 
@@ -102,7 +117,7 @@ def _course_key(tenant_id: str, course_id: int) -> dict[str, str]:
     return {"pk": tenant_pk(tenant_id), "sk": course_sk(course_id)}
 
 
-class RosterRecords(TableRecords):
+class RosterRecords(FeedRecords):
     # -- reading -------------------------------------------------------------------------------
     def course_snapshot(self, tenant_id: str, course_id: int) -> tuple[dict[str, StoredItem], int]:
         """The course's committed roster items and their generation."""
@@ -124,6 +139,34 @@ class RosterRecords(TableRecords):
             ConsistentRead=True,
         )
         return [_course_row(item) for item in items]
+
+    def course_rows_page(
+        self, tenant_id: str, after_course_id: int | None, limit: int
+    ) -> tuple[list[CourseRow], int | None]:
+        """Up to `limit` course rows after `after_course_id` (in key order) and the last one's id when
+        more may follow."""
+        start = (
+            {"ExclusiveStartKey": _course_key(tenant_id, after_course_id)}
+            if after_course_id is not None
+            else {}
+        )
+        response = self._table.query(
+            KeyConditionExpression=Key("pk").eq(tenant_pk(tenant_id)) & Key("sk").begins_with(COURSE_PREFIX),
+            ConsistentRead=True,
+            Limit=limit,
+            **start,
+        )
+        rows = [_course_row(item) for item in response.get("Items", [])]
+        more = "LastEvaluatedKey" in response and rows
+        return rows, rows[-1].course_id if more else None
+
+    def course_items_at(
+        self, tenant_id: str, course_id: int, generation: int
+    ) -> dict[str, StoredItem] | None:
+        """The course's roster at `generation` (its row just read), or None when a commit landed meanwhile
+        (read the row again): one query and one read of the generation."""
+        items, _, _ = self._course_view(tenant_id, course_id, generation)
+        return items if self._committed_generation(tenant_id, course_id) == generation else None
 
     def courses_of_user(self, tenant_id: str, user_id: int) -> list[int]:
         items = self._query(
@@ -206,19 +249,21 @@ class RosterRecords(TableRecords):
         expected_generation: int | None = None,
         expected_items: Mapping[str, StoredItem] | None = None,
         lease_seconds: int = COURSE_WRITE_LEASE_SECONDS,
+        describe_changes: DescribeChanges,
     ) -> None:
         """Commit a course's changed roster items (and its own row when `course` is given) all at once.
 
         With `expected_generation`, the diff was made against that committed generation: if another
         writer committed since, or is writing now, nothing is written and CourseWriteConflictError is raised.
         `expected_items` are the roster at that generation, when the caller has read it: the roster is
-        then read again only if a crashed writer left items to put back.
+        then read again only if a crashed writer left items to put back. `describe_changes` says what the
+        commit changes, for the tenant's feed, committed with it.
         """
         puts, deletes = list(puts), list(deletes)
         if course is None and not puts and not deletes:
             return
         holder = uuid.uuid4().hex
-        committed, left_uncommitted = self._claim_course(
+        committed, left_uncommitted, course_before = self._claim_course(
             tenant_id, course_id, holder, expected_generation, lease_seconds
         )
         current, raw = self._roster_before_write(
@@ -235,16 +280,24 @@ class RosterRecords(TableRecords):
         after = current | {item.sk: item for item in puts}
         for sk in deletes:
             after.pop(sk, None)
+        changes = describe_changes(current, after, course or course_before)
+        self._put_changes(tenant_id, course_id, generation, changes)
         self._commit_course(
-            tenant_id, course_id, holder, generation, digest=roster_digest(after.values()), course=course
+            tenant_id,
+            course_id,
+            holder,
+            generation,
+            digest=roster_digest(after.values()),
+            course=course,
+            feed_changes=len(changes),
         )
         self._remove_tombstones(tenant_id, course_id, generation, deletes)
 
     def _claim_course(
         self, tenant_id: str, course_id: int, holder: str, expected_generation: int | None, lease_seconds: int
-    ) -> tuple[int, bool]:
-        """Take the course's write lease; return its committed generation and whether a crashed writer
-        held the lease before (and so may have left uncommitted items)."""
+    ) -> tuple[int, bool, StoredItem | None]:
+        """Take the course's write lease; return its committed generation, whether a crashed writer
+        held the lease before (and so may have left uncommitted items), and the course's own item."""
         now = int(time.time())
         condition = "(attribute_not_exists(lease_until) OR lease_until < :now)"
         values: dict[str, Any] = {":holder": holder, ":until": now + lease_seconds, ":now": now}
@@ -267,7 +320,8 @@ class RosterRecords(TableRecords):
                     f"course {course_id} changed or is being written since it was read"
                 ) from error
             raise
-        return int(row.get("gen", 0)), "lease_holder" in row
+        course = StoredItem(row["sk"], row["data"], row["content_hash"]) if "data" in row else None
+        return int(row.get("gen", 0)), "lease_holder" in row, course
 
     def _roster_before_write(
         self,
@@ -336,27 +390,44 @@ class RosterRecords(TableRecords):
         *,
         digest: str,
         course: StoredItem | None,
+        feed_changes: int,
     ) -> None:
-        """Set the committed generation (and the course's own data) and release the lease, in one update."""
-        sets = "gen = :gen, roster_digest = :digest" + (
+        """Set the committed generation (and the course's own data, and when it changed) and release the
+        lease, in one update; with feed changes, in one transaction with their feed entry."""
+        sets = "gen = :gen, roster_digest = :digest, synced_at = :now" + (
             ", #data = :data, content_hash = :hash" if course is not None else ""
         )
-        values: dict[str, Any] = {":gen": generation, ":digest": digest, ":holder": holder}
+        values: dict[str, Any] = {
+            ":gen": generation,
+            ":digest": digest,
+            ":holder": holder,
+            ":now": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         if course is not None:
             values |= {":data": course.data, ":hash": course.content_hash}
+        update: dict[str, Any] = {
+            "Key": _course_key(tenant_id, course_id),
+            "UpdateExpression": f"SET {sets} REMOVE lease_holder, lease_until",
+            "ConditionExpression": "lease_holder = :holder",
+            "ExpressionAttributeValues": values,
+            **({"ExpressionAttributeNames": {"#data": "data"}} if course is not None else {}),
+        }
+        lease_lost = f"course {course_id}: the write lease ran out before the commit"
+        if feed_changes:
+            try:
+                self._commit_with_feed_entry(
+                    tenant_id, course_id, generation, feed_changes, {"TableName": self._table.name, **update}
+                )
+            except FeedCommitConflictError as error:
+                raise CourseWriteConflictError(lease_lost) from error
+            except FeedContentionError as error:
+                raise CourseWriteConflictError(str(error)) from error
+            return
         try:
-            self._table.update_item(
-                Key=_course_key(tenant_id, course_id),
-                UpdateExpression=f"SET {sets} REMOVE lease_holder, lease_until",
-                ConditionExpression="lease_holder = :holder",
-                ExpressionAttributeValues=values,
-                **({"ExpressionAttributeNames": {"#data": "data"}} if course is not None else {}),
-            )
+            self._table.update_item(**update)
         except ClientError as error:
             if is_conditional_failure(error):
-                raise CourseWriteConflictError(
-                    f"course {course_id}: the write lease ran out before the commit"
-                ) from error
+                raise CourseWriteConflictError(lease_lost) from error
             raise
 
     def _remove_tombstones(self, tenant_id: str, course_id: int, generation: int, deletes: list[str]) -> None:

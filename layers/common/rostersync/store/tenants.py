@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from rostersync.models import Tenant, TenantSettings, TenantStatus
 from rostersync.store.dynamo import TableRecords, is_conditional_failure, scan_all, strip_keys, without_none
-from rostersync.store.keys import TENANT_SK, TENANTS_INDEX, TENANTS_INDEX_PK, tenant_pk
+from rostersync.store.keys import CLIENT_PREFIX, TENANT_SK, TENANTS_INDEX, TENANTS_INDEX_PK, tenant_pk
 
 
 class TenantExistsError(Exception):
@@ -88,7 +88,11 @@ class TenantRecords(TableRecords):
 
     def delete_tenant(self, tenant_id: str) -> int:
         """Delete every item of the tenant (rare, so one filtered scan); return the count."""
-        own = Attr("pk").eq(tenant_pk(tenant_id)) | Attr("pk").begins_with(f"{tenant_pk(tenant_id)}#")
+        own = (
+            Attr("pk").eq(tenant_pk(tenant_id))
+            | Attr("pk").begins_with(f"{tenant_pk(tenant_id)}#")
+            | (Attr("pk").begins_with(CLIENT_PREFIX) & Attr("tenant_id").eq(tenant_id))
+        )
         keys = [
             {"pk": item["pk"], "sk": item["sk"]}
             for item in scan_all(self._table, FilterExpression=own, ProjectionExpression="pk, sk")

@@ -18,6 +18,7 @@ from rostersync.canvas.scopes import (
     Endpoint,
 )
 from rostersync.connection import canvas_client_for, canvas_slot
+from rostersync.delivery.changes import roster_changes
 from rostersync.errors import RetryLaterError
 from rostersync.models import (
     ChangeCounts,
@@ -190,6 +191,7 @@ def apply_roster(
         changes.deletes,
         expected_generation=generation,
         expected_items=stored,
+        describe_changes=roster_changes,
     )
     if (
         mark is not None

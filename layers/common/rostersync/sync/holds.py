@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rostersync.delivery.changes import roster_changes
 from rostersync.models import HeldSync, HoldStatus, utc_now
 from rostersync.services import Services
 from rostersync.store.rosters import StoredItem
@@ -31,7 +32,9 @@ def approve_hold(services: Services, tenant_id: str, course_id: int, decided_by:
     """Apply the held drops as they were proposed; the next sync reconciles anything newer."""
     hold = _pending(services, tenant_id, course_id)
     puts = [StoredItem(item.sk, item.data, item.content_hash) for item in hold.puts]
-    services.table.write_course(tenant_id, course_id, None, puts, hold.deletes)
+    services.table.write_course(
+        tenant_id, course_id, None, puts, hold.deletes, describe_changes=roster_changes
+    )
     approved = _decided(hold, HoldStatus.APPROVED, decided_by)
     services.table.put_hold_decision(approved)
     services.table.delete_hold(tenant_id, course_id)

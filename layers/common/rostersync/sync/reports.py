@@ -84,24 +84,24 @@ def export_roster(services: Services, tenant_id: str) -> dict[str, Any]:
                 }
             )
             continue
-        items = services.table.course_items(tenant_id, course.canvas_id)
-        users = [user for user in _records(items, USER_PREFIX, RosterUser) if user.sync_error is None]
-        identified = {user.canvas_id for user in users}
-        enrollments = [
-            e for e in _records(items, ENROLLMENT_PREFIX, RosterEnrollment) if e.user_id in identified
-        ]
-        courses.append(
-            {
-                **course.model_dump(mode="json"),
-                "sections": [
-                    section.model_dump(mode="json")
-                    for section in _records(items, SECTION_PREFIX, RosterSection)
-                ],
-                "users": [user.model_dump(mode="json", include=EXPORTED_USER_FIELDS) for user in users],
-                "enrollments": [exported_enrollment(e) for e in enrollments],
-            }
-        )
+        courses.append(exported_course(course, services.table.course_items(tenant_id, course.canvas_id)))
     return {"tenant": tenant_id, "courses": courses, "out_of_scope_courses": out_of_scope}
+
+
+def exported_course(course: RosterCourse, items: dict[str, StoredItem]) -> dict[str, Any]:
+    """A course and its roster as exported: users that cannot be identified, and their enrollments,
+    are left out."""
+    users = [user for user in _records(items, USER_PREFIX, RosterUser) if user.sync_error is None]
+    identified = {user.canvas_id for user in users}
+    enrollments = [e for e in _records(items, ENROLLMENT_PREFIX, RosterEnrollment) if e.user_id in identified]
+    return {
+        **course.model_dump(mode="json"),
+        "sections": [
+            section.model_dump(mode="json") for section in _records(items, SECTION_PREFIX, RosterSection)
+        ],
+        "users": [user.model_dump(mode="json", include=EXPORTED_USER_FIELDS) for user in users],
+        "enrollments": [exported_enrollment(e) for e in enrollments],
+    }
 
 
 def exported_enrollment(enrollment: RosterEnrollment) -> dict[str, Any]:
