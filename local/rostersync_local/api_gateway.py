@@ -79,8 +79,16 @@ class ApiGateway:
                 )
                 unauthorized.headers["WWW-Authenticate"] = "Bearer"
                 return unauthorized(environ, start_response)
+            granted = str(claims.get("scope", "")).split()
+            if route.scopes and not set(route.scopes) & set(granted):
+                # AuthorizationScopes: a valid token without one of the route's scopes is refused.
+                forbidden = Response('{"message":"Forbidden"}', status=403, content_type="application/json")
+                return forbidden(environ, start_response)
             event["requestContext"]["authorizer"] = {
-                "jwt": {"claims": {name: str(value) for name, value in claims.items()}, "scopes": None}
+                "jwt": {
+                    "claims": {name: str(value) for name, value in claims.items()},
+                    "scopes": granted if route.scopes else None,
+                }
             }
         invocation = self._invoke(route.function, event)
         return self.response(invocation)(environ, start_response)

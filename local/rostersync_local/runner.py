@@ -31,6 +31,7 @@ from rostersync_local.functions import FunctionPool, Invocation
 from rostersync_local.issuer import LocalIssuer
 from rostersync_local.queues import QueuePoller
 from rostersync_local.schedules import ScheduleTimers
+from rostersync_local.streams import StreamPoller
 from rostersync_local.template import REGION, StackModel, load_stack
 
 logger = logging.getLogger("rostersync_local.runner")
@@ -97,7 +98,7 @@ class LocalStack:
         self._logs: list[IO[bytes]] = []
         self._servers: list[BaseWSGIServer] = []
         self._pools: dict[str, FunctionPool] = {}
-        self._pollers: list[QueuePoller] = []
+        self._pollers: list[QueuePoller | StreamPoller] = []
         self._timers: ScheduleTimers | None = None
         self.endpoints: dict[str, Any] = {}
 
@@ -115,6 +116,7 @@ class LocalStack:
             **self._parameter_overrides,
             "AllowInsecureCanvasUrls": "true",
             "AdminJwtIssuer": control_url,
+            "ClientJwtIssuer": control_url,
         }
         if canvas_url:
             overrides["LiveEventsJwksUrl"] = f"{canvas_url}/_sim/jwks.json"
@@ -180,6 +182,22 @@ class LocalStack:
             )
             poller.start()
             self._pollers.append(poller)
+        dynamodb = boto3.client("dynamodb", endpoint_url=aws_endpoint_url, **_creds())
+        streams = boto3.client("dynamodbstreams", endpoint_url=aws_endpoint_url, **_creds())
+        for stream_trigger in model.stream_triggers:
+            table_name = model.tables[stream_trigger.table].name
+            on_failure = stream_trigger.on_failure_queue
+            stream_poller = StreamPoller(
+                stream_trigger,
+                stream_arn=dynamodb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"],
+                streams=streams,
+                sqs=sqs,
+                on_failure_queue_url=model.queues[on_failure].url if on_failure else None,
+                invoke=self.invoke,
+                retry_delay_seconds=self._retry_delay if self._retry_delay is not None else 1.0,
+            )
+            stream_poller.start()
+            self._pollers.append(stream_poller)
         return api_url
 
     def _start_moto(self) -> str:
@@ -255,6 +273,21 @@ class LocalStack:
                     body, status = {"error": "give a tenant"}, 400
                 else:
                     token = self.issuer.issue(str(wanted["tenant"]), operator=bool(wanted.get("operator")))
+                    body, status = {"token": token}, 200
+            elif request.method == "POST" and parts == ["client-tokens"]:
+                # Development tokens of a machine client (until the embedded provider's token endpoint).
+                wanted = request.get_json(silent=True) or {}
+                if not wanted.get("client_id"):
+                    body, status = {"error": "give a client_id"}, 400
+                else:
+                    audience = next(
+                        route.authorizer.audience[0]
+                        for route in model.routes
+                        if route.scopes and route.authorizer
+                    )
+                    token = self.issuer.issue_client(
+                        str(wanted["client_id"]), str(wanted.get("scope", "rosters/read")), audience
+                    )
                     body, status = {"token": token}, 200
             elif request.method == "GET" and parts == ["status"]:
                 body = {
@@ -336,6 +369,8 @@ def create_resources(model: StackModel, endpoint: str) -> None:
         }
         if "GlobalSecondaryIndexes" in properties:
             arguments["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+        if "StreamSpecification" in properties:
+            arguments["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
         dynamodb.create_table(**arguments)
         ttl = properties.get("TimeToLiveSpecification")
         if ttl:
@@ -360,6 +395,17 @@ def create_resources(model: StackModel, endpoint: str) -> None:
             }
         }
         sqs.create_queue(QueueName=queue.name, Attributes=attributes)
+    # Buses and rules: moto's EventBridge delivers to the rules' SQS targets itself.
+    events = boto3.client("events", endpoint_url=endpoint, **_creds())
+    for bus in model.event_buses:
+        events.create_event_bus(Name=bus)
+    for rule in model.event_rules:
+        events.put_rule(Name=rule.name, EventBusName=rule.bus, EventPattern=json.dumps(rule.pattern))
+        events.put_targets(
+            Rule=rule.name,
+            EventBusName=rule.bus,
+            Targets=[{"Id": id_, "Arn": arn} for id_, arn in rule.targets],
+        )
 
 
 def _refuse_taken_port(port: int, what: str) -> None:

@@ -5,6 +5,7 @@ The local runner wires only what this model holds, so the template stays the sin
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class RouteSpec:
     path: str  # OpenAPI style: /tenants/{tenant_id}
     function: str
     authorizer: JwtAuthorizerSpec | None = None
+    scopes: tuple[str, ...] = ()  # AuthorizationScopes: the token must carry one of them (else 403)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,32 @@ class QueueTriggerSpec:
     batch_size: int
     report_batch_item_failures: bool
     max_concurrency: int | None
+
+
+@dataclass(frozen=True)
+class StreamTriggerSpec:
+    """A DynamoDB stream event source (Lambda's poller: filter, batch, retries, on-failure queue)."""
+
+    logical_id: str
+    table: str
+    function: str
+    batch_size: int
+    starting_position: str
+    report_batch_item_failures: bool
+    maximum_retry_attempts: int
+    filter_patterns: tuple[dict[str, Any], ...]
+    on_failure_queue: str | None
+
+
+@dataclass(frozen=True)
+class EventRuleSpec:
+    """An EventBridge rule on a bus and its targets' ARNs (moto delivers to them itself)."""
+
+    logical_id: str
+    name: str
+    bus: str
+    pattern: dict[str, Any]
+    targets: tuple[tuple[str, str], ...]  # (id, arn)
 
 
 @dataclass(frozen=True)
@@ -99,6 +127,9 @@ class StackModel:
     tables: dict[str, TableSpec] = field(default_factory=dict)
     routes: list[RouteSpec] = field(default_factory=list)
     queue_triggers: list[QueueTriggerSpec] = field(default_factory=list)
+    stream_triggers: list[StreamTriggerSpec] = field(default_factory=list)
+    event_buses: list[str] = field(default_factory=list)
+    event_rules: list[EventRuleSpec] = field(default_factory=list)
     schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
 
@@ -121,7 +152,7 @@ class Resolver:
 
     def physical_name(self, logical_id: str) -> str:
         properties = self.resources.get(logical_id, {}).get("Properties", {})
-        explicit = properties.get("QueueName") or properties.get("TableName")
+        explicit = properties.get("QueueName") or properties.get("TableName") or properties.get("Name")
         return str(self.resolve(explicit)) if explicit is not None else f"{self.stack_name}-{logical_id}"
 
     def ref(self, name: str) -> Any:
@@ -149,6 +180,8 @@ class Resolver:
             return self.physical_name(name)
         if attribute == "QueueUrl":
             return self.ref(name)
+        if attribute == "StreamArn":
+            return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{self.physical_name(name)}/stream/local"
         if attribute == "Arn":
             kind = service.get(resource_type, "local")
             prefix = {"lambda": "function:", "dynamodb": "table/"}.get(kind, "")
@@ -186,6 +219,15 @@ class Resolver:
                 separator, items = argument
                 return separator.join(str(item) for item in self.resolve(items))
         return {key: self.resolve(item) for key, item in value.items()}
+
+
+def _is_stream(reference: Any) -> bool:
+    """Whether an event source ARN names a table's stream (GetAtt Table.StreamArn)."""
+    argument = reference.get("Fn::GetAtt") if isinstance(reference, dict) else None
+    if argument is None:
+        return False
+    attribute = argument[1] if isinstance(argument, list) else argument.split(".", 1)[1]
+    return bool(attribute == "StreamArn")
 
 
 def _logical_id(reference: Any) -> str:
@@ -266,6 +308,40 @@ def load_stack(
                 },
                 max_concurrency=properties.get("ReservedConcurrentExecutions"),
             )
+        elif kind == "AWS::Lambda::EventSourceMapping" and _is_stream(properties["EventSourceArn"]):
+            on_failure = properties.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+            model.stream_triggers.append(
+                StreamTriggerSpec(
+                    logical_id=logical_id,
+                    table=_logical_id(properties["EventSourceArn"]),
+                    function=_logical_id(properties["FunctionName"]),
+                    batch_size=int(properties.get("BatchSize", 100)),
+                    starting_position=str(properties.get("StartingPosition", "LATEST")),
+                    report_batch_item_failures="ReportBatchItemFailures"
+                    in properties.get("FunctionResponseTypes", []),
+                    maximum_retry_attempts=int(properties.get("MaximumRetryAttempts", -1)),
+                    filter_patterns=tuple(
+                        json.loads(entry["Pattern"])
+                        for entry in properties.get("FilterCriteria", {}).get("Filters", [])
+                    ),
+                    on_failure_queue=_logical_id(on_failure) if on_failure else None,
+                )
+            )
+        elif kind == "AWS::Events::EventBus":
+            model.event_buses.append(resolver.physical_name(logical_id))
+        elif kind == "AWS::Events::Rule":
+            model.event_rules.append(
+                EventRuleSpec(
+                    logical_id=logical_id,
+                    name=str(resolver.resolve(properties.get("Name")) or f"{stack_name}-{logical_id}"),
+                    bus=str(resolver.resolve(properties.get("EventBusName", "default"))),
+                    pattern=resolver.resolve(properties["EventPattern"]),
+                    targets=tuple(
+                        (str(target["Id"]), str(resolver.resolve(target["Arn"])))
+                        for target in properties.get("Targets", [])
+                    ),
+                )
+            )
         elif kind == "AWS::Lambda::EventSourceMapping":
             model.queue_triggers.append(
                 QueueTriggerSpec(
@@ -308,9 +384,14 @@ def load_stack(
                     found = _FUNCTION_ARN_IN_URI.search(text)
                     if found:
                         verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
-                        required = [name for entry in operation.get("security", []) for name in entry]
-                        authorizer = authorizers[required[0]] if required else None
-                        model.routes.append(RouteSpec(verb, path, found.group(1), authorizer))
+                        required = [
+                            (name, tuple(scopes))
+                            for entry in operation.get("security", [])
+                            for name, scopes in entry.items()
+                        ]
+                        authorizer = authorizers[required[0][0]] if required else None
+                        scopes = required[0][1] if required else ()
+                        model.routes.append(RouteSpec(verb, path, found.group(1), authorizer, scopes))
     model.outputs = {
         name: resolver.resolve(spec.get("Value")) for name, spec in cfn.get("Outputs", {}).items()
     }

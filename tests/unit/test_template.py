@@ -29,6 +29,16 @@ EVENT_KEYS = {
     },
     "HttpApi": {"ApiId", "Path", "Method", "Auth", "TimeoutInMillis", "PayloadFormatVersion"},
     "ScheduleV2": {"ScheduleExpression", "ScheduleExpressionTimezone", "Input", "State", "Description"},
+    "DynamoDB": {
+        "Stream",
+        "StartingPosition",
+        "BatchSize",
+        "MaximumRetryAttempts",
+        "BisectBatchOnFunctionError",
+        "FunctionResponseTypes",
+        "DestinationConfig",
+        "FilterCriteria",
+    },
 }
 
 
@@ -89,14 +99,34 @@ def test_queue_visibility_is_at_least_six_times_the_consumer_timeout() -> None:
         assert QUEUES[queue]["VisibilityTimeout"] >= 6 * timeout, f"{queue} vs {function}"
 
 
-def test_every_work_queue_has_a_dead_letter_queue() -> None:
-    dead_letter_queues = {
+def _dead_letter_queues() -> set[str]:
+    """Redrive targets, and where a stream event source sends what failed after its retries."""
+    redrive = {
         properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
         for properties in QUEUES.values()
         if "RedrivePolicy" in properties
     }
-    work_queues = set(QUEUES) - dead_letter_queues
-    assert work_queues
+    on_failure = {
+        properties["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        for _, properties in _events("DynamoDB")
+    }
+    return redrive | on_failure
+
+
+def test_every_work_queue_has_a_dead_letter_queue() -> None:
+    dead_letter_queues = _dead_letter_queues()
+    # A rule's target queue is the consumer's (the example consumer): it reads and redrives it itself.
+    rule_targets = {
+        target["Arn"]["Fn::GetAtt"][0]
+        for resource in RESOURCES.values()
+        if resource["Type"] == "AWS::Events::Rule"
+        for target in resource["Properties"]["Targets"]
+    }
+    work_queues = set(QUEUES) - dead_letter_queues - rule_targets
+    assert work_queues and rule_targets
+    assert {
+        queue for _, properties in _events("SQS") for queue in [properties["Queue"]["Fn::GetAtt"][0]]
+    } <= (work_queues)
     for queue in work_queues:
         policy = QUEUES[queue].get("RedrivePolicy")
         assert policy, f"{queue} has no dead-letter queue"
@@ -124,11 +154,7 @@ def test_every_dead_letter_queue_has_an_alarm_and_failures_alarm_on_the_emitted_
         for dimension in alarm.get("Dimensions", [])
         if dimension["Name"] == "QueueName"
     }
-    dead_letter_queues = {
-        properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-        for properties in QUEUES.values()
-        if "RedrivePolicy" in properties
-    }
+    dead_letter_queues = _dead_letter_queues()
     assert dead_letter_queues and dead_letter_queues <= watched
     from rostersync.observability import OUTCOME_METRICS
 
@@ -142,10 +168,14 @@ def test_admin_routes_sit_behind_the_jwt_authorizer_and_public_ones_do_not() -> 
     for function, properties in _events("HttpApi"):
         authorizer = properties.get("Auth", {}).get("Authorizer")
         if properties["Path"].startswith("/admin/"):
-            assert authorizer in authorizers, f"{function} {properties['Path']} is not signed-in only"
+            assert authorizer == "AdminJwt", f"{function} {properties['Path']} is not signed-in only"
+        elif properties["Path"].startswith("/v1/") and properties["Path"] != "/v1/openapi.json":
+            # The delivery API: machine clients' tokens, with the read scope (403 without it).
+            assert authorizer == "ClientJwt" and authorizer in authorizers, f"{function} {properties['Path']}"
+            assert properties["Auth"]["AuthorizationScopes"] == ["rosters/read"]
         else:
             assert authorizer is None, (
-                f"{function} {properties['Path']}: OAuth, health and live events are public"
+                f"{function} {properties['Path']}: OAuth, health, live events and the API's description are public"
             )
 
 
