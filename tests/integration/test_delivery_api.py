@@ -1,0 +1,232 @@
+"""The delivery API (/v1), the change feed and the roster event bus, on the session's local stack: real
+HTTP through the local API Gateway (JWT authorizer and scopes), the table's stream polled by the runner,
+moto's EventBridge delivering to the example consumer queue."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import jsonschema
+import pytest
+import requests
+from openapi_spec_validator import validate
+
+from rostersync.models import ApiClient
+from rostersync.store.table import RosterTable
+from tests.integration.conftest import Stack
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS = {path.stem: json.loads(path.read_text()) for path in (ROOT / "events" / "schemas").glob("*.json")}
+
+
+def table(stack: Stack) -> RosterTable:
+    resource = boto3.resource(
+        "dynamodb",
+        endpoint_url=stack.aws_endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    return RosterTable(stack.outputs["RosterTableName"], resource)
+
+
+def client_token(stack: Stack, client_id: str, scope: str = "rosters/read") -> str:
+    control_url = json.loads((stack.state_dir / "stack.json").read_text())["control_url"]
+    response = requests.post(
+        f"{control_url}/client-tokens", json={"client_id": client_id, "scope": scope}, timeout=30
+    )
+    response.raise_for_status()
+    return str(response.json()["token"])
+
+
+class Client:
+    """A machine client of one tenant, as the platform would hold it."""
+
+    def __init__(self, stack: Stack, tenant_id: str, client_id: str) -> None:
+        table(stack).put_api_client(ApiClient(client_id=client_id, tenant_id=tenant_id, name=client_id))
+        self.stack, self.client_id = stack, client_id
+        self.headers = {"Authorization": f"Bearer {client_token(stack, client_id)}"}
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return requests.get(f"{self.stack.api_url}{path}", headers=headers, timeout=60, **kwargs)
+
+    def ok(self, path: str, **kwargs: Any) -> Any:
+        response = self.get(path, **kwargs)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def every_change(self, after: str | None = None) -> list[dict[str, Any]]:
+        changes: list[dict[str, Any]] = []
+        while True:
+            page = self.ok("/v1/changes", params={"limit": 500, **({"after": after} if after else {})})
+            changes.extend(page["items"])
+            if page["next"] is None:
+                return changes
+            after = page["next"]
+
+
+@pytest.fixture(scope="module")
+def synced(stack: Stack) -> Iterator[tuple[str, Client]]:
+    tenant_id = stack.connect_tenant()
+    stack.cli_ok("sync", "run", "--tenant", tenant_id, "--wait", "--force")
+    yield tenant_id, Client(stack, tenant_id, f"client-{tenant_id}")
+
+
+def active_by_course(changes: list[dict[str, Any]]) -> dict[int, dict[int, dict[str, Any]]]:
+    """Replay: each enrollment's last state, per course; the active ones."""
+    last: dict[int, dict[int, dict[str, Any]]] = {}
+    for change in changes:
+        if change["type"].startswith("enrollment."):
+            last.setdefault(change["course_id"], {})[change["data"]["canvas_id"]] = change["data"]
+    return {
+        course: {eid: data for eid, data in enrollments.items() if data["active"]}
+        for course, enrollments in last.items()
+    }
+
+
+def test_replaying_the_feed_rebuilds_the_export_and_each_roster_equals_its_export(
+    stack: Stack, synced: tuple[str, Client]
+) -> None:
+    tenant_id, client = synced
+    export = stack.export(tenant_id)
+    assert export["courses"]
+    rebuilt = active_by_course(client.every_change())
+    expected = {
+        course["canvas_id"]: {e["canvas_id"]: e for e in course["enrollments"] if e["active"]}
+        for course in export["courses"]
+    }
+    assert {course: enrollments for course, enrollments in rebuilt.items() if enrollments} == {
+        course: enrollments for course, enrollments in expected.items() if enrollments
+    }
+    listed = client.ok("/v1/courses")
+    assert [c["canvas_id"] for c in listed["items"]] == sorted(
+        (c["canvas_id"] for c in export["courses"]), key=str
+    )  # key order: course ids as text
+    assert all(item["synced_at"] for item in listed["items"]) and listed["next"] is None
+    for course in export["courses"]:
+        assert client.ok(f"/v1/courses/{course['canvas_id']}/roster") == course
+    user = export["courses"][0]["enrollments"][0]["user_id"]
+    enrollments = client.ok(f"/v1/users/{user}/enrollments")["items"]
+    expected_user = [
+        {**e, "course_id": c["canvas_id"]}
+        for c in export["courses"]
+        for e in c["enrollments"]
+        if e["user_id"] == user
+    ]
+    assert sorted(enrollments, key=lambda e: (e["course_id"], e["canvas_id"])) == sorted(
+        expected_user, key=lambda e: (e["course_id"], e["canvas_id"])
+    )
+
+
+def test_a_roster_has_an_etag_and_an_unchanged_one_answers_304(synced: tuple[str, Client]) -> None:
+    _, client = synced
+    course_id = client.ok("/v1/courses")["items"][0]["canvas_id"]
+    first = client.get(f"/v1/courses/{course_id}/roster")
+    etag = first.headers["ETag"]
+    again = client.get(f"/v1/courses/{course_id}/roster", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.headers["ETag"] == etag and again.content == b""
+    stale = client.get(f"/v1/courses/{course_id}/roster", headers={"If-None-Match": '"something else"'})
+    assert stale.status_code == 200 and stale.json() == first.json()
+
+
+def test_bad_input_and_other_tenants_are_refused(stack: Stack, synced: tuple[str, Client]) -> None:
+    tenant_id, client = synced
+    course_id = client.ok("/v1/courses")["items"][0]["canvas_id"]
+    other = Client(stack, stack.connect_tenant(), f"other-{tenant_id}")
+    # Another tenant's course reads as no course at all; its feed and course list are its own (empty).
+    assert other.get(f"/v1/courses/{course_id}/roster").status_code == 404
+    assert other.ok("/v1/changes") == {"items": [], "next": None}
+    assert other.ok("/v1/courses") == {"items": [], "next": None}
+    assert client.get("/v1/courses/999999999/roster").status_code == 404
+    for params in (
+        {"after": "not-a-cursor"},
+        {"after": "YzEuNQ"},
+        {"limit": 501},
+        {"limit": 0},
+        {"limit": "x"},
+    ):
+        refused = client.get("/v1/changes", params=params)
+        assert refused.status_code == 400 and "error" in refused.json(), params
+    assert client.get("/v1/courses", params={"cursor": "ZjEuMS4wLjE"}).status_code == 400
+    assert client.get("/v1/courses/abc/roster").status_code == 400
+    # No token, a token without the scope, a removed client's token.
+    assert requests.get(f"{stack.api_url}/v1/changes", timeout=30).status_code == 401
+    unscoped = {"Authorization": f"Bearer {client_token(stack, client.client_id, scope='other/read')}"}
+    assert requests.get(f"{stack.api_url}/v1/changes", headers=unscoped, timeout=30).status_code == 403
+    assert other.get("/v1/changes").status_code == 200
+    table(stack).delete_api_client(other.client_id)
+    assert other.get("/v1/changes").status_code == 401
+
+
+def test_the_openapi_document_is_valid_openapi_3_1_and_describes_every_route(stack: Stack) -> None:
+    document = requests.get(f"{stack.api_url}/v1/openapi.json", timeout=30).json()
+    validate(document)
+    assert document["openapi"].startswith("3.1")
+    assert {
+        "/v1/courses",
+        "/v1/courses/{canvas_id}/roster",
+        "/v1/users/{canvas_id}/enrollments",
+        "/v1/changes",
+    } <= set(document["paths"])
+
+
+def consumer_events(stack: Stack, tenant_id: str, quiet_seconds: float = 3.0) -> list[dict[str, Any]]:
+    """Every event the example consumer queue holds for the tenant, read until it stays quiet."""
+    sqs = stack.aws("sqs")
+    url = stack.outputs["ExampleConsumerQueueUrl"]
+    events: list[dict[str, Any]] = []
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet_seconds:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+        if messages:
+            quiet_since = time.monotonic()
+        for message in messages:
+            event = json.loads(message["Body"])
+            if event["detail"]["tenant_id"] == tenant_id:
+                events.append(event)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return events
+
+
+def test_a_canvas_drop_is_one_feed_change_and_one_consumer_event(
+    stack: Stack, synced: tuple[str, Client]
+) -> None:
+    tenant_id, client = synced
+    # The first sync's events, each valid against its detail-type's schema, one per feed change.
+    first = consumer_events(stack, tenant_id)
+    for event in first:
+        jsonschema.validate(event, SCHEMAS[event["detail-type"]])
+    changes = client.every_change()
+    assert {event["detail"]["id"] for event in first} == {change["cursor"] for change in changes}
+    head = changes[-1]["cursor"]
+
+    course = max(stack.export(tenant_id)["courses"], key=lambda c: len(c["enrollments"]))
+    enrollment = next(e for e in course["enrollments"] if e["active"])
+    stack.canvas("POST", "/_sim/changes/drop", json={"enrollment_id": enrollment["canvas_id"]})
+    stack.cli_ok(
+        "sync", "run", "--tenant", tenant_id, "--course", str(course["canvas_id"]), "--wait", "--force"
+    )
+
+    after = client.every_change(head)
+    roster_changes = [change for change in after if change["type"] != "course.synced"]
+    assert [(c["type"], c["course_id"], c["data"]["canvas_id"]) for c in roster_changes] == [
+        ("enrollment.dropped", course["canvas_id"], enrollment["canvas_id"])
+    ]
+    dropped = roster_changes[0]
+    assert dropped["data"]["active"] is False and dropped["data"]["state"] == "dropped"
+    received = consumer_events(stack, tenant_id)
+    for event in received:
+        jsonschema.validate(event, SCHEMAS[event["detail-type"]])
+    by_id = {event["detail"]["id"]: event for event in received}  # at least once: a repeat has the same id
+    drops = [event for event in by_id.values() if event["detail-type"].startswith("enrollment.")]
+    assert [event["detail"] for event in drops] == [
+        {"id": dropped["cursor"], "tenant_id": tenant_id, **dropped}
+    ]
