@@ -204,3 +204,18 @@ def test_a_writer_that_loses_its_lease_commits_neither_roster_nor_feed(table: Ro
     assert [kind for kind, _ in kinds(table)] == ["section.added", "enrollment.added", "course.synced"]
     _, course = course_roster(table, TENANT, 101)
     assert course is not None and [e.canvas_id for e in course.enrollments] == [1]
+
+
+def test_a_roster_is_read_in_three_dynamodb_requests_and_a_304_in_one(table: RosterTable) -> None:
+    sync(table, 101, roster(101, *(enrollment(n, 1000 + n) for n in range(1, 501))))
+    requests: list[str] = []
+    table._table.meta.client.meta.events.register(
+        "before-send.dynamodb.*",
+        lambda request, **_: requests.append(request.headers["X-Amz-Target"].decode()),
+    )
+    etag, course = course_roster(table, TENANT, 101)
+    assert course is not None and len(course.enrollments) == 500
+    assert [target.split(".")[1] for target in requests] == ["GetItem", "Query", "GetItem"]
+    requests.clear()
+    assert course_roster(table, TENANT, 101, etag) == (etag, None)
+    assert len(requests) == 1

@@ -175,7 +175,7 @@ def test_admin_routes_sit_behind_the_jwt_authorizer_and_public_ones_do_not() -> 
             assert properties["Auth"]["AuthorizationScopes"] == ["rosters/read"]
         else:
             assert authorizer is None, (
-                f"{function} {properties['Path']}: OAuth, health, live events and the API's description are public"
+                f"{function} {properties['Path']}: OAuth, health, live events and /v1/openapi.json are public"
             )
 
 
