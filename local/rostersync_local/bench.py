@@ -41,6 +41,7 @@ from typing import Any
 
 import requests
 
+from rostersync_local import bench_delivery
 from rostersync_local.canvas_sim.generate import build_institution
 from rostersync_local.control import REPO_ROOT, start_stack, stop_stack
 from rostersync_local.fairness import ModelSettings, mixed_tenant_sizes, simulate, spread
@@ -332,6 +333,7 @@ def measure_size(
             "first_sync_roster_writes": _writes(first),
             "worker_peak_rss_mb_after_first_sync": worker_peak_rss_mb(int(state["pid"]))[0],
         }
+        result |= bench_delivery.measure(state, tenant_id)
         checkpoint(result)
         token = oauth_token(canvas_url, key, BASELINE_SCOPES)
         _sim(canvas_url, "stats/reset", {})
@@ -364,25 +366,33 @@ def measure_size(
             checkpoint(result)
         # the re-sync: Canvas unchanged since the first sync, except the live events' enrollments,
         # which the live-events function has already applied
-        _sim(canvas_url, "stats/reset", {})
-        started = time.monotonic()
-        second = sync(state_dir, tenant_id, "--force", "--timeout", "7200", echo=None, check=False)
-        wall_resync = time.monotonic() - started
-        stats_resync = _sim(canvas_url, "stats")
-        peak_mb, worker_hosts = worker_peak_rss_mb(int(state["pid"]))
-        say(f"   rostersync re-sync: {wall_resync:.1f} s, roster writes {_writes(second)}")
-        result |= {
-            "resync_wall_seconds": round(wall_resync, 2),
-            "resync_roster_writes": _writes(second),
-            "resync_unchanged_items": second["changes"]["unchanged"],
-            "resync_canvas_requests": api_requests(stats_resync),
-            "resync_failed_courses": second["courses_failed"],
-            "worker_peak_rss_mb": peak_mb,
-            "worker_hosts": worker_hosts,
-        }
-        return result
+        return result | _resync(state_dir, state, tenant_id)
     finally:
         stop_stack(state_dir)
+
+
+def _resync(state_dir: Path, state: dict[str, Any], tenant_id: str) -> dict[str, Any]:
+    """A full sync again (``--force``): its writes, its Canvas requests, and the feed entries it added."""
+    canvas_url = state["canvas_url"]
+    _sim(canvas_url, "stats/reset", {})
+    feed_before_resync = bench_delivery.feed_head(state, tenant_id)
+    started = time.monotonic()
+    second = sync(state_dir, tenant_id, "--force", "--timeout", "7200", echo=None, check=False)
+    wall_resync = time.monotonic() - started
+    stats_resync = _sim(canvas_url, "stats")
+    peak_mb, worker_hosts = worker_peak_rss_mb(int(state["pid"]))
+    say(f"   rostersync re-sync: {wall_resync:.1f} s, roster writes {_writes(second)}")
+    return {
+        "resync_wall_seconds": round(wall_resync, 2),
+        "resync_roster_writes": _writes(second),
+        # feed entries the re-sync added (none when its writes are only the live events' already applied)
+        "resync_feed_entries": bench_delivery.feed_head(state, tenant_id) - feed_before_resync,
+        "resync_unchanged_items": second["changes"]["unchanged"],
+        "resync_canvas_requests": api_requests(stats_resync),
+        "resync_failed_courses": second["courses_failed"],
+        "worker_peak_rss_mb": peak_mb,
+        "worker_hosts": worker_hosts,
+    }
 
 
 def _duration(run: dict[str, Any]) -> float:
@@ -557,6 +567,8 @@ def _print_summary(report: dict[str, Any]) -> None:
         ("ours s", "wall_seconds_ours"), ("baseline s", "wall_seconds_baseline"), ("speedup", "speedup"),
         ("throttled", "throttled_responses_ours"), ("failed", "failed_courses_ours"),
         ("1st writes", "first_sync_roster_writes"), ("resync writes", "resync_roster_writes"),
+        ("resync feed", "resync_feed_entries"), ("feed/s", "feed_changes_per_second"),
+        ("roster reqs", "roster_read_dynamodb_requests"), ("roster p95 s", "roster_read_p95_seconds"),
         ("worker MB", "worker_peak_rss_mb"),
     )  # fmt: skip
     say("")
