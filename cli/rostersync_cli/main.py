@@ -23,7 +23,7 @@ from rostersync.authorization import begin_authorization
 from rostersync.canvas.errors import CanvasError
 from rostersync.canvas.scopes import required_scopes
 from rostersync.events.apply import route_to_tenants
-from rostersync.models import CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
+from rostersync.models import ApiClient, CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
 from rostersync.store.dead_letters import DeadLetter, DeadLetterQueues
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
 from rostersync.sync.planner import SyncCooldownError, request_sync
@@ -289,6 +289,64 @@ def cmd_tenant_remove(arguments: argparse.Namespace) -> None:
             f"this deletes {tenant.name} ({tenant.tenant_id}), its rosters and its secret; add --yes"
         )
     _print_json({"tenant": tenant.tenant_id, "removed_items": remove_tenant(services, tenant.tenant_id)})
+
+
+# -- machine clients of the delivery API ----------------------------------------------------------
+def _identity_provider(binding: StackBinding) -> str:
+    """Where machine clients are registered and get their tokens: locally the stack's control server."""
+    if binding.control_url is None:
+        raise CliError(
+            "machine clients of a deployed stack are registered in its Cognito user pool, which the "
+            "stack does not have yet (admin sign-in); on the local stack they work"
+        )
+    return binding.control_url
+
+
+def cmd_client_add(arguments: argparse.Namespace) -> None:
+    binding = _binding(arguments)
+    tenant = require_tenant(binding.services, arguments.tenant)
+    provider = _identity_provider(binding)
+    created = requests.post(f"{provider}/clients", json={}, timeout=30)
+    created.raise_for_status()
+    credentials = created.json()
+    binding.services.table.put_api_client(
+        ApiClient(client_id=credentials["client_id"], tenant_id=tenant.tenant_id, name=arguments.name)
+    )
+    # A contract for scripts: one JSON object; the secret is shown this once.
+    _print_json(
+        {
+            "client_id": credentials["client_id"],
+            "client_secret": credentials["client_secret"],
+            "token_url": f"{provider}/oauth2/token",
+            "api_url": binding.api_url,
+        }
+    )
+
+
+def cmd_client_list(arguments: argparse.Namespace) -> None:
+    services = _binding(arguments).services
+    require_tenant(services, arguments.tenant)
+    clients = services.table.list_api_clients(arguments.tenant)
+    output.emit(
+        arguments,
+        [client.model_dump(mode="json") for client in clients],
+        ["CLIENT", "NAME"],
+        lambda: [[client.client_id, client.name] for client in clients],
+        empty="no machine clients (rostersync client add --tenant T --name N)",
+    )
+
+
+def cmd_client_remove(arguments: argparse.Namespace) -> None:
+    binding = _binding(arguments)
+    client = binding.services.table.api_client(arguments.client_id)
+    if client is None or client.tenant_id != arguments.tenant:
+        raise CliError(f"tenant {arguments.tenant} has no client {arguments.client_id}")
+    # Unregistered first: its tokens stop working at their next request, even before they expire.
+    binding.services.table.delete_api_client(client.client_id)
+    requests.delete(
+        f"{_identity_provider(binding)}/clients/{client.client_id}", timeout=30
+    ).raise_for_status()
+    _print_json({"removed": client.client_id})
 
 
 # -- sync --------------------------------------------------------------------------------------
@@ -886,6 +944,26 @@ def _add_canvas_commands(groups: Any) -> None:
         parser.set_defaults(handler=handler)
 
 
+def _add_client_commands(groups: Any) -> None:
+    clients = groups.add_parser(
+        "client", help="machine clients of the delivery API (/v1), OAuth client credentials"
+    ).add_subparsers(dest="command", required=True)
+    add = clients.add_parser(
+        "add", help="a new client of a tenant: prints client_id, client_secret, token_url, api_url"
+    )
+    add.add_argument("--tenant", required=True)
+    add.add_argument("--name", required=True, help="who uses it (the platform's name)")
+    add.set_defaults(handler=cmd_client_add)
+    listing = clients.add_parser("list", help="a tenant's clients")
+    listing.add_argument("--tenant", required=True)
+    output.add_format_option(listing)
+    listing.set_defaults(handler=cmd_client_list)
+    remove = clients.add_parser("remove", help="unregister a client: its tokens stop working at once")
+    remove.add_argument("client_id")
+    remove.add_argument("--tenant", required=True)
+    remove.set_defaults(handler=cmd_client_remove)
+
+
 def _add_roster_commands(groups: Any) -> None:
     roster = groups.add_parser("roster", help="synced rosters").add_subparsers(dest="command", required=True)
     export = roster.add_parser("export", help="print a tenant's rosters")
@@ -910,6 +988,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_grades_commands(groups, bind=lambda arguments: _binding(arguments).services)
     _add_dead_letter_commands(groups)
     _add_roster_commands(groups)
+    _add_client_commands(groups)
     _add_canvas_commands(groups)
     groups.add_parser("scopes", help="the developer-key scopes rostersync uses").set_defaults(
         handler=cmd_scopes

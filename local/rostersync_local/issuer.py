@@ -7,13 +7,20 @@ configured audiences, `exp`/`nbf` in force.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
+from werkzeug.wrappers import Request
 
 from rostersync_local.template import JwtAuthorizerSpec
 
@@ -93,3 +100,57 @@ class LocalIssuer:
         except (JoseError, ValueError):
             return None
         return dict(decoded.claims)
+
+
+GRANTABLE_SCOPES = frozenset({"rosters/read"})
+
+
+class MachineClients:
+    """The local stand-in for the identity provider's machine clients (Cognito app clients with a
+    secret): it holds each client's secret (hashed) and answers the client-credentials grant."""
+
+    def __init__(self) -> None:
+        self._secrets: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def register(self) -> dict[str, str]:
+        client_id, secret = "c" + secrets.token_hex(12), secrets.token_urlsafe(32)
+        with self._lock:
+            self._secrets[client_id] = hashlib.sha256(secret.encode()).hexdigest()
+        return {"client_id": client_id, "client_secret": secret}
+
+    def remove(self, client_id: str) -> None:
+        with self._lock:
+            self._secrets.pop(client_id, None)
+
+    def _authenticated(self, request: Request) -> str | None:
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        with self._lock:
+            expected = self._secrets.get(client_id)
+        presented = hashlib.sha256(secret.encode()).hexdigest()
+        return client_id if expected is not None and hmac.compare_digest(expected, presented) else None
+
+    def token(self, request: Request, issue: Callable[[str, str], str]) -> tuple[dict[str, Any], int]:
+        """RFC 6749 4.4: grant_type=client_credentials with HTTP Basic client authentication."""
+        if request.form.get("grant_type") != "client_credentials":
+            return {"error": "unsupported_grant_type"}, 400
+        client_id = self._authenticated(request)
+        if client_id is None:
+            return {"error": "invalid_client"}, 401
+        asked = set(request.form.get("scope", " ".join(sorted(GRANTABLE_SCOPES))).split())
+        if not asked or not asked <= GRANTABLE_SCOPES:
+            return {"error": "invalid_scope"}, 400
+        scope = " ".join(sorted(asked))
+        token = {
+            "access_token": issue(client_id, scope),
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "scope": scope,
+        }
+        return token, 200

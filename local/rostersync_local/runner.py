@@ -28,7 +28,7 @@ from werkzeug.wrappers import Request, Response
 from rostersync_local.api_gateway import ApiGateway
 from rostersync_local.control import LOCAL_AWS_ENVIRONMENT
 from rostersync_local.functions import FunctionPool, Invocation
-from rostersync_local.issuer import LocalIssuer
+from rostersync_local.issuer import LocalIssuer, MachineClients
 from rostersync_local.queues import QueuePoller
 from rostersync_local.schedules import ScheduleTimers
 from rostersync_local.streams import StreamPoller
@@ -112,6 +112,7 @@ class LocalStack:
         control = _LateBoundApp()
         control_url = self._serve(control, 0)
         self.issuer = LocalIssuer(control_url)
+        self.machine_clients = MachineClients()
         overrides = {
             **self._parameter_overrides,
             "AllowInsecureCanvasUrls": "true",
@@ -274,19 +275,28 @@ class LocalStack:
                 else:
                     token = self.issuer.issue(str(wanted["tenant"]), operator=bool(wanted.get("operator")))
                     body, status = {"token": token}, 200
+            elif request.method == "POST" and parts == ["clients"]:
+                body, status = self.machine_clients.register(), 200
+            elif request.method == "DELETE" and len(parts) == 2 and parts[0] == "clients":
+                self.machine_clients.remove(parts[1])
+                body, status = {}, 200
+            elif request.method == "POST" and parts == ["oauth2", "token"]:
+                body, status = self.machine_clients.token(
+                    request,
+                    lambda client_id, scope: self.issuer.issue_client(
+                        client_id, scope, _client_audience(model)
+                    ),
+                )
             elif request.method == "POST" and parts == ["client-tokens"]:
-                # Development tokens of a machine client (until the embedded provider's token endpoint).
+                # A machine client's token without its secret (tests, the bench): as the grant would issue.
                 wanted = request.get_json(silent=True) or {}
                 if not wanted.get("client_id"):
                     body, status = {"error": "give a client_id"}, 400
                 else:
-                    audience = next(
-                        route.authorizer.audience[0]
-                        for route in model.routes
-                        if route.scopes and route.authorizer
-                    )
                     token = self.issuer.issue_client(
-                        str(wanted["client_id"]), str(wanted.get("scope", "rosters/read")), audience
+                        str(wanted["client_id"]),
+                        str(wanted.get("scope", "rosters/read")),
+                        _client_audience(model),
                     )
                     body, status = {"token": token}, 200
             elif request.method == "GET" and parts == ["status"]:
@@ -341,6 +351,11 @@ class LocalStack:
         for log in self._logs:
             log.close()
         (self.state_dir / "stack.json").unlink(missing_ok=True)
+
+
+def _client_audience(model: StackModel) -> str:
+    """The audience the delivery API's authorizer accepts (its routes are the scoped ones)."""
+    return next(route.authorizer.audience[0] for route in model.routes if route.scopes and route.authorizer)
 
 
 class _LateBoundApp:

@@ -10,32 +10,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import jsonschema
 import pytest
 import requests
 from openapi_spec_validator import validate
 
-from rostersync.models import ApiClient
-from rostersync.store.table import RosterTable
 from tests.integration.conftest import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = {path.stem: json.loads(path.read_text()) for path in (ROOT / "events" / "schemas").glob("*.json")}
 
 
-def table(stack: Stack) -> RosterTable:
-    resource = boto3.resource(
-        "dynamodb",
-        endpoint_url=stack.aws_endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    return RosterTable(stack.outputs["RosterTableName"], resource)
-
-
-def client_token(stack: Stack, client_id: str, scope: str = "rosters/read") -> str:
+def client_token(stack: Stack, client_id: str, scope: str) -> str:
+    """A token as the grant would issue it, with any scope (the grant itself only grants rosters/read)."""
     control_url = json.loads((stack.state_dir / "stack.json").read_text())["control_url"]
     response = requests.post(
         f"{control_url}/client-tokens", json={"client_id": client_id, "scope": scope}, timeout=30
@@ -45,12 +32,22 @@ def client_token(stack: Stack, client_id: str, scope: str = "rosters/read") -> s
 
 
 class Client:
-    """A machine client of one tenant, as the platform would hold it."""
+    """A machine client of one tenant, made as the platform's operator would (`rostersync client add`),
+    holding a token from the client-credentials grant."""
 
-    def __init__(self, stack: Stack, tenant_id: str, client_id: str) -> None:
-        table(stack).put_api_client(ApiClient(client_id=client_id, tenant_id=tenant_id, name=client_id))
-        self.stack, self.client_id = stack, client_id
-        self.headers = {"Authorization": f"Bearer {client_token(stack, client_id)}"}
+    def __init__(self, stack: Stack, tenant_id: str, name: str) -> None:
+        created = json.loads(stack.cli_ok("client", "add", "--tenant", tenant_id, "--name", name))
+        assert set(created) == {"client_id", "client_secret", "token_url", "api_url"}
+        assert created["api_url"] == stack.api_url
+        grant = requests.post(
+            created["token_url"],
+            data={"grant_type": "client_credentials"},
+            auth=(created["client_id"], created["client_secret"]),
+            timeout=30,
+        )
+        assert grant.status_code == 200, grant.text
+        self.stack, self.client_id, self.credentials = stack, created["client_id"], created
+        self.headers = {"Authorization": f"Bearer {grant.json()['access_token']}"}
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         headers = {**self.headers, **kwargs.pop("headers", {})}
@@ -79,7 +76,7 @@ def synced(stack: Stack) -> Iterator[Synced]:
     """A tenant after its first sync, its client, and its export then."""
     tenant_id = stack.connect_tenant()
     stack.cli_ok("sync", "run", "--tenant", tenant_id, "--wait", "--force")
-    yield tenant_id, Client(stack, tenant_id, f"client-{tenant_id}"), stack.export(tenant_id)
+    yield tenant_id, Client(stack, tenant_id, "Assessment platform"), stack.export(tenant_id)
 
 
 def active_by_course(changes: list[dict[str, Any]]) -> dict[int, dict[int, dict[str, Any]]]:
@@ -140,9 +137,10 @@ def test_a_roster_has_an_etag_and_an_unchanged_one_answers_304(synced: Synced) -
 
 
 def test_bad_input_and_other_tenants_are_refused(stack: Stack, synced: Synced) -> None:
-    tenant_id, client, _ = synced
+    _, client, _ = synced
     course_id = client.ok("/v1/courses")["items"][0]["canvas_id"]
-    other = Client(stack, stack.connect_tenant(), f"other-{tenant_id}")
+    other_tenant = stack.connect_tenant()
+    other = Client(stack, other_tenant, "Another platform")
     # Another tenant's course reads as no course at all; its feed and course list are its own (empty).
     assert other.get(f"/v1/courses/{course_id}/roster").status_code == 404
     assert other.ok("/v1/changes") == {"items": [], "next": None}
@@ -163,9 +161,26 @@ def test_bad_input_and_other_tenants_are_refused(stack: Stack, synced: Synced) -
     assert requests.get(f"{stack.api_url}/v1/changes", timeout=30).status_code == 401
     unscoped = {"Authorization": f"Bearer {client_token(stack, client.client_id, scope='other/read')}"}
     assert requests.get(f"{stack.api_url}/v1/changes", headers=unscoped, timeout=30).status_code == 403
+    # The grant itself: a wrong secret or grant type gets no token.
+    token_url = other.credentials["token_url"]
+    wrong = requests.post(
+        token_url, data={"grant_type": "client_credentials"}, auth=(other.client_id, "x"), timeout=30
+    )
+    assert wrong.status_code == 401 and "access_token" not in wrong.json()
+    secret = other.credentials["client_secret"]
+    password = requests.post(
+        token_url, data={"grant_type": "password"}, auth=(other.client_id, secret), timeout=30
+    )
+    assert password.status_code == 400
+    listed = json.loads(stack.cli_ok("client", "list", "--tenant", other_tenant, "--format", "json"))
+    assert listed == [{"client_id": other.client_id, "tenant_id": other_tenant, "name": "Another platform"}]
     assert other.get("/v1/changes").status_code == 200
-    table(stack).delete_api_client(other.client_id)
-    assert other.get("/v1/changes").status_code == 401
+    stack.cli_ok("client", "remove", other.client_id, "--tenant", other_tenant)
+    assert other.get("/v1/changes").status_code == 401  # its token has not expired: the next request stops
+    again = requests.post(
+        token_url, data={"grant_type": "client_credentials"}, auth=(other.client_id, secret), timeout=30
+    )
+    assert again.status_code == 401
 
 
 def test_the_openapi_document_is_valid_openapi_3_1_and_describes_every_route(stack: Stack) -> None:
