@@ -206,3 +206,31 @@ def test_routes_with_a_jwt_authorizer_never_reach_the_function_without_a_valid_t
     answer = client.get("/admin/tenant", headers={"Authorization": f"Bearer {issuer.issue('t1')}"})
     assert answer.status_code == 200
     assert invoked[0]["requestContext"]["authorizer"]["jwt"]["claims"]["rostersync:tenant"] == "t1"
+
+
+def test_a_route_with_authorization_scopes_refuses_a_valid_token_without_one_of_them() -> None:
+    from werkzeug.test import Client
+
+    from rostersync_local.issuer import LocalIssuer
+    from rostersync_local.template import JwtAuthorizerSpec
+
+    issuer = LocalIssuer("http://issuer.test")
+    spec = JwtAuthorizerSpec("http://issuer.test", ("rostersync-api",))
+    invoked: list[Any] = []
+
+    def invoke(function: str, event: Any) -> Invocation:
+        invoked.append(event)
+        return Invocation(payload={"statusCode": 200, "body": "ok"})
+
+    route = RouteSpec("GET", "/v1/{proxy+}", "Delivery", spec, ("rosters/read",))
+    client = Client(ApiGateway([route], invoke, issuer.verify))
+
+    def bearer(scope: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issuer.issue_client('c1', scope, 'rostersync-api')}"}
+
+    assert client.get("/v1/changes", headers=bearer("other/read")).status_code == 403
+    assert client.get("/v1/changes", headers=bearer("")).status_code == 403
+    assert invoked == []
+    assert client.get("/v1/changes", headers=bearer("profile rosters/read")).status_code == 200
+    authorizer = invoked[0]["requestContext"]["authorizer"]["jwt"]
+    assert authorizer["claims"]["client_id"] == "c1" and authorizer["scopes"] == ["profile", "rosters/read"]
