@@ -2,9 +2,10 @@
 
 The demo tenant (a known id) connected to the Canvas simulator through the real OAuth flow, and the
 items each sample finds waiting in AWS: OAuth states at the stage each OAuth sample meets them, a run
-expecting the course worker's course, a grade batch for the grade passback. Seeding again arms the
-samples again (the states unspent, the tenant due for its scheduled sync, the worker's run expecting its
-course); the grade batch is submitted once, so a second passback finds its grades already in Canvas.
+expecting the course worker's course, a grade batch for the grade passback, a client of the delivery
+API. Seeding again arms the samples again (the states unspent, the tenant due for its scheduled sync, the
+worker's run expecting its course); the grade batch is submitted once, so a second passback finds its
+grades already in Canvas.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import requests
 from rostersync.authorization import begin_authorization, canvas_authorize_redirect, complete_authorization
 from rostersync.canvas.urls import normalize_canvas_url
 from rostersync.models import (
+    ApiClient,
     GradeAssignment,
     GradeBatchRecord,
     GradeEntry,
@@ -48,6 +50,8 @@ GRADE_BATCH_ID = "20261126T160000-a1b2c3d4"
 SAMPLE_ASSIGNMENT = GradeAssignment(external_id="sample-exam-1", name="Sample exam 1", points_possible=10)
 SAMPLE_SCORES = (9.0, 7.5, 10.0)
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+# events/delivery_api_changes.json's token names this machine client of the demo tenant.
+SAMPLE_CLIENT_ID = "cexample0client"
 
 
 def seed_demo(services: Services, canvas_url: str, api_url: str) -> dict[str, Any]:
@@ -67,6 +71,9 @@ def seed_demo(services: Services, canvas_url: str, api_url: str) -> dict[str, An
         )
     )
     services.table.put_pending_courses(DEMO_TENANT_ID, COURSE_WORKER_RUN_ID, [SAMPLE_COURSE_ID])
+    services.table.put_api_client(
+        ApiClient(client_id=SAMPLE_CLIENT_ID, tenant_id=DEMO_TENANT_ID, name="Example platform")
+    )
     students = _sample_students(canvas_url)
     grades = GradeStore(services.settings.table_name)
     if grades.get_batch(DEMO_TENANT_ID, GRADE_BATCH_ID) is None:  # a batch is submitted once
@@ -89,6 +96,7 @@ def seed_demo(services: Services, canvas_url: str, api_url: str) -> dict[str, An
         "course_id": SAMPLE_COURSE_ID,
         "course_worker_run_id": COURSE_WORKER_RUN_ID,
         "grade_batch_id": GRADE_BATCH_ID,
+        "delivery_client_id": SAMPLE_CLIENT_ID,
         "graded_students": students,
         "oauth_states": [f"{DEMO_TENANT_ID}.{state}" for state in
                          (START_STATE, CODE_CALLBACK_STATE, DECLINED_CALLBACK_STATE)],

@@ -19,9 +19,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import jsonschema
 import pytest
 import requests
 
+from rostersync.delivery.reading import changes_after
 from rostersync.grades.verify import verify_batch
 from rostersync.models import RunStatus, TenantStatus
 from rostersync.services import Services
@@ -300,6 +302,25 @@ def check_intake(stack: SamLocalStack, invocation: sam_local.LocalInvocation) ->
     assert stack.drain("LiveEventsQueueUrl") == [_sample("live_events_intake.json")["body"]]
 
 
+def check_delivery_changes(stack: SamLocalStack, invocation: sam_local.LocalInvocation) -> None:
+    # The seeded client's feed: the live event's and the worker's commits of the sample course.
+    page = json.loads(_http(invocation, 200)["body"])
+    assert {change["course_id"] for change in page["items"]} == {SAMPLE_COURSE_ID}
+    assert len(page["items"]) == 10 and page["next"] == page["items"][-1]["cursor"]  # the sample's limit
+
+
+def check_feed_publisher(stack: SamLocalStack, invocation: sam_local.LocalInvocation) -> None:
+    _batch(invocation)
+    # The sample's entry (the tenant's first commit, its first three changes) is on the bus: the
+    # example consumer's queue has them, each valid against its detail-type's schema.
+    events = [json.loads(body) for body in stack.drain("ExampleConsumerQueueUrl")]
+    feed = changes_after(stack.services.table, DEMO_TENANT_ID, None, 3).items
+    assert [event["detail"]["id"] for event in events] == [change.cursor for change in feed]
+    for event in events:
+        schema = json.loads((EVENTS / "schemas" / f"{event['detail-type']}.json").read_text())
+        jsonschema.validate(event, schema)
+
+
 Check = Callable[[SamLocalStack, sam_local.LocalInvocation], None]
 SAMPLES: list[tuple[str, str, Check]] = [
     ("sync_scheduler.json", "SyncSchedulerFunction", check_scheduler),
@@ -319,6 +340,8 @@ SAMPLES: list[tuple[str, str, Check]] = [
     ("course_sync_worker.json", "CourseSyncWorkerFunction", check_worker),
     ("grade_passback.json", "GradePassbackFunction", check_grade_passback),
     ("live_events_intake.json", "LiveEventsIntakeFunction", check_intake),
+    ("delivery_api_changes.json", "DeliveryApiFunction", check_delivery_changes),
+    ("feed_publisher.json", "FeedPublisherFunction", check_feed_publisher),
 ]
 
 

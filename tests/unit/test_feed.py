@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rostersync.canvas.models import CanvasCourse, CanvasSection
 from rostersync.delivery.changes import roster_changes
+from rostersync.delivery.publishing import event_schema
 from rostersync.delivery.reading import (
     MAX_CHANGE_PAGE,
     CursorError,
@@ -18,6 +20,7 @@ from rostersync.delivery.reading import (
     changes_after,
     course_roster,
 )
+from rostersync.models import ChangeType
 from rostersync.store.keys import feed_entry_sk, feed_pk, tenant_pk
 from rostersync.store.rosters import CourseWriteConflictError, StoredItem
 from rostersync.store.table import RosterTable
@@ -219,3 +222,11 @@ def test_a_roster_is_read_in_three_dynamodb_requests_and_a_304_in_one(table: Ros
     requests.clear()
     assert course_roster(table, TENANT, 101, etag) == (etag, None)
     assert len(requests) == 1
+
+
+def test_the_event_schemas_under_events_are_the_models_contract() -> None:
+    # events/schemas/<type>.json are generated from the models the feed publishes; consumers read them.
+    folder = Path(__file__).resolve().parents[2] / "events" / "schemas"
+    assert {path.stem for path in folder.glob("*.json")} == {kind.value for kind in ChangeType}
+    for kind in ChangeType:
+        assert json.loads((folder / f"{kind.value}.json").read_text()) == event_schema(kind), kind.value

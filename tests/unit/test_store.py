@@ -230,3 +230,15 @@ def test_write_course_conflicts_while_another_writer_holds_the_lease(table: Rost
             describe_changes=keys_changed,
         )
     assert table.course_items(TENANT, COURSE) == {"USER#7": item("USER#7", "u7")}
+
+
+def test_a_machine_client_maps_to_its_tenant_and_goes_with_it(table: RosterTable) -> None:
+    from rostersync.models import ApiClient
+
+    ours = ApiClient(client_id="c1", tenant_id=TENANT, name="Platform")
+    theirs = ApiClient(client_id="c2", tenant_id="t2", name="Other platform")
+    table.put_api_client(ours)
+    table.put_api_client(theirs)
+    assert table.api_client("c1") == ours and table.list_api_clients(TENANT) == [ours]
+    table.delete_tenant(TENANT)
+    assert table.api_client("c1") is None and table.api_client("c2") == theirs
