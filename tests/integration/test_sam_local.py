@@ -23,7 +23,7 @@ import jsonschema
 import pytest
 import requests
 
-from rostersync.delivery.reading import changes_after
+from rostersync.delivery.reading import FeedPosition, changes_after, feed_cursor
 from rostersync.grades.verify import verify_batch
 from rostersync.models import RunStatus, TenantStatus
 from rostersync.services import Services
@@ -315,7 +315,13 @@ def check_feed_publisher(stack: SamLocalStack, invocation: sam_local.LocalInvoca
     # example consumer's queue has them, each valid against its detail-type's schema.
     events = [json.loads(body) for body in stack.drain("ExampleConsumerQueueUrl")]
     feed = changes_after(stack.services.table, DEMO_TENANT_ID, None, 3).items
-    assert [event["detail"]["id"] for event in events] == [change.cursor for change in feed]
+    assert [(e["detail"]["type"], e["detail"]["course_id"], e["detail"]["data"]) for e in events] == [
+        (change.type.value, change.course_id, change.data) for change in feed
+    ]
+    # Their ids are positions in the entry as the sample's stream record states it (three changes).
+    assert [event["detail"]["id"] for event in events] == [
+        feed_cursor(FeedPosition(1, index, 3)) for index in range(3)
+    ]
     for event in events:
         schema = json.loads((EVENTS / "schemas" / f"{event['detail-type']}.json").read_text())
         jsonschema.validate(event, schema)
