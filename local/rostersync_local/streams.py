@@ -78,7 +78,7 @@ class StreamPoller:
         on_failure_queue_url: str | None,
         invoke: Callable[[str, Any], Invocation],
         retry_delay_seconds: float = 1.0,
-        poll_seconds: float = 0.2,
+        poll_seconds: float = 0.5,
     ) -> None:
         self.trigger = trigger
         self._stream_arn = stream_arn
@@ -91,6 +91,7 @@ class StreamPoller:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"stream-{trigger.logical_id}", daemon=True)
         self._iterators: dict[str, str] = {}
+        self._shard_ids: list[str] = []
 
     def start(self) -> None:
         self._thread.start()
@@ -111,9 +112,10 @@ class StreamPoller:
     def poll_once(self) -> int:
         """Read what each shard holds now, deliver the matching records; how many were read."""
         read = 0
-        shards = self._streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]["Shards"]
-        for shard in shards:
-            shard_id = shard["ShardId"]
+        if not self._iterators:  # moto's stream keeps one shard: listed once, then followed
+            shards = self._streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]["Shards"]
+            self._shard_ids = [shard["ShardId"] for shard in shards]
+        for shard_id in self._shard_ids:
             if shard_id not in self._iterators:
                 self._iterators[shard_id] = self._streams.get_shard_iterator(
                     StreamArn=self._stream_arn,
