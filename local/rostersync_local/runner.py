@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,10 +29,10 @@ from werkzeug.wrappers import Request, Response
 from rostersync_local.api_gateway import ApiGateway
 from rostersync_local.control import LOCAL_AWS_ENVIRONMENT
 from rostersync_local.functions import FunctionPool, Invocation
-from rostersync_local.issuer import LocalIssuer
+from rostersync_local.identity_provider import LocalIdentityProvider, RegisteredClient, UserDirectory
 from rostersync_local.queues import QueuePoller
 from rostersync_local.schedules import ScheduleTimers
-from rostersync_local.template import REGION, StackModel, load_stack
+from rostersync_local.template import REGION, StackModel, UserPoolSpec, load_stack
 
 logger = logging.getLogger("rostersync_local.runner")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -106,28 +107,50 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         aws_endpoint_url = self._start_moto()
         canvas_url = self._start_canvas_simulator() if self._canvas_sim else None
-        # The control server is also the admins' token issuer: it has to exist before the template
-        # is read, since the authorizer's issuer is a stack parameter.
+        # The identity provider stands in for the user pool's hosted UI: its URL is the pool's issuer
+        # (the authorizer's), so it listens before the template is read; it answers once the pool exists.
+        self.identity = LocalIdentityProvider("http://127.0.0.1:0")
+        idp_url = self._serve(self.identity, 0)
+        self.identity.issuer_url = idp_url
         control = _LateBoundApp()
         control_url = self._serve(control, 0)
-        self.issuer = LocalIssuer(control_url)
-        overrides = {
-            **self._parameter_overrides,
-            "AllowInsecureCanvasUrls": "true",
-            "AdminJwtIssuer": control_url,
-        }
+        api_port = self._api_port or free_port()
+        api_url = f"http://127.0.0.1:{api_port}" if self._functions else SAM_LOCAL_API_URL
+        overrides = {**self._parameter_overrides, "AllowInsecureCanvasUrls": "true"}
         if canvas_url:
             overrides["LiveEventsJwksUrl"] = f"{canvas_url}/_sim/jwks.json"
-        model = load_stack(self._template, STACK_NAME, overrides, aws_endpoint_url)
+        # Twice: the user pool's and app client's ids are moto's, known once they are made.
+        first = load_stack(self._template, STACK_NAME, overrides, aws_endpoint_url)
+        made = {
+            logical_id: create_user_pool(pool, aws_endpoint_url, f"{api_url}/console")
+            for logical_id, pool in first.user_pools.items()
+        }
+        physical_ids = {name: value for pool in made.values() for name, value in pool.physical_ids.items()}
+        attributes = {(logical_id, "ProviderURL"): idp_url for logical_id in made}
+        model = load_stack(
+            self._template,
+            STACK_NAME,
+            overrides,
+            aws_endpoint_url,
+            physical_ids=physical_ids,
+            attributes=attributes,
+        )
         create_resources(model, aws_endpoint_url)
+        self.console_client_id = next((client for pool in made.values() for client in pool.clients), "")
+        for pool in made.values():
+            self.identity.serve(pool.directory, pool.clients.values())
         control.target = self._control_app(model)
-        api_url = self._start_functions(model, aws_endpoint_url) if self._functions else SAM_LOCAL_API_URL
+        if self._functions:
+            self._start_functions(model, aws_endpoint_url, api_port)
         outputs = {**model.outputs, "ApiUrl": api_url}
+        if "AdminSignInUrl" in outputs:  # the hosted UI it stands in for
+            outputs["AdminSignInUrl"] = idp_url
         self.endpoints = {
             "api_url": api_url,
             "aws_endpoint_url": aws_endpoint_url,
             **({"canvas_url": canvas_url} if canvas_url else {}),
             "control_url": control_url,
+            "idp_url": idp_url,
             "stack_name": STACK_NAME,
             "region": REGION,
             "outputs": outputs,
@@ -141,8 +164,8 @@ class LocalStack:
         state_file.with_suffix(".tmp").replace(state_file)
         return self.endpoints
 
-    def _start_functions(self, model: StackModel, aws_endpoint_url: str) -> str:
-        """The template's functions in warm pools, its routes, queue triggers and schedules; the API URL."""
+    def _start_functions(self, model: StackModel, aws_endpoint_url: str, api_port: int) -> None:
+        """The template's functions in warm pools, its routes, queue triggers and schedules."""
         sqs = boto3.client(
             "sqs", endpoint_url=aws_endpoint_url, config=Config(retries={"max_attempts": 2}), **_creds()
         )
@@ -151,6 +174,9 @@ class LocalStack:
             "AWS_ENDPOINT_URL": aws_endpoint_url,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
+            # Development only: the settings page also takes a token from its URL fragment (`rostersync
+            # admin token --console-url`); a deployed stack's page signs in only through its IdP.
+            "ROSTERSYNC_DEVELOPMENT_TOKENS": "true",
         }
         for logical_id, spec in model.functions.items():
             concurrency = max(
@@ -164,7 +190,7 @@ class LocalStack:
             self._pools[logical_id] = FunctionPool(
                 spec, base_environment, self.log_dir, spec.max_concurrency or concurrency
             )
-        api_url = self._serve(ApiGateway(model.routes, self.invoke, self.issuer.verify), self._api_port)
+        self._serve(ApiGateway(model.routes, self.invoke, self.identity.verify), api_port)
         self._timers = ScheduleTimers(model.schedules, self.invoke)
         self._timers.start()
         for trigger in model.queue_triggers:
@@ -180,7 +206,6 @@ class LocalStack:
             )
             poller.start()
             self._pollers.append(poller)
-        return api_url
 
     def _start_moto(self) -> str:
         port = self._aws_port or free_port()
@@ -245,16 +270,14 @@ class LocalStack:
             request = Request(environ)
             parts = request.path.strip("/").split("/")
             body: Any
-            if request.method == "GET" and parts == [".well-known", "openid-configuration"]:
-                body, status = self.issuer.openid_configuration(), 200
-            elif request.method == "GET" and parts == [".well-known", "jwks.json"]:
-                body, status = self.issuer.jwks(), 200
-            elif request.method == "POST" and parts == ["tokens"]:
+            if request.method == "POST" and parts == ["tokens"]:
+                # Development tokens (`rostersync admin token`): an access token of the console's client
+                # for a subject, without the sign-in (the CLI records the subject's memberships).
                 wanted = request.get_json(silent=True) or {}
-                if not wanted.get("tenant"):
-                    body, status = {"error": "give a tenant"}, 400
+                if not wanted.get("subject"):
+                    body, status = {"error": "give a subject"}, 400
                 else:
-                    token = self.issuer.issue(str(wanted["tenant"]), operator=bool(wanted.get("operator")))
+                    token = self.identity.access_token(str(wanted["subject"]), self.console_client_id)
                     body, status = {"token": token}, 200
             elif request.method == "GET" and parts == ["status"]:
                 body = {
@@ -320,6 +343,44 @@ class _LateBoundApp:
         if self.target is None:
             return Response('{"error": "starting"}', status=503)(environ, start_response)
         return self.target(environ, start_response)
+
+
+@dataclass(frozen=True)
+class MadeUserPool:
+    physical_ids: dict[str, str]  # logical id -> moto's id, for the pool and its app clients
+    clients: dict[str, RegisteredClient]  # by client id
+    directory: UserDirectory
+
+
+def create_user_pool(pool: UserPoolSpec, endpoint: str, console_url: str) -> MadeUserPool:
+    """The template's user pool, app clients and groups, in moto. The clients' callback and logout URLs
+    are the local console's (the template names the deployed API's)."""
+    cognito = boto3.client("cognito-idp", endpoint_url=endpoint, **_creds())
+    properties = pool.properties
+    pool_id = cognito.create_user_pool(
+        PoolName=str(properties.get("UserPoolName", pool.logical_id)),
+        UsernameAttributes=properties.get("UsernameAttributes", []),
+        AutoVerifiedAttributes=properties.get("AutoVerifiedAttributes", []),
+    )["UserPool"]["Id"]
+    physical_ids = {pool.logical_id: pool_id}
+    clients: dict[str, RegisteredClient] = {}
+    for logical_id, client in pool.clients.items():
+        client_id = cognito.create_user_pool_client(
+            UserPoolId=pool_id,
+            ClientName=str(client["ClientName"]),
+            GenerateSecret=bool(client.get("GenerateSecret", False)),
+            CallbackURLs=[console_url],
+            LogoutURLs=[console_url],
+            AllowedOAuthFlows=client.get("AllowedOAuthFlows", []),
+            AllowedOAuthScopes=client.get("AllowedOAuthScopes", []),
+            AllowedOAuthFlowsUserPoolClient=bool(client.get("AllowedOAuthFlowsUserPoolClient")),
+        )["UserPoolClient"]["ClientId"]
+        physical_ids[logical_id] = client_id
+        clients[client_id] = RegisteredClient(client_id, frozenset([console_url]), frozenset([console_url]))
+    for group in pool.groups.values():
+        cognito.create_group(UserPoolId=pool_id, GroupName=str(group["GroupName"]))
+    console_client = next(iter(clients), "")
+    return MadeUserPool(physical_ids, clients, UserDirectory(cognito, pool_id, console_client))
 
 
 def create_resources(model: StackModel, endpoint: str) -> None:

@@ -26,6 +26,11 @@ Layout (pk / sk):
   T#<t>                 GRADEBATCH#<batch>      the batch in the tenant's list (batch ids sort by time)
   T#<t>                 ASSIGNMENT#<course>#<ext id>  our assignment id -> the Canvas assignment id, and
                                                 while one is being created, who claimed the creation
+  T#<t>                 ADMIN#<subject>         an admin of the tenant (email, who added them, when)
+  ADMIN#<subject>       TENANT#<t>              the same membership under the admin's token subject
+                                                (read on every admin request)
+  ADMIN#<subject>       OPERATOR                the subject is an operator
+  ADMIN#<subject>       PROFILE                 signed_out_at: tokens issued before it are refused
   idempotency#<function>  <function>.<handler>#<payload hash>   Powertools idempotency records (a
                                                 live event applied, a grade push), TTL a day; not a
                                                 tenant's, so deleting a tenant leaves them to expire
@@ -55,6 +60,24 @@ GRADE_PREFIX = "GRADE#"
 SECTION_PREFIX = "SECTION#"
 USER_PREFIX = "USER#"
 ENROLLMENT_PREFIX = "ENROLLMENT#"
+
+
+ADMIN_PREFIX = "ADMIN#"
+ADMIN_TENANT_PREFIX = "TENANT#"
+OPERATOR_SK = "OPERATOR"
+PROFILE_SK = "PROFILE"
+
+
+def admin_pk(subject: str) -> str:
+    return f"{ADMIN_PREFIX}{subject}"
+
+
+def admin_tenant_sk(tenant_id: str) -> str:
+    return f"{ADMIN_TENANT_PREFIX}{tenant_id}"
+
+
+def tenant_admin_sk(subject: str) -> str:
+    return f"{ADMIN_PREFIX}{subject}"
 
 
 def tenant_pk(tenant_id: str) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 
 import boto3
 
+from rostersync.store.admins import AdminRecords
 from rostersync.store.holds import HoldRecords
 from rostersync.store.leases import LeaseRecords
 from rostersync.store.live_events import LiveEventRecords
@@ -17,6 +18,7 @@ from rostersync.store.tenants import TenantRecords
 
 class RosterTable(
     TenantRecords,
+    AdminRecords,
     LeaseRecords,
     OAuthStateRecords,
     RunRecords,
