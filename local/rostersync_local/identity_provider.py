@@ -44,7 +44,8 @@ TOKEN_TTL_SECONDS = 3600
 SESSION_COOKIE = "rostersync_idp_session"
 # One message for a wrong password and an unknown email, as Cognito's hosted UI: nothing else leaks.
 WRONG_CREDENTIALS = "Incorrect email or password."
-PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+# form-action covers the redirect after the form: the login form may end at the registered clients.
+PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {}; frame-ancestors 'none'"
 
 
 @dataclass(frozen=True)
@@ -336,7 +337,7 @@ class LocalIdentityProvider:
         login_id = secrets.token_urlsafe(24)
         with self._state.lock:
             self._state.logins[login_id] = authorization
-        return _login_form(login_id)
+        return _login_form(login_id, self._form_targets())
 
     def _login(self, request: Request) -> Response:
         login_id = request.form.get("login", "")
@@ -352,11 +353,12 @@ class LocalIdentityProvider:
         except PasswordChangeRequiredError:
             return _login_form(
                 login_id,
+                self._form_targets(),
                 "This account still has its temporary password; set a password with "
                 "`rostersync admin invite --password` on the local stack.",
             )
         if user is None:
-            return _login_form(login_id, WRONG_CREDENTIALS, email)
+            return _login_form(login_id, self._form_targets(), WRONG_CREDENTIALS, email)
         with self._state.lock:
             self._state.logins.pop(login_id, None)
         session = secrets.token_urlsafe(32)
@@ -445,6 +447,9 @@ class LocalIdentityProvider:
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
+    def _form_targets(self) -> str:
+        return " ".join(sorted({origin for client in self._clients.values() for origin in client.origins}))
+
     def _allow_client_origin(self, request: Request, response: Response) -> None:
         origin = request.headers.get("Origin", "")
         if any(origin in client.origins for client in self._clients.values()):
@@ -468,7 +473,7 @@ def _redirect_error(redirect_uri: str, state: str | None, error: str, descriptio
     return _redirect(f"{redirect_uri}?{urlencode(parameters)}")
 
 
-def _page(status: int, title: str, message: str, body: str = "") -> Response:
+def _page(status: int, title: str, message: str, body: str = "", form_targets: str = "") -> Response:
     html = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{escape(title)} - rostersync sign-in</title>"
@@ -478,13 +483,13 @@ def _page(status: int, title: str, message: str, body: str = "") -> Response:
         f"{escape(message)}</p>{body}</main></body></html>"
     )
     response = Response(html, status=status, content_type="text/html; charset=utf-8")
-    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    response.headers["Content-Security-Policy"] = PAGE_POLICY.format(form_targets).replace(" ;", ";")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     return response
 
 
-def _login_form(login_id: str, error: str = "", email: str = "") -> Response:
+def _login_form(login_id: str, form_targets: str, error: str = "", email: str = "") -> Response:
     form = (
         "<form method='post' action='/login'>"
         f"<input type='hidden' name='login' value='{escape(login_id)}'>"
@@ -495,6 +500,5 @@ def _login_form(login_id: str, error: str = "", email: str = "") -> Response:
         "<input id='password' name='password' type='password' autocomplete='current-password' required>"
         "<p><button type='submit'>Sign in</button></p></form>"
     )
-    return _page(
-        400 if error else 200, "Sign in to rostersync", error or "Sign in with your email and password.", form
-    )
+    message = error or "Sign in with your email and password."
+    return _page(400 if error else 200, "Sign in to rostersync", message, form, form_targets)
