@@ -9,12 +9,15 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import requests
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from rostersync.services import Services
 from rostersync.store.user_pool import UserPool
 
 DISCOVERY_TIMEOUT_SECONDS = 3
+logger = Logger()
 
 
 class SignInError(Exception):
@@ -77,9 +80,22 @@ class SignInConfiguration(BaseModel):
     development_tokens: bool
 
 
-@functools.cache
+_console_clients: dict[str, str] = {}  # pool id -> the page's client id, once found (per container)
+
+
 def _console_client_id(pool_id: str) -> str:
-    return UserPool(pool_id).console_client_id() or ""
+    """The page's client in the pool; empty when it cannot be found (e.g. under `sam local`, whose
+    environment names no real pool): the page then says that sign-in is not configured."""
+    if pool_id not in _console_clients:
+        try:
+            found = UserPool(pool_id).console_client_id()
+        except (BotoCoreError, ClientError):
+            logger.warning("cannot read the admins' user pool", extra={"pool": pool_id})
+            return ""
+        if found is None:
+            return ""
+        _console_clients[pool_id] = found
+    return _console_clients[pool_id]
 
 
 def sign_in_configuration(services: Services) -> SignInConfiguration:
