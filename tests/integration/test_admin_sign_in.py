@@ -29,6 +29,11 @@ def stack_state(stack: Stack) -> dict[str, Any]:
     return state
 
 
+def new_tenant(stack: Stack, name: str) -> str:
+    """A tenant without Canvas settings (its admin enters them on the page)."""
+    return stack.cli_ok("tenant", "add", "--name", name, "--allow-insecure-canvas")
+
+
 def invite(stack: Stack, tenant_id: str, email: str) -> None:
     url = stack.cli_ok("admin", "invite", "--tenant", tenant_id, "--email", email, "--password", PASSWORD)
     assert url == f"{stack.api_url}/console"
@@ -49,7 +54,7 @@ def submit(page: Page, email: str, password: str) -> None:
 
 def test_an_invited_admin_signs_in_saves_a_setting_is_removed_and_signs_out(stack: Stack, page: Page) -> None:
     idp_url = stack_state(stack)["idp_url"]
-    tenant_id = stack.add_tenant(name="Sign-in University")
+    tenant_id = new_tenant(stack, "Sign-in University")
     invite(stack, tenant_id, "dana@signin.example.edu")
     bearer_tokens: list[str] = []
 
@@ -110,9 +115,9 @@ def test_an_invited_admin_signs_in_saves_a_setting_is_removed_and_signs_out(stac
 
 def test_an_admin_of_two_tenants_picks_one_and_never_reaches_a_third(stack: Stack, page: Page) -> None:
     idp_url = stack_state(stack)["idp_url"]
-    first = stack.add_tenant(name="Picker College")
-    second = stack.add_tenant(name="Picker Institute")
-    third = stack.add_tenant(name="Somebody Else's University")
+    first = new_tenant(stack, "Picker College")
+    second = new_tenant(stack, "Picker Institute")
+    third = new_tenant(stack, "Somebody Else's University")
     for tenant_id in (first, second):
         invite(stack, tenant_id, "pat@picker.example.edu")
     page.goto(f"{stack.api_url}/console")
@@ -138,7 +143,7 @@ def test_an_admin_of_two_tenants_picks_one_and_never_reaches_a_third(stack: Stac
 
 def test_a_forged_state_or_a_swapped_nonce_is_refused_by_the_page(stack: Stack, page: Page) -> None:
     idp_url = stack_state(stack)["idp_url"]
-    tenant_id = stack.add_tenant(name="Nonce College")
+    tenant_id = new_tenant(stack, "Nonce College")
     invite(stack, tenant_id, "sam@nonce.example.edu")
 
     page.goto(f"{stack.api_url}/console?code=stolen-code&state=forged-state")
@@ -228,7 +233,7 @@ def sign_in_by_hand(stack: Stack, email: str) -> dict[str, Any]:
 
 
 def test_a_replayed_code_a_wrong_verifier_and_foreign_tokens_are_refused(stack: Stack) -> None:
-    tenant_id = stack.add_tenant(name="Replay College")
+    tenant_id = new_tenant(stack, "Replay College")
     invite(stack, tenant_id, "lee@replay.example.edu")
     verifier = secrets.token_urlsafe(48)
 

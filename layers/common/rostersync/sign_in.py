@@ -54,6 +54,7 @@ def admin_session(services: Services, claims: dict[str, object], wanted_tenant: 
         tenant = services.table.get_tenant(membership.tenant_id)
         if tenant is not None:  # a deleted tenant's membership is left to nobody
             tenants.append(AdminTenant(tenant_id=tenant.tenant_id, name=tenant.name))
+    tenants.sort(key=lambda tenant: (tenant.name.casefold(), tenant.tenant_id))  # as the picker lists them
     ids = [tenant.tenant_id for tenant in tenants]
     if wanted_tenant:
         if wanted_tenant not in ids:
