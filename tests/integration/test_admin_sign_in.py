@@ -69,6 +69,7 @@ def test_an_invited_admin_signs_in_saves_a_setting_is_removed_and_signs_out(stac
     sign_in_form(page, idp_url)
     submit(page, "dana@signin.example.edu", "not-the-password")
     expect(page.get_by_role("alert")).to_have_text("Incorrect email or password.")
+    page.screenshot(path=str(test_admin_console.SCREENSHOTS / "sign-in-refused.png"))
     submit(page, "nobody@signin.example.edu", PASSWORD)  # unknown email: the very same answer
     expect(page.get_by_role("alert")).to_have_text("Incorrect email or password.")
     submit(page, "dana@signin.example.edu", PASSWORD)
@@ -76,6 +77,7 @@ def test_an_invited_admin_signs_in_saves_a_setting_is_removed_and_signs_out(stac
     page.wait_for_url(f"{stack.api_url}/console")
     expect(page.locator("#whoami")).to_contain_text("Sign-in University")
     expect(page.locator("#signed-in-as")).to_contain_text("dana@signin.example.edu")
+    page.screenshot(path=str(test_admin_console.SCREENSHOTS / "signed-in.png"))
     assert "code=" not in page.url and "token" not in page.url
     stored = page.evaluate("JSON.stringify([localStorage, sessionStorage])")
     assert bearer_tokens and bearer_tokens[-1] not in stored  # tokens stay in the page's memory
