@@ -6,6 +6,7 @@ The library is called directly (no runner), so each case stays small and fast.
 import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -258,6 +259,33 @@ def test_a_crashed_workers_slot_is_reclaimed_when_its_lease_ends(services: Servi
     with canvas_slot(services, tenant.tenant_id) as slot:
         assert slot == 0
     services.table.release_canvas_slot(tenant.tenant_id, 1, "busy")
+
+
+def test_workers_sharing_a_tenant_raise_its_canvas_concurrency_without_being_throttled(
+    services: Services,
+) -> None:
+    # Canvas's documented throttle (server-time costs, its default bucket), 100 ms latency, and ten
+    # workers syncing one tenant's courses at once (waiting for a slot as long as a worker does): the
+    # in-flight limit starts at the fixture's 2
+    services = Services.from_settings(services.settings.model_copy(update={"canvas_slot_wait_seconds": 60.0}))
+    config = SimulatorConfig(seed=11, courses=24, reference_year=2026, throttle=True, latency_ms=100)
+    with serve(config) as busy:
+        tenant = connect(services, busy)
+        truth = requests.get(f"{busy.url}/_sim/ground_truth", timeout=10).json()
+        courses = [
+            CanvasCourse.model_validate(c) for c in truth["courses"] if c["workflow_state"] == "available"
+        ]
+        requests.post(f"{busy.url}/_sim/stats/reset", timeout=10)
+        with ThreadPoolExecutor(max_workers=10) as workers:
+            results = list(
+                workers.map(lambda course: sync_course(services, message(tenant, course), attempt=1), courses)
+            )
+        stats = requests.get(f"{busy.url}/_sim/stats", timeout=10).json()
+    assert {result.outcome for result in results} == {CourseOutcome.SUCCEEDED}
+    assert stats["throttled_total"] == 0 and sum(result.canvas_throttled for result in results) == 0
+    assert stats["peak_in_flight"] > 3  # the old fixed cap: 3 workers, one request each
+    limit = services.table.canvas_limit(tenant.tenant_id)
+    assert limit is not None and limit > 3
 
 
 def test_the_export_carries_no_token(services: Services, sim: RunningSimulator, tenant: Tenant) -> None:
