@@ -21,7 +21,7 @@ from rostersync.authorization import begin_authorization, canvas_authorize_redir
 from rostersync.canvas.errors import AuthorizationError, CanvasNotConfiguredError, CanvasUnavailableError
 from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.scopes import LIST_COURSE_ENROLLMENTS, required_scopes
-from rostersync.connection import canvas_slot, token_source_for
+from rostersync.connection import SharedCanvasLimit, canvas_slot, token_source_for
 from rostersync.models import (
     CourseOutcome,
     CourseSyncMessage,
@@ -251,6 +251,37 @@ def test_the_per_tenant_cap_holds_across_workers_and_frees_on_release(
             pass
     with canvas_slot(services, tenant.tenant_id) as again:
         assert again in {0, 1}
+
+
+def test_a_slot_for_several_requests_counts_that_many_against_the_limit(
+    services: Services, tenant: Tenant
+) -> None:
+    # the fixture's limit of 2 holds one course reading its two lists at once
+    with canvas_slot(services, tenant.tenant_id, requests=2) as only:
+        assert only == 0
+        with (
+            pytest.raises(CanvasUnavailableError, match="all 1 Canvas slots"),
+            canvas_slot(services, tenant.tenant_id, requests=2),
+        ):
+            pass
+
+
+def test_workers_share_the_in_flight_limit_through_the_table(services: Services, tenant: Tenant) -> None:
+    now = [0.0]
+    first = SharedCanvasLimit(services, tenant.tenant_id, clock=lambda: now[0])
+    second = SharedCanvasLimit(services, tenant.tenant_id, clock=lambda: now[0])
+    assert first.current() == second.current() == 2  # nothing stored yet: the configured start
+    answers = 0
+    while first.current() < 5 and answers < 20:  # roomy answers: about one more per round of answers
+        first.observe(500.0)
+        answers += 1
+    assert first.current() == 5 and services.table.canvas_limit(tenant.tenant_id) == 5
+    assert second.current() == 2  # read a moment ago: not again before REREAD_SECONDS
+    now[0] += SharedCanvasLimit.REREAD_SECONDS
+    assert second.current() == 5
+    second.throttled()
+    now[0] += SharedCanvasLimit.REREAD_SECONDS
+    assert first.current() == 2 and services.table.canvas_limit(tenant.tenant_id) == 2
 
 
 def test_a_crashed_workers_slot_is_reclaimed_when_its_lease_ends(services: Services, tenant: Tenant) -> None:
