@@ -27,6 +27,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from rostersync_local.api_gateway import ApiGateway
+from rostersync_local.canvas_sim.config import COST_MODELS
 from rostersync_local.control import LOCAL_AWS_ENVIRONMENT
 from rostersync_local.functions import FunctionPool, Invocation
 from rostersync_local.identity_provider import LocalIdentityProvider, RegisteredClient, UserDirectory
@@ -74,6 +75,7 @@ class LocalStack:
         canvas_sim: bool = True,
         seed: int = 7,
         courses: int = 60,
+        canvas_cost: str = "documented",
         api_port: int = 0,
         aws_port: int = 0,
         canvas_port: int = 0,
@@ -87,6 +89,7 @@ class LocalStack:
         self._canvas_sim = canvas_sim
         self._seed = seed
         self._courses = courses
+        self._canvas_cost = canvas_cost
         self._api_port = api_port
         self._aws_port = aws_port
         self._canvas_port = canvas_port
@@ -234,6 +237,8 @@ class LocalStack:
                 str(self._seed),
                 "--courses",
                 str(self._courses),
+                "--canvas-cost",
+                self._canvas_cost,
             ],
             stdout=subprocess.PIPE,
         )
@@ -454,6 +459,12 @@ def main() -> int:
     parser.add_argument("--no-canvas-sim", action="store_true")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--courses", type=int, default=60)
+    parser.add_argument(
+        "--canvas-cost",
+        choices=COST_MODELS,
+        default="documented",
+        help="the simulator's request cost: Canvas's documented server time, or the dearer 'stress' profile",
+    )
     parser.add_argument("--api-port", type=int, default=0)
     parser.add_argument("--aws-port", type=int, default=0, help="moto's port (0: any free one)")
     parser.add_argument("--canvas-port", type=int, default=0, help="the Canvas simulator's (0: any free one)")
@@ -478,6 +489,7 @@ def main() -> int:
         canvas_sim=not arguments.no_canvas_sim,
         seed=arguments.seed,
         courses=arguments.courses,
+        canvas_cost=arguments.canvas_cost,
         api_port=arguments.api_port,
         aws_port=arguments.aws_port,
         canvas_port=arguments.canvas_port,

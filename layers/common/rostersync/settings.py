@@ -26,9 +26,11 @@ class Settings(BaseSettings):
     # Refresh access tokens this long before Canvas says they expire (a quarter of a short lifetime at most).
     token_refresh_margin_seconds: int = Field(default=300, ge=0)
     oauth_state_ttl_seconds: int = Field(default=600, gt=0)
-    # At most this many workers call one tenant's Canvas at once (a leased slot each), so a large
-    # tenant neither trips its own rate limit nor takes every worker from the others.
-    canvas_concurrency_per_tenant: int = Field(default=3, ge=1)
+    # The Canvas requests a tenant may have in flight before its answers say more (or fewer) fit: the
+    # limit then follows X-Rate-Limit-Remaining (rostersync.canvas.concurrency), shared by the tenant's
+    # workers through leased slots, so a large tenant neither trips its own rate limit nor takes every
+    # worker from the others.
+    canvas_concurrency_per_tenant: int = Field(default=6, ge=1)
     canvas_slot_wait_seconds: float = Field(default=60.0, ge=0)
     canvas_slot_lease_seconds: int = Field(default=150, gt=0)
     manual_sync_cooldown_seconds: int = Field(default=60, ge=0)

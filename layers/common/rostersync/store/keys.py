@@ -4,7 +4,10 @@ Layout (pk / sk):
   T#<t>                 TENANT                  the tenant's settings and status, and the token refresh
                                                 lock (gsi1: TENANTS / <t>)
   T#<t>                 OAUTH#<state>           a pending OAuth authorization (TTL 10 min, single use)
-  T#<t>                 SLOT#<n>                a leased Canvas concurrency slot (n < the per-tenant cap)
+  T#<t>                 SLOT#<n>                a leased Canvas concurrency slot (n < the slots the tenant's
+                                                in-flight limit allows)
+  T#<t>                 CANVAS_LIMIT            the tenant's in-flight Canvas request limit, shared by its
+                                                workers (TTL a day after its last change)
   T#<t>                 COOLDOWN#<scope>        a running "sync now" cooldown (TTL an hour after it ends)
   T#<t>                 BUDGET#<scope>#<window start>   the uses counted in a fixed window (TTL)
   T#<t>                 COURSE#<course>         a synced course (data + content hash, its roster's
@@ -44,6 +47,7 @@ TENANTS_INDEX_PK = "TENANTS"
 TENANT_SK = "TENANT"
 OAUTH_PREFIX = "OAUTH#"
 SLOT_PREFIX = "SLOT#"
+CANVAS_LIMIT_SK = "CANVAS_LIMIT"
 COOLDOWN_PREFIX = "COOLDOWN#"
 BUDGET_PREFIX = "BUDGET#"
 COURSE_PREFIX = "COURSE#"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aws_lambda_powertools import Logger
+from pydantic import BaseModel
 
 from rostersync.canvas.client import CanvasClient, Params
 from rostersync.canvas.errors import CanvasError
@@ -17,7 +19,7 @@ from rostersync.canvas.scopes import (
     LIST_COURSE_USERS,
     Endpoint,
 )
-from rostersync.connection import canvas_client_for, canvas_slot
+from rostersync.connection import canvas_client_for, canvas_slot, shared_canvas_limit
 from rostersync.errors import RetryLaterError
 from rostersync.models import (
     ChangeCounts,
@@ -50,41 +52,59 @@ from rostersync.sync.roster import (
 )
 
 logger = Logger(child=True)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class ListReader(Protocol):
-    """What reading a course needs from Canvas: every page of a list (a CanvasClient, or the self-test's
-    probe, which reads a sample course exactly as a sync does)."""
+    """What reading a course needs from Canvas: each page of a list as it arrives (a CanvasClient, or the
+    self-test's probe, which reads a sample course exactly as a sync does). Called from several threads."""
 
-    def get_all(self, endpoint: Endpoint, params: Params | None = None, **path: int | str) -> list[Any]: ...
+    def pages(
+        self, endpoint: Endpoint, params: Params | None = None, **path: int | str
+    ) -> Iterator[list[Any]]: ...
 
 
-def fetch_course_roster(client: ListReader, tenant: Tenant, message: CourseSyncMessage) -> CourseRoster:
-    """Every page of every list, or an exception: a partial fetch is never returned."""
+def course_lists(tenant: Tenant) -> int:
+    """How many lists a course's sync reads from Canvas (at once): sections, enrollments, and the users
+    when the tenant needs their emails."""
+    return 3 if tenant.settings.needs_emails else 2
+
+
+def _read_list(
+    client: ListReader, model: type[ModelT], endpoint: Endpoint, params: Params, course_id: int
+) -> list[ModelT]:
+    # Each page is validated as it arrives and its raw JSON dropped: a big course never holds both whole.
+    pages = client.pages(endpoint, params, course_id=course_id)
+    return [model.model_validate(item) for page in pages for item in page]
+
+
+def fetch_course_roster(
+    client: ListReader, tenant: Tenant, message: CourseSyncMessage, *, parallel: int = 1
+) -> CourseRoster:
+    """Every page of every list, or an exception: a partial fetch is never returned. The lists are
+    independent, so up to `parallel` of them are read at once."""
     course_id = message.course.id
-    sections = [
-        CanvasSection.model_validate(item)
-        for item in client.get_all(LIST_COURSE_SECTIONS, course_id=course_id)
+    enrollment_states = [("state[]", state) for state in SYNCED_ENROLLMENT_STATES]
+    user_params = [
+        ("include[]", "email"),
+        *(("enrollment_state[]", state) for state in SYNCED_ENROLLMENT_STATES),
     ]
-    enrollments = [
-        CanvasEnrollment.model_validate(item)
-        for item in client.get_all(
-            LIST_COURSE_ENROLLMENTS,
-            [("state[]", state) for state in SYNCED_ENROLLMENT_STATES],
-            course_id=course_id,
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, course_lists(tenant)))) as pool:
+        sections = pool.submit(_read_list, client, CanvasSection, LIST_COURSE_SECTIONS, [], course_id)
+        enrollments = pool.submit(
+            _read_list, client, CanvasEnrollment, LIST_COURSE_ENROLLMENTS, enrollment_states, course_id
         )
-    ]
-    users: list[CanvasUser] = []
-    if tenant.settings.needs_emails:
-        params = [
-            ("include[]", "email"),
-            *(("enrollment_state[]", state) for state in SYNCED_ENROLLMENT_STATES),
-        ]
-        users = [
-            CanvasUser.model_validate(item)
-            for item in client.get_all(LIST_COURSE_USERS, params, course_id=course_id)
-        ]
-    return build_course_roster(message.course, sections, enrollments, users, tenant.settings)
+        users = (
+            pool.submit(_read_list, client, CanvasUser, LIST_COURSE_USERS, user_params, course_id)
+            if tenant.settings.needs_emails
+            else None
+        )
+        try:
+            read = (sections.result(), enrollments.result(), users.result() if users is not None else [])
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # a list not started yet is not read for nothing
+            raise
+    return build_course_roster(message.course, *read, tenant.settings)
 
 
 def sync_course(services: Services, message: CourseSyncMessage, attempt: int) -> CourseResult:
@@ -104,9 +124,12 @@ def sync_course(services: Services, message: CourseSyncMessage, attempt: int) ->
             services, result.model_copy(update={"error_code": code, "error_message": "tenant not syncable"})
         )
     client = canvas_client_for(services, tenant)
+    lists = course_lists(tenant)
     try:
-        with canvas_slot(services, tenant.tenant_id):
-            roster = fetch_course_roster(client, tenant, message)
+        # One slot stands for the course's lists read at once (fewer when the tenant's limit is lower).
+        with canvas_slot(services, tenant.tenant_id, requests=lists):
+            parallel = min(lists, shared_canvas_limit(services, tenant.tenant_id).current())
+            roster = fetch_course_roster(client, tenant, message, parallel=parallel)
     except CanvasError as error:
         # Revoked grants, missing scopes and refusals are final; outages get the queue's retries.
         final = not error.retryable or attempt >= services.settings.course_sync_max_receive_count
