@@ -5,17 +5,21 @@ handler raises is reported back as a partial batch failure, so SQS retries only 
 end moves it to the dead-letter queue). The handler carries Powertools' logging context and tracing.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
+
+if TYPE_CHECKING:  # only the functions that use idempotency import it, at their cold start
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
 # The function's own logger and tracer: Powertools shares one instance per service across modules.
 logger = Logger()
