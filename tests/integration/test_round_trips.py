@@ -168,7 +168,6 @@ def test_a_batch_syncs_each_course_in_few_dynamodb_requests(
         return besides / BATCH_SIZE
 
     # The roster's items go in as few pages as DynamoDB allows (25 items a page, each course apart)...
-    print(dict(first), dict(again))
     assert first["roster items"] > 0
     assert first["roster page"] <= first["roster items"] / 25 + BATCH_SIZE
     # ...and the rest of a first sync fits in 5 requests a course: 6 with a one-page roster.
