@@ -78,7 +78,7 @@ def roster_digest(items: Iterable[StoredItem]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def _course_row(item: dict[str, Any]) -> CourseRow:
+def course_row_from_item(item: dict[str, Any]) -> CourseRow:
     course = StoredItem(item["sk"], item["data"], item["content_hash"]) if "data" in item else None
     out_of_scope = (
         OutOfScope(
@@ -115,7 +115,7 @@ class RosterRecords(TableRecords):
     def course_row(self, tenant_id: str, course_id: int) -> CourseRow | None:
         """The course's own row; None when no writer ever claimed it, so no roster item of it exists."""
         item = self._table.get_item(Key=_course_key(tenant_id, course_id), ConsistentRead=True).get("Item")
-        return _course_row(item) if item is not None else None
+        return course_row_from_item(item) if item is not None else None
 
     def list_course_rows(self, tenant_id: str) -> list[CourseRow]:
         """Every course row of the tenant (one query, paged)."""
@@ -123,7 +123,7 @@ class RosterRecords(TableRecords):
             KeyConditionExpression=Key("pk").eq(tenant_pk(tenant_id)) & Key("sk").begins_with(COURSE_PREFIX),
             ConsistentRead=True,
         )
-        return [_course_row(item) for item in items]
+        return [course_row_from_item(item) for item in items]
 
     def courses_of_user(self, tenant_id: str, user_id: int) -> list[int]:
         items = self._query(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -37,7 +38,7 @@ from rostersync.models import (
     utc_now,
 )
 from rostersync.services import Services
-from rostersync.store.rosters import CourseWriteConflictError, StoredItem, roster_digest
+from rostersync.store.rosters import CourseRow, CourseWriteConflictError, StoredItem, roster_digest
 from rostersync.sync.roster import (
     SYNCED_ENROLLMENT_STATES,
     CourseRoster,
@@ -107,84 +108,151 @@ def fetch_course_roster(
     return build_course_roster(message.course, *read, tenant.settings)
 
 
+class CourseBatch:
+    """The courses one worker invocation syncs. Their tenants, own rows and holds are read together up
+    front, and their results and sync errors written together at the end, where each run's completion is
+    checked once: a course's sync costs DynamoDB a few requests, whatever the batch holds.
+
+    A row read up front may be older than the course when its turn comes; the write stays safe, as it is
+    conditional on the generation the row showed (a newer commit is a write conflict, retried later)."""
+
+    def __init__(self, services: Services, messages: Sequence[CourseSyncMessage]) -> None:
+        self._services = services
+        self._view = services.table.read_courses((m.tenant_id, m.course.id) for m in messages)
+        # Each course's rows serve it once: a course met again in the batch is read again.
+        self._unused = {(m.tenant_id, m.course.id) for m in messages}
+        self._results: list[CourseResult] = []
+        self._errors: list[SyncError] = []
+
+    def sync(self, message: CourseSyncMessage, attempt: int) -> CourseResult:
+        """Sync one course of a run and keep its result. Raises RetryLaterError when another attempt
+        may help."""
+        result = CourseResult(
+            tenant_id=message.tenant_id,
+            run_id=message.run_id,
+            course_id=message.course.id,
+            outcome=CourseOutcome.FAILED,
+            attempt=attempt,
+        )
+        tenant, row, hold = self._starting_point(message)
+        if tenant is None or tenant.status is not TenantStatus.ACTIVE:
+            code = "unknown_tenant" if tenant is None else tenant.status.value
+            return self._keep(
+                result.model_copy(update={"error_code": code, "error_message": "tenant not syncable"})
+            )
+        client = canvas_client_for(self._services, tenant)
+        lists = course_lists(tenant)
+        try:
+            # One slot stands for the course's lists read at once (fewer when the tenant's limit is lower).
+            with canvas_slot(self._services, tenant.tenant_id, requests=lists):
+                parallel = min(lists, shared_canvas_limit(self._services, tenant.tenant_id).current())
+                roster = fetch_course_roster(client, tenant, message, parallel=parallel)
+        except CanvasError as error:
+            # Revoked grants, missing scopes and refusals are final; outages get the queue's retries.
+            final = not error.retryable or attempt >= self._services.settings.course_sync_max_receive_count
+            if not error.retryable:  # the tenant's status may have changed: read it again for the next course
+                self._unused = {key for key in self._unused if key[0] != tenant.tenant_id}
+            failed = result.model_copy(
+                update={
+                    "outcome": CourseOutcome.FAILED if final else CourseOutcome.RETRYING,
+                    "error_code": error.code,
+                    "error_message": str(error),
+                    **_client_counts(client),
+                }
+            )
+            self._keep(failed)
+            logger.warning(
+                "course sync failed",
+                extra={"course_id": message.course.id, "code": error.code, "final": final},
+            )
+            if not final:
+                raise RetryLaterError(str(error)) from error
+            return failed
+        try:
+            counts, held, errors = apply_roster(self._services, tenant, message, roster, row=row, hold=hold)
+        except CourseWriteConflictError as error:
+            # Another worker wrote the course meanwhile (a redelivery, a live event): read Canvas again later.
+            final = attempt >= self._services.settings.course_sync_max_receive_count
+            conflict = result.model_copy(
+                update={
+                    "outcome": CourseOutcome.FAILED if final else CourseOutcome.RETRYING,
+                    "error_code": "write_conflict",
+                    "error_message": str(error),
+                    **_client_counts(client),
+                }
+            )
+            self._keep(conflict)
+            logger.warning("course write conflict", extra={"course_id": message.course.id, "final": final})
+            if not final:
+                raise RetryLaterError(str(error)) from error
+            return conflict
+        self._errors += errors
+        done = result.model_copy(
+            update={
+                "outcome": CourseOutcome.HELD if held else CourseOutcome.SUCCEEDED,
+                "changes": counts,
+                **_client_counts(client),
+            }
+        )
+        return self._keep(done)
+
+    def finish(self) -> None:
+        """Write the batch's sync errors, then its results (clearing the final ones' pending markers),
+        then close each run whose last pending course this batch cleared."""
+        self._services.table.put_sync_errors(self._errors)
+        self._services.table.record_course_results(self._results)
+        for tenant_id, run_id in dict.fromkeys((r.tenant_id, r.run_id) for r in self._results if r.is_final):
+            _complete_run_when_done(self._services, tenant_id, run_id)
+        self._results, self._errors = [], []
+
+    def _starting_point(
+        self, message: CourseSyncMessage
+    ) -> tuple[Tenant | None, CourseRow | None, HeldSync | None]:
+        key = (message.tenant_id, message.course.id)
+        view = self._view
+        if key in self._unused:
+            self._unused.discard(key)
+        else:
+            view = self._services.table.read_courses([key])
+        return view.tenants.get(key[0]), view.rows.get(key), view.holds.get(key)
+
+    def _keep(self, result: CourseResult) -> CourseResult:
+        self._results.append(result)
+        return result
+
+
+@contextmanager
+def course_batch(services: Services, messages: Sequence[CourseSyncMessage]) -> Iterator[CourseBatch]:
+    """A batch of courses to sync; what it synced is recorded on leaving, even when a course raised."""
+    batch = CourseBatch(services, messages)
+    try:
+        yield batch
+    finally:
+        batch.finish()
+
+
 def sync_course(services: Services, message: CourseSyncMessage, attempt: int) -> CourseResult:
-    """Sync one course of a run and record its result. Raises RetryLaterError when another attempt may
-    help."""
-    result = CourseResult(
-        tenant_id=message.tenant_id,
-        run_id=message.run_id,
-        course_id=message.course.id,
-        outcome=CourseOutcome.FAILED,
-        attempt=attempt,
-    )
-    tenant = services.table.get_tenant(message.tenant_id)
-    if tenant is None or tenant.status is not TenantStatus.ACTIVE:
-        code = "unknown_tenant" if tenant is None else tenant.status.value
-        return _record(
-            services, result.model_copy(update={"error_code": code, "error_message": "tenant not syncable"})
-        )
-    client = canvas_client_for(services, tenant)
-    lists = course_lists(tenant)
-    try:
-        # One slot stands for the course's lists read at once (fewer when the tenant's limit is lower).
-        with canvas_slot(services, tenant.tenant_id, requests=lists):
-            parallel = min(lists, shared_canvas_limit(services, tenant.tenant_id).current())
-            roster = fetch_course_roster(client, tenant, message, parallel=parallel)
-    except CanvasError as error:
-        # Revoked grants, missing scopes and refusals are final; outages get the queue's retries.
-        final = not error.retryable or attempt >= services.settings.course_sync_max_receive_count
-        failed = result.model_copy(
-            update={
-                "outcome": CourseOutcome.FAILED if final else CourseOutcome.RETRYING,
-                "error_code": error.code,
-                "error_message": str(error),
-                **_client_counts(client),
-            }
-        )
-        _record(services, failed)
-        logger.warning(
-            "course sync failed", extra={"course_id": message.course.id, "code": error.code, "final": final}
-        )
-        if not final:
-            raise RetryLaterError(str(error)) from error
-        return failed
-    try:
-        counts, held = apply_roster(services, tenant, message, roster)
-    except CourseWriteConflictError as error:
-        # Another worker wrote the course meanwhile (a redelivery, a live event): read Canvas again later.
-        final = attempt >= services.settings.course_sync_max_receive_count
-        conflict = result.model_copy(
-            update={
-                "outcome": CourseOutcome.FAILED if final else CourseOutcome.RETRYING,
-                "error_code": "write_conflict",
-                "error_message": str(error),
-                **_client_counts(client),
-            }
-        )
-        _record(services, conflict)
-        logger.warning("course write conflict", extra={"course_id": message.course.id, "final": final})
-        if not final:
-            raise RetryLaterError(str(error)) from error
-        return conflict
-    done = result.model_copy(
-        update={
-            "outcome": CourseOutcome.HELD if held else CourseOutcome.SUCCEEDED,
-            "changes": counts,
-            **_client_counts(client),
-        }
-    )
-    return _record(services, done)
+    """Sync one course of a run alone and record its result. Raises RetryLaterError when another attempt
+    may help."""
+    with course_batch(services, [message]) as batch:
+        return batch.sync(message, attempt)
 
 
 def apply_roster(
-    services: Services, tenant: Tenant, message: CourseSyncMessage, roster: CourseRoster
-) -> tuple[ChangeCounts, bool]:
-    """Write what changed (a mass drop held back), record the sync errors; True when something is held.
+    services: Services,
+    tenant: Tenant,
+    message: CourseSyncMessage,
+    roster: CourseRoster,
+    *,
+    row: CourseRow | None,
+    hold: HeldSync | None,
+) -> tuple[ChangeCounts, bool, list[SyncError]]:
+    """Write what changed (a mass drop held back) against the course's row and hold as read before;
+    return the change counts, whether something is held, and the sync errors found.
 
     A course marked out of scope is left as it is, unless a planner listed it after marking it."""
     tenant_id, course_id = message.tenant_id, message.course.id
     desired = roster_items(roster)
-    row = services.table.course_row(tenant_id, course_id)
     mark = row.out_of_scope if row is not None else None
     planned_at = message.planned_at
     if mark is not None and (planned_at is None or planned_at <= mark.at):
@@ -192,7 +260,7 @@ def apply_roster(
             "course out of scope left as it is",
             extra={"course_id": course_id, "reason": mark.reason, "run_id": message.run_id},
         )
-        return ChangeCounts(), False
+        return ChangeCounts(), False, []
     # Read the stored roster item by item only when it can differ from Canvas's.
     if row is None:  # never claimed by a writer, so no item of its roster exists
         stored, generation = {}, 0
@@ -220,7 +288,7 @@ def apply_roster(
         and not services.table.bring_into_scope(tenant_id, course_id, planned_at)
     ):
         # A newer run marked it out of scope meanwhile: what was written stays out of the export.
-        return changes.counts, False
+        return changes.counts, False, []
 
     def course_error(code: SyncErrorCode, text: str, user_id: int | None = None) -> SyncError:
         return SyncError(
@@ -229,7 +297,7 @@ def apply_roster(
         )  # fmt: skip
 
     errors = [course_error(problem.code, problem.message, problem.user_id) for problem in roster.problems]
-    held, rejected = _hold(services, tenant, message, mass_drop, stored)
+    held, rejected = _hold(services, tenant, message, mass_drop, stored, existing=hold)
     if rejected is not None:
         errors.append(
             course_error(
@@ -246,8 +314,7 @@ def apply_roster(
                 "approve or reject the held sync",
             )
         )
-    services.table.put_sync_errors(errors)
-    return changes.counts, held
+    return changes.counts, held, errors
 
 
 def _hold(
@@ -256,11 +323,12 @@ def _hold(
     message: CourseSyncMessage,
     mass_drop: MassDrop | None,
     stored: Mapping[str, StoredItem],
+    *,
+    existing: HeldSync | None,
 ) -> tuple[bool, HeldSync | None]:
-    """Keep a pending hold for these drops: (held, the rejected hold when an admin already rejected
-    exactly these drops)."""
+    """Keep a pending hold for these drops, given the course's `existing` hold: (held, the rejected hold
+    when an admin already rejected exactly these drops)."""
     tenant_id, course_id = message.tenant_id, message.course.id
-    existing = services.table.get_hold(tenant_id, course_id)
     if mass_drop is None:
         if existing is not None:  # Canvas moved on: the held drops no longer stand
             if existing.status is HoldStatus.PENDING:
@@ -303,16 +371,9 @@ def _client_counts(client: CanvasClient) -> dict[str, int]:
     }
 
 
-def _record(services: Services, result: CourseResult) -> CourseResult:
-    services.table.put_course_result(result)
-    if result.is_final:
-        _complete_run_when_done(services, result.tenant_id, result.run_id, result.course_id)
-    return result
-
-
-def _complete_run_when_done(services: Services, tenant_id: str, run_id: str, course_id: int) -> None:
-    # Cleared after the result is stored, so the worker that clears the last course sees none pending.
-    services.table.clear_pending_course(tenant_id, run_id, course_id)
+def _complete_run_when_done(services: Services, tenant_id: str, run_id: str) -> None:
+    # Checked after this batch's markers were cleared, so the worker that clears the last course sees
+    # none pending.
     if services.table.has_pending_courses(tenant_id, run_id):
         return
     run = services.table.get_run(tenant_id, run_id)
