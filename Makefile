@@ -21,7 +21,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help:
 	@echo "make demo   - run a full roster sync on the embedded local stack (moto + Canvas simulator)"
 	@echo "make test   - lint, type-check and run the test suite"
-	@echo "make bench  - rostersync against a canvasapi baseline at 1k/5k/20k enrollments (JSON + PNG)"
+	@echo "make bench  - rostersync against a canvasapi baseline at 1k/5k/20k enrollments, under both Canvas cost models (JSON + PNG)"
 	@echo "make faults - the slow fault-injection tests (crashes, storms, expiring tokens) on the local stack"
 	@echo "make lock   - lock the Lambda layer's requirements (with hashes) from pyproject's runtime pins"
 	@echo "make sam-check - sam validate --lint, checkov over the template, and sam build (tools in their own venvs)"

@@ -23,8 +23,9 @@ from rostersync_local.control import REPO_ROOT, read_state
 Bind = Callable[[argparse.Namespace], Services]
 # How to start a stack for `sam local` (its functions run there), with the README's port convention.
 UP_FOR_SAM_LOCAL = "rostersync local up --aws-port 4566 --canvas-port 4567 --no-functions"
-SAMPLE_ISSUER = "https://auth.example.edu"  # the template's AdminJwtIssuer default
-SAMPLE_AUDIENCE = "rostersync-admin"
+# A deployed stack's user pool and app client, as the samples' authorizer claims name them.
+SAMPLE_ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Sample0001"
+SAMPLE_CLIENT_ID = "3samp1ec1ient1d0000000000"
 
 
 class LocalCliError(RuntimeError):
@@ -99,7 +100,7 @@ def admin_event(arguments: argparse.Namespace) -> dict[str, Any]:
     """`admin token --event "METHOD /path?query"`: the event API Gateway sends the admin function for that
     request by a tenant's admin (an operator with --operator), its JWT authorizer's claims included."""
     from rostersync_local.api_gateway import SAMPLE_EPOCH_MS, sample_event
-    from rostersync_local.issuer import admin_claims
+    from rostersync_local.issuer import admin_claims, development_subject
     from rostersync_local.sam_local import TEMPLATE
     from rostersync_local.seed import DEMO_TENANT_ID
 
@@ -108,10 +109,9 @@ def admin_event(arguments: argparse.Namespace) -> dict[str, Any]:
         raise LocalCliError(f"--event takes METHOD /path, e.g. 'GET /admin/tenant', not {arguments.event!r}")
     claims = admin_claims(
         SAMPLE_ISSUER,
-        SAMPLE_AUDIENCE,
-        arguments.tenant or DEMO_TENANT_ID,
+        SAMPLE_CLIENT_ID,
+        development_subject(arguments.tenant or DEMO_TENANT_ID, operator=arguments.operator),
         SAMPLE_EPOCH_MS // 1000,
-        operator=arguments.operator,
     )
     routes = _template_routes(TEMPLATE)
     try:

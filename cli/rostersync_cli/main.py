@@ -24,6 +24,7 @@ from rostersync.canvas.errors import CanvasError
 from rostersync.canvas.scopes import required_scopes
 from rostersync.events.apply import route_to_tenants
 from rostersync.models import ApiClient, CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
+from rostersync.store.admins import Membership
 from rostersync.store.dead_letters import DeadLetter, DeadLetterQueues
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
 from rostersync.sync.planner import SyncCooldownError, request_sync
@@ -40,6 +41,7 @@ from rostersync.tenant_settings import (
 )
 from rostersync.tenants import TenantError, create_tenant, remove_tenant, require_tenant
 from rostersync_cli import output
+from rostersync_cli.admins_cli import add_admin_commands
 from rostersync_cli.events_cli import add_events_commands, parse_file
 from rostersync_cli.files import read_text_file
 from rostersync_cli.grades_cli import add_grades_commands
@@ -151,16 +153,31 @@ def cmd_admin_token(arguments: argparse.Namespace) -> None:
     state = read_state(arguments.state_dir)
     if state is None:
         raise CliError(
-            "development tokens come from the local stack's issuer; start it with rostersync local up"
+            "development tokens come from the local stack's identity provider; "
+            "start it with rostersync local up"
         )
-    response = requests.post(
-        f"{state['control_url']}/tokens",
-        json={"tenant": arguments.tenant, "operator": arguments.operator},
-        timeout=10,
-    )
+    from rostersync_local.issuer import development_subject
+
+    # The token's subject is made an admin of the tenant (an operator with --operator), as
+    # `admin invite` would; the token skips only the sign-in.
+    subject = development_subject(arguments.tenant, operator=arguments.operator)
+    table = _binding(arguments).services.table
+    if arguments.operator:
+        table.put_operator(subject, subject, "rostersync admin token")
+    else:
+        table.put_membership(
+            Membership(
+                tenant_id=arguments.tenant,
+                subject=subject,
+                email=subject,
+                added_at=datetime.now(UTC),
+                added_by="rostersync admin token",
+            )
+        )
+    response = requests.post(f"{state['control_url']}/tokens", json={"subject": subject}, timeout=10)
     response.raise_for_status()
     token = response.json()["token"]
-    # The console takes the token from the fragment, which browsers never send to a server.
+    # Development only: the local stack's page takes the token from the fragment (never sent to a server).
     print(f"{state['api_url']}/console#access_token={token}" if arguments.console_url else token)
 
 
@@ -293,11 +310,13 @@ def cmd_tenant_remove(arguments: argparse.Namespace) -> None:
 
 # -- machine clients of the delivery API ----------------------------------------------------------
 def _identity_provider(binding: StackBinding) -> str:
-    """Where machine clients are registered and get their tokens: locally the stack's control server."""
+    """Where machine clients are registered: locally the stack's control server, which registers them
+    with the embedded identity provider (their token URL is the provider's)."""
     if binding.control_url is None:
         raise CliError(
-            "machine clients of a deployed stack are registered in its Cognito user pool, which the "
-            "stack does not have yet (admin sign-in); on the local stack they work"
+            "machine clients of a deployed stack would be app clients of its Cognito user pool (with a "
+            "resource server for rosters/read), which the template does not declare yet; on the local "
+            "stack they work"
         )
     return binding.control_url
 
@@ -317,7 +336,7 @@ def cmd_client_add(arguments: argparse.Namespace) -> None:
         {
             "client_id": credentials["client_id"],
             "client_secret": credentials["client_secret"],
-            "token_url": f"{provider}/oauth2/token",
+            "token_url": credentials["token_url"],
             "api_url": binding.api_url,
         }
     )
@@ -750,12 +769,15 @@ def _add_local_commands(groups: Any) -> None:
     dev_key.add_argument("--name", default="rostersync")
     dev_key.set_defaults(handler=cmd_local_dev_key)
     local.add_parser("status", help="endpoints and function counters").set_defaults(handler=cmd_local_status)
-    token = groups.add_parser("admin", help="admin sign-in (development)").add_subparsers(
-        dest="command", required=True
+    token = groups.add_parser(
+        "admin", help="admins' sign-in: invitations, memberships, operators"
+    ).add_subparsers(dest="command", required=True)
+    add_admin_commands(token, _binding)
+    issue = token.add_parser(
+        "token", help="development: a tenant admin's access token from the local stack's identity provider"
     )
-    issue = token.add_parser("token", help="a development JWT for a tenant's admin, from the local issuer")
     issue.add_argument("--tenant")
-    issue.add_argument("--operator", action="store_true", help="add the operator claim")
+    issue.add_argument("--operator", action="store_true", help="an operator's token")
     issue.add_argument(
         "--console-url", action="store_true", help="print the settings page's URL, signed in with the token"
     )

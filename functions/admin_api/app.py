@@ -8,20 +8,20 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from routes import connection, grades, holds, pages, syncing  # beside this file in the package
+from routes import connection, grades, holds, pages, session, syncing  # beside this file in the package
 
 from rostersync.canvas.errors import CanvasError
 from rostersync.grades.batches import UnknownBatchError
 from rostersync.sync.planner import SyncCooldownError
 from rostersync.tenant_settings import ConfirmationNeededError
 from rostersync.tenants import CanvasSettingsError, TenantError, UnknownTenantError
-from rostersync.web import guard_state_changes, security_headers
+from rostersync.web import admin_sessions, guard_state_changes, security_headers
 
 logger = Logger()
 tracer = Tracer()
 app = APIGatewayHttpResolver()
-app.use(middlewares=[security_headers, guard_state_changes])
-for area in (pages, connection, syncing, holds, grades):
+app.use(middlewares=[security_headers, guard_state_changes, admin_sessions])
+for area in (pages, session, connection, syncing, holds, grades):
     app.include_router(area.router)
 
 

@@ -59,6 +59,7 @@ def start_stack(
     canvas_sim: bool = True,
     seed: int = 7,
     courses: int = 60,
+    canvas_cost: str = "documented",
     retry_delay_seconds: int | None = None,
     parameter_overrides: dict[str, str] | None = None,
     aws_port: int = 0,
@@ -81,6 +82,8 @@ def start_stack(
         str(seed),
         "--courses",
         str(courses),
+        "--canvas-cost",
+        canvas_cost,
     ]
     if not canvas_sim:
         command.append("--no-canvas-sim")

@@ -18,16 +18,23 @@ from typing import Any
 import requests
 
 from rostersync.sync.reports import roster_totals
+from rostersync_local.canvas_sim.config import COST_MODELS
 from rostersync_local.control import REPO_ROOT, start_stack, stop_stack
 from rostersync_local.harness import cli, connect_tenant, say, sync
 from rostersync_local.truth import differences, expected_export, minimum_requests, totals
 
 
-def run_demo(state_dir: Path, seed: int, courses: int, canvas_conditions: dict[str, Any]) -> int:
+def run_demo(
+    state_dir: Path,
+    seed: int,
+    courses: int,
+    canvas_conditions: dict[str, Any],
+    canvas_cost: str = "documented",
+) -> int:
     stop_stack(state_dir)  # a stack left over from an interrupted demo
     started = time.monotonic()
     say("1. starting the local stack: moto server (AWS), Canvas simulator, functions from template.yaml")
-    state = start_stack(state_dir, seed=seed, courses=courses)
+    state = start_stack(state_dir, seed=seed, courses=courses, canvas_cost=canvas_cost)
     try:
         canvas_url, api_url = state["canvas_url"], state["api_url"]
         say(f"   api {api_url}  aws {state['aws_endpoint_url']}  canvas {canvas_url}")
@@ -89,6 +96,12 @@ def main() -> int:
     hard.add_argument("--fault-rate", type=float, default=0.0, help="share of API requests answering 500")
     hard.add_argument("--latency-ms", type=int, default=0)
     hard.add_argument("--latency-jitter-ms", type=int, default=0)
+    hard.add_argument(
+        "--canvas-cost",
+        choices=COST_MODELS,
+        default="documented",
+        help="a request's cost: its server time, as Canvas charges (default), or the dearer 'stress' profile",
+    )
     arguments = parser.parse_args()
     conditions = {
         name: value
@@ -101,7 +114,9 @@ def main() -> int:
         if value
     }
     try:
-        return run_demo(arguments.state_dir, arguments.seed, arguments.courses, conditions)
+        return run_demo(
+            arguments.state_dir, arguments.seed, arguments.courses, conditions, arguments.canvas_cost
+        )
     except (RuntimeError, TimeoutError, requests.RequestException) as error:
         print(f"demo failed: {error}", file=sys.stderr)
         return 1

@@ -1,6 +1,14 @@
-"""A model (a discrete-event simulation, no Canvas, no AWS) of many tenants sharing the course queue.
+"""Fairness between tenants that share the course queue: a measurement on the local stack, and a model.
 
-What it models, after the stack in template.yaml:
+The measurement (``python -m rostersync_local.fairness``): three tenants, one large (``--big``
+enrollments, the whole simulated institution) and two small (``--small-courses`` courses each, a sync
+list), synced on the local stack first each alone, then the three at once. It reports each small
+tenant's sync time at once against alone (goal: within 2x), and writes a JSON report under
+.rostersync/fairness/. Each phase uses tenants of its own (a first sync each time, never a re-sync),
+each tenant its own developer key (its own token, so its own Canvas throttle bucket).
+
+The model (:func:`simulate`; a discrete-event simulation, no Canvas, no AWS, used by ``make bench``)
+of many tenants sharing the course queue. What it models, after the stack in template.yaml:
 
 - A schedule tick asks every tenant for a full sync at time 0. Planners (``planners`` at a time, in a
   random tenant order) list each tenant's courses, which takes ``plan_seconds_per_page`` per page of
@@ -21,13 +29,26 @@ A tenant's completion time is when its last course finished. :func:`simulate` re
 
 from __future__ import annotations
 
+import argparse
+import csv
 import heapq
 import itertools
+import json
 import math
 import random
+import tempfile
+import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import requests
+
+from rostersync_local.control import REPO_ROOT, start_stack, stop_stack
+from rostersync_local.harness import cli, connect_tenant, developer_key, say, sync
 
 
 @dataclass(frozen=True)
@@ -244,3 +265,162 @@ def spread(outcomes: list[TenantOutcome], *, small_courses: int = 40) -> dict[st
         "small_tenant_completion_seconds": stats(small) if small else {},
         "makespan_seconds": round(max(finish), 1),
     }
+
+
+# ------------------------------------------------------------------- the measurement on the stack
+SMALL_TENANTS = ("Small A", "Small B")
+GOAL_RATIO = 2.0
+
+
+@dataclass(frozen=True)
+class StackTenants:
+    """Where the measurement's tenants are: the stack, and the published courses of its Canvas."""
+
+    state_dir: Path
+    canvas_url: str
+    api_url: str
+    published: list[int]
+
+
+def _connect(stack: StackTenants, name: str, sync_list: list[int] | None) -> str:
+    """A tenant with a developer key of its own; with ``sync_list``, it syncs only those courses."""
+    key = developer_key(stack.canvas_url, stack.api_url, f"fairness {name}")
+    tenant_id = connect_tenant(
+        stack.state_dir, stack.canvas_url, stack.api_url, name=name, user_id_field=None, key=key,
+        echo=lambda _: None,
+    )  # fmt: skip
+    if sync_list is not None:
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", newline="", delete=False) as listing:
+            csv.writer(listing).writerows([[course] for course in sync_list])
+        try:
+            cli(stack.state_dir, "courses", "import", "--tenant", tenant_id, "--mode", "replace", "--yes",
+                listing.name)  # fmt: skip
+        finally:
+            Path(listing.name).unlink()
+    return tenant_id
+
+
+def _timed_sync(stack: StackTenants, tenant_id: str) -> dict[str, Any]:
+    """A full sync through the queues (``sync run --wait``): the seconds from asking for it to its last
+    course (what the tenant waits, the planner's queue included), the run's own seconds (planned to
+    done), its courses and failed courses."""
+    asked_at = datetime.now(UTC)
+    summary = sync(stack.state_dir, tenant_id, "--force", "--timeout", "7200", echo=None, check=False)
+    run = summary["run"]
+    finished_at = datetime.fromisoformat(run["finished_at"]) if run.get("finished_at") else None
+    return {
+        "seconds": round((finished_at - asked_at).total_seconds(), 2) if finished_at else None,
+        "run_seconds": (
+            round((finished_at - datetime.fromisoformat(run["started_at"])).total_seconds(), 2)
+            if finished_at
+            else None
+        ),
+        "courses": run["courses_total"],
+        "courses_failed": summary["courses_failed"],
+    }
+
+
+def _small_lists(published: list[int], courses: int) -> list[list[int]]:
+    """Two disjoint sets of ``courses`` published courses, spread over the institution."""
+    step = max(1, len(published) // (2 * courses))
+    spread_out = published[::step]
+    if len(spread_out) < 2 * courses:
+        raise ValueError(f"the institution has too few published courses for 2 x {courses}")
+    return [spread_out[:courses], spread_out[courses : 2 * courses]]
+
+
+def _ratio(at_once: float | None, alone: float | None) -> float | None:
+    return round(at_once / alone, 2) if at_once is not None and alone else None
+
+
+def measure_three_tenants(stack: StackTenants, small_courses: int) -> dict[str, Any]:
+    """Each small tenant synced alone, then a large and both small tenants at once (new tenants)."""
+    lists = _small_lists(stack.published, small_courses)
+    say("== warming the functions up (a tenant of one course)")
+    _timed_sync(stack, _connect(stack, "Warm-up", lists[0][:1]))
+    say(f"== alone: {len(SMALL_TENANTS)} small tenants of {small_courses} courses, one after the other")
+    alone = {}
+    for name, courses in zip(SMALL_TENANTS, lists, strict=True):
+        alone[name] = _timed_sync(stack, _connect(stack, f"{name} (alone)", courses))
+        say(f"   {name}: {alone[name]['seconds']} s")
+    say("== at once: the large tenant (every course) and both small tenants")
+    big_id = _connect(stack, "Big", None)
+    small_ids = {
+        name: _connect(stack, f"{name} (at once)", c) for name, c in zip(SMALL_TENANTS, lists, strict=True)
+    }
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        big_future = pool.submit(_timed_sync, stack, big_id)
+        futures = {name: pool.submit(_timed_sync, stack, tenant_id) for name, tenant_id in small_ids.items()}
+        together = {name: future.result() for name, future in futures.items()}
+        big = big_future.result()
+    for name in SMALL_TENANTS:
+        say(f"   {name}: {together[name]['seconds']} s")
+    say(f"   Big: {big['seconds']} s, {big['courses']} courses")
+    ratios = {name: _ratio(together[name]["seconds"], alone[name]["seconds"]) for name in SMALL_TENANTS}
+    return {
+        "small_courses": small_courses,
+        "alone": alone,
+        "at_once": {**together, "Big": big},
+        "small_tenant_ratio": ratios,
+        "goal_ratio": GOAL_RATIO,
+        "within_goal": all(ratio is not None and ratio <= GOAL_RATIO for ratio in ratios.values()),
+        "failed_courses": sum(r["courses_failed"] for r in [*alone.values(), *together.values(), big]),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="Three tenants (one large, two small) synced at once on the local stack, against alone."
+    )
+    parser.add_argument("--big", type=int, default=20_000, help="the large tenant's enrollments")
+    parser.add_argument("--small-courses", type=int, default=10, help="each small tenant's courses")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--latency-jitter-ms", type=float, default=20.0)
+    parser.add_argument("--no-throttle", action="store_true", help="turn Canvas's leaky bucket off")
+    parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / ".rostersync" / "fairness")
+    arguments = parser.parse_args()
+    # The bench imports this module's model: its sizing is imported here, when measuring.
+    from rostersync_local.bench import courses_for
+
+    courses, enrollments = courses_for(arguments.big, arguments.seed)
+    state_dir: Path = arguments.out_dir / "stack"
+    stop_stack(state_dir)
+    say(f"== starting the local stack: {courses} courses, {enrollments:,} enrollments")
+    quiet_schedule = {"SyncScheduleExpression": "rate(1 day)"}
+    state = start_stack(
+        state_dir,
+        seed=arguments.seed,
+        courses=courses,
+        parameter_overrides=quiet_schedule,
+        timeout_seconds=300,
+    )
+    try:
+        canvas_url = state["canvas_url"]
+        truth = requests.get(f"{canvas_url}/_sim/ground_truth", timeout=120).json()
+        published = sorted(c["id"] for c in truth["courses"] if c["workflow_state"] == "available")
+        conditions = {
+            "latency_ms": arguments.latency_ms,
+            "latency_jitter_ms": arguments.latency_jitter_ms,
+            "throttle": not arguments.no_throttle,
+        }
+        requests.post(f"{canvas_url}/_sim/config", json=conditions, timeout=30).raise_for_status()
+        stack = StackTenants(state_dir, canvas_url, state["api_url"], published)
+        report = {
+            "big_enrollments": enrollments,
+            "big_courses_generated": courses,
+            "canvas_conditions": conditions,
+            **measure_three_tenants(stack, arguments.small_courses),
+        }
+    finally:
+        stop_stack(state_dir)
+    arguments.out_dir.mkdir(parents=True, exist_ok=True)
+    path = arguments.out_dir / f"fairness-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    say(f"small tenants at once / alone: {report['small_tenant_ratio']} (goal <= {GOAL_RATIO})")
+    say(str(path))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

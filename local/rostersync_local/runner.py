@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,13 +27,14 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from rostersync_local.api_gateway import ApiGateway
+from rostersync_local.canvas_sim.config import COST_MODELS
 from rostersync_local.control import LOCAL_AWS_ENVIRONMENT
 from rostersync_local.functions import FunctionPool, Invocation
-from rostersync_local.issuer import LocalIssuer, MachineClients
+from rostersync_local.identity_provider import LocalIdentityProvider, RegisteredClient, UserDirectory
 from rostersync_local.queues import QueuePoller
 from rostersync_local.schedules import ScheduleTimers
 from rostersync_local.streams import StreamPoller
-from rostersync_local.template import REGION, StackModel, load_stack
+from rostersync_local.template import REGION, StackModel, UserPoolSpec, load_stack
 
 logger = logging.getLogger("rostersync_local.runner")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +76,7 @@ class LocalStack:
         canvas_sim: bool = True,
         seed: int = 7,
         courses: int = 60,
+        canvas_cost: str = "documented",
         api_port: int = 0,
         aws_port: int = 0,
         canvas_port: int = 0,
@@ -87,6 +90,7 @@ class LocalStack:
         self._canvas_sim = canvas_sim
         self._seed = seed
         self._courses = courses
+        self._canvas_cost = canvas_cost
         self._api_port = api_port
         self._aws_port = aws_port
         self._canvas_port = canvas_port
@@ -107,30 +111,51 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         aws_endpoint_url = self._start_moto()
         canvas_url = self._start_canvas_simulator() if self._canvas_sim else None
-        # The control server is also the admins' token issuer: it has to exist before the template
-        # is read, since the authorizer's issuer is a stack parameter.
+        # The identity provider stands in for the user pool's hosted UI: its URL is the pool's issuer
+        # (the authorizer's), so it listens before the template is read; it answers once the pool exists.
+        self.identity = LocalIdentityProvider("http://127.0.0.1:0")
+        idp_url = self._serve(self.identity, 0)
+        self.identity.issuer_url = idp_url
         control = _LateBoundApp()
         control_url = self._serve(control, 0)
-        self.issuer = LocalIssuer(control_url)
-        self.machine_clients = MachineClients()
-        overrides = {
-            **self._parameter_overrides,
-            "AllowInsecureCanvasUrls": "true",
-            "AdminJwtIssuer": control_url,
-            "ClientJwtIssuer": control_url,
-        }
+        api_port = self._api_port or free_port()
+        api_url = f"http://127.0.0.1:{api_port}" if self._functions else SAM_LOCAL_API_URL
+        overrides = {**self._parameter_overrides, "AllowInsecureCanvasUrls": "true"}
         if canvas_url:
             overrides["LiveEventsJwksUrl"] = f"{canvas_url}/_sim/jwks.json"
-        model = load_stack(self._template, STACK_NAME, overrides, aws_endpoint_url)
+        # Twice: the user pool's and app client's ids are moto's, known once they are made.
+        first = load_stack(self._template, STACK_NAME, overrides, aws_endpoint_url)
+        made = {
+            logical_id: create_user_pool(pool, aws_endpoint_url, f"{api_url}/console")
+            for logical_id, pool in first.user_pools.items()
+        }
+        physical_ids = {name: value for pool in made.values() for name, value in pool.physical_ids.items()}
+        attributes = {(logical_id, "ProviderURL"): idp_url for logical_id in made}
+        model = load_stack(
+            self._template,
+            STACK_NAME,
+            overrides,
+            aws_endpoint_url,
+            physical_ids=physical_ids,
+            attributes=attributes,
+        )
         create_resources(model, aws_endpoint_url)
+        self.console_client_id = next((client for pool in made.values() for client in pool.clients), "")
+        for pool in made.values():
+            self.identity.serve(pool.directory, pool.clients.values())
+        self.identity.machine_audience = _client_audience(model) or self.identity.machine_audience
         control.target = self._control_app(model)
-        api_url = self._start_functions(model, aws_endpoint_url) if self._functions else SAM_LOCAL_API_URL
+        if self._functions:
+            self._start_functions(model, aws_endpoint_url, api_port)
         outputs = {**model.outputs, "ApiUrl": api_url}
+        if "AdminSignInUrl" in outputs:  # the hosted UI it stands in for
+            outputs["AdminSignInUrl"] = idp_url
         self.endpoints = {
             "api_url": api_url,
             "aws_endpoint_url": aws_endpoint_url,
             **({"canvas_url": canvas_url} if canvas_url else {}),
             "control_url": control_url,
+            "idp_url": idp_url,
             "stack_name": STACK_NAME,
             "region": REGION,
             "outputs": outputs,
@@ -144,8 +169,8 @@ class LocalStack:
         state_file.with_suffix(".tmp").replace(state_file)
         return self.endpoints
 
-    def _start_functions(self, model: StackModel, aws_endpoint_url: str) -> str:
-        """The template's functions in warm pools, its routes, queue triggers and schedules; the API URL."""
+    def _start_functions(self, model: StackModel, aws_endpoint_url: str, api_port: int) -> None:
+        """The template's functions in warm pools, its routes, queue triggers and schedules."""
         sqs = boto3.client(
             "sqs", endpoint_url=aws_endpoint_url, config=Config(retries={"max_attempts": 2}), **_creds()
         )
@@ -154,6 +179,9 @@ class LocalStack:
             "AWS_ENDPOINT_URL": aws_endpoint_url,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
+            # Development only: the settings page also takes a token from its URL fragment (`rostersync
+            # admin token --console-url`); a deployed stack's page signs in only through its IdP.
+            "ROSTERSYNC_DEVELOPMENT_TOKENS": "true",
         }
         for logical_id, spec in model.functions.items():
             concurrency = max(
@@ -167,7 +195,7 @@ class LocalStack:
             self._pools[logical_id] = FunctionPool(
                 spec, base_environment, self.log_dir, spec.max_concurrency or concurrency
             )
-        api_url = self._serve(ApiGateway(model.routes, self.invoke, self.issuer.verify), self._api_port)
+        self._serve(ApiGateway(model.routes, self.invoke, self.identity.verify), api_port)
         self._timers = ScheduleTimers(model.schedules, self.invoke)
         self._timers.start()
         for trigger in model.queue_triggers:
@@ -199,7 +227,6 @@ class LocalStack:
             )
             stream_poller.start()
             self._pollers.append(stream_poller)
-        return api_url
 
     def _start_moto(self) -> str:
         port = self._aws_port or free_port()
@@ -228,6 +255,8 @@ class LocalStack:
                 str(self._seed),
                 "--courses",
                 str(self._courses),
+                "--canvas-cost",
+                self._canvas_cost,
             ],
             stdout=subprocess.PIPE,
         )
@@ -264,39 +293,30 @@ class LocalStack:
             request = Request(environ)
             parts = request.path.strip("/").split("/")
             body: Any
-            if request.method == "GET" and parts == [".well-known", "openid-configuration"]:
-                body, status = self.issuer.openid_configuration(), 200
-            elif request.method == "GET" and parts == [".well-known", "jwks.json"]:
-                body, status = self.issuer.jwks(), 200
-            elif request.method == "POST" and parts == ["tokens"]:
+            if request.method == "POST" and parts == ["tokens"]:
+                # Development tokens (`rostersync admin token`): an access token of the console's client
+                # for a subject, without the sign-in (the CLI records the subject's memberships).
                 wanted = request.get_json(silent=True) or {}
-                if not wanted.get("tenant"):
-                    body, status = {"error": "give a tenant"}, 400
+                if not wanted.get("subject"):
+                    body, status = {"error": "give a subject"}, 400
                 else:
-                    token = self.issuer.issue(str(wanted["tenant"]), operator=bool(wanted.get("operator")))
+                    token = self.identity.access_token(str(wanted["subject"]), self.console_client_id)
                     body, status = {"token": token}, 200
             elif request.method == "POST" and parts == ["clients"]:
-                body, status = self.machine_clients.register(), 200
+                # A machine client of the identity provider (`rostersync client add`): its grant is there.
+                token_url = f"{self.identity.issuer_url}/oauth2/token"
+                body, status = {**self.identity.register_machine_client(), "token_url": token_url}, 200
             elif request.method == "DELETE" and len(parts) == 2 and parts[0] == "clients":
-                self.machine_clients.remove(parts[1])
+                self.identity.remove_machine_client(parts[1])
                 body, status = {}, 200
-            elif request.method == "POST" and parts == ["oauth2", "token"]:
-                body, status = self.machine_clients.token(
-                    request,
-                    lambda client_id, scope: self.issuer.issue_client(
-                        client_id, scope, _client_audience(model)
-                    ),
-                )
             elif request.method == "POST" and parts == ["client-tokens"]:
                 # A machine client's token without its secret (tests, the bench): as the grant would issue.
                 wanted = request.get_json(silent=True) or {}
                 if not wanted.get("client_id"):
                     body, status = {"error": "give a client_id"}, 400
                 else:
-                    token = self.issuer.issue_client(
-                        str(wanted["client_id"]),
-                        str(wanted.get("scope", "rosters/read")),
-                        _client_audience(model),
+                    token = self.identity.machine_token(
+                        str(wanted["client_id"]), str(wanted.get("scope", "rosters/read"))
                     )
                     body, status = {"token": token}, 200
             elif request.method == "GET" and parts == ["status"]:
@@ -353,9 +373,11 @@ class LocalStack:
         (self.state_dir / "stack.json").unlink(missing_ok=True)
 
 
-def _client_audience(model: StackModel) -> str:
+def _client_audience(model: StackModel) -> str | None:
     """The audience the delivery API's authorizer accepts (its routes are the scoped ones)."""
-    return next(route.authorizer.audience[0] for route in model.routes if route.scopes and route.authorizer)
+    return next(
+        (route.authorizer.audience[0] for route in model.routes if route.scopes and route.authorizer), None
+    )
 
 
 class _LateBoundApp:
@@ -368,6 +390,44 @@ class _LateBoundApp:
         if self.target is None:
             return Response('{"error": "starting"}', status=503)(environ, start_response)
         return self.target(environ, start_response)
+
+
+@dataclass(frozen=True)
+class MadeUserPool:
+    physical_ids: dict[str, str]  # logical id -> moto's id, for the pool and its app clients
+    clients: dict[str, RegisteredClient]  # by client id
+    directory: UserDirectory
+
+
+def create_user_pool(pool: UserPoolSpec, endpoint: str, console_url: str) -> MadeUserPool:
+    """The template's user pool, app clients and groups, in moto. The clients' callback and logout URLs
+    are the local console's (the template names the deployed API's)."""
+    cognito = boto3.client("cognito-idp", endpoint_url=endpoint, **_creds())
+    properties = pool.properties
+    pool_id = cognito.create_user_pool(
+        PoolName=str(properties.get("UserPoolName", pool.logical_id)),
+        UsernameAttributes=properties.get("UsernameAttributes", []),
+        AutoVerifiedAttributes=properties.get("AutoVerifiedAttributes", []),
+    )["UserPool"]["Id"]
+    physical_ids = {pool.logical_id: pool_id}
+    clients: dict[str, RegisteredClient] = {}
+    for logical_id, client in pool.clients.items():
+        client_id = cognito.create_user_pool_client(
+            UserPoolId=pool_id,
+            ClientName=str(client["ClientName"]),
+            GenerateSecret=bool(client.get("GenerateSecret", False)),
+            CallbackURLs=[console_url],
+            LogoutURLs=[console_url],
+            AllowedOAuthFlows=client.get("AllowedOAuthFlows", []),
+            AllowedOAuthScopes=client.get("AllowedOAuthScopes", []),
+            AllowedOAuthFlowsUserPoolClient=bool(client.get("AllowedOAuthFlowsUserPoolClient")),
+        )["UserPoolClient"]["ClientId"]
+        physical_ids[logical_id] = client_id
+        clients[client_id] = RegisteredClient(client_id, frozenset([console_url]), frozenset([console_url]))
+    for group in pool.groups.values():
+        cognito.create_group(UserPoolId=pool_id, GroupName=str(group["GroupName"]))
+    console_client = next(iter(clients), "")
+    return MadeUserPool(physical_ids, clients, UserDirectory(cognito, pool_id, console_client))
 
 
 def create_resources(model: StackModel, endpoint: str) -> None:
@@ -454,6 +514,12 @@ def main() -> int:
     parser.add_argument("--no-canvas-sim", action="store_true")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--courses", type=int, default=60)
+    parser.add_argument(
+        "--canvas-cost",
+        choices=COST_MODELS,
+        default="documented",
+        help="the simulator's request cost: Canvas's documented server time, or the dearer 'stress' profile",
+    )
     parser.add_argument("--api-port", type=int, default=0)
     parser.add_argument("--aws-port", type=int, default=0, help="moto's port (0: any free one)")
     parser.add_argument("--canvas-port", type=int, default=0, help="the Canvas simulator's (0: any free one)")
@@ -478,6 +544,7 @@ def main() -> int:
         canvas_sim=not arguments.no_canvas_sim,
         seed=arguments.seed,
         courses=arguments.courses,
+        canvas_cost=arguments.canvas_cost,
         api_port=arguments.api_port,
         aws_port=arguments.aws_port,
         canvas_port=arguments.canvas_port,

@@ -31,8 +31,10 @@ from rostersync.models import (
     TenantStatus,
 )
 from rostersync.services import Services
+from rostersync.store.admins import Membership
 from rostersync.store.grades import GradeStore
 from rostersync.store.secrets import TenantCredentials
+from rostersync_local.issuer import OPERATOR_SUBJECT, development_subject
 
 DEMO_TENANT_ID = "tabc123def456"
 DEMO_TENANT_NAME = "Demo University"
@@ -60,6 +62,17 @@ def seed_demo(services: Services, canvas_url: str, api_url: str) -> dict[str, An
     if tenant is None or tenant.status is not TenantStatus.ACTIVE:
         tenant = _connected_demo_tenant(services, canvas_url, api_url, tenant)
     services.table.set_next_sync(DEMO_TENANT_ID, LONG_AGO)  # due at the scheduler sample's tick
+    # The admin samples' subjects (events/admin_api_*.json): the demo tenant's admin, and an operator.
+    services.table.put_membership(
+        Membership(
+            tenant_id=DEMO_TENANT_ID,
+            subject=development_subject(DEMO_TENANT_ID),
+            email=development_subject(DEMO_TENANT_ID),
+            added_at=datetime.now(UTC),
+            added_by="rostersync local seed",
+        )
+    )
+    services.table.put_operator(OPERATOR_SUBJECT, OPERATOR_SUBJECT, "rostersync local seed")
     _plant_oauth_states(services)
     services.table.put_run(
         SyncRun(

@@ -119,6 +119,16 @@ class ScheduleSpec:
     enabled: bool
 
 
+@dataclass(frozen=True)
+class UserPoolSpec:
+    """A Cognito user pool, with its app clients' and groups' resolved properties (by logical id)."""
+
+    logical_id: str
+    properties: dict[str, Any]
+    clients: dict[str, dict[str, Any]]
+    groups: dict[str, dict[str, Any]]
+
+
 @dataclass
 class StackModel:
     stack_name: str
@@ -131,6 +141,7 @@ class StackModel:
     event_buses: list[str] = field(default_factory=list)
     event_rules: list[EventRuleSpec] = field(default_factory=list)
     schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
+    user_pools: dict[str, UserPoolSpec] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -143,10 +154,19 @@ class Resolver:
         parameters: dict[str, str],
         resources: dict[str, Any],
         aws_endpoint_url: str | None,
+        *,
+        conditions: dict[str, Any] | None = None,
+        physical_ids: dict[str, str] | None = None,
+        attributes: dict[tuple[str, str], str] | None = None,
     ) -> None:
         self.stack_name = stack_name
         self.parameters = parameters
         self.resources = resources
+        self.conditions = conditions or {}
+        # What the local stack made for a resource whose id AWS would choose (a user pool's), and the
+        # attributes it stands in for (the pool's issuer URL is the local identity provider's).
+        self.physical_ids = physical_ids or {}
+        self.attributes = attributes or {}
         # moto names a queue's URL after the endpoint it was reached at: <endpoint>/<account>/<name>
         self.queue_url_base = aws_endpoint_url or f"https://sqs.{REGION}.amazonaws.com"
 
@@ -155,7 +175,12 @@ class Resolver:
         explicit = properties.get("QueueName") or properties.get("TableName") or properties.get("Name")
         return str(self.resolve(explicit)) if explicit is not None else f"{self.stack_name}-{logical_id}"
 
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.conditions[name]))
+
     def ref(self, name: str) -> Any:
+        if name in self.physical_ids:
+            return self.physical_ids[name]
         if name == "AWS::StackName":
             return self.stack_name
         if name in PSEUDO_PARAMETERS:
@@ -176,6 +201,8 @@ class Resolver:
             "AWS::Lambda::Function": "lambda",
             "AWS::DynamoDB::Table": "dynamodb",
         }
+        if (name, attribute) in self.attributes:
+            return self.attributes[(name, attribute)]
         if attribute == "QueueName":
             return self.physical_name(name)
         if attribute == "QueueUrl":
@@ -202,11 +229,22 @@ class Resolver:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self.resolve(item) for item in value]
+            # A list item that resolves to AWS::NoValue is left out, as CloudFormation does.
+            return [resolved for item in value if (resolved := self.resolve(item)) is not None]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             ((key, argument),) = value.items()
+            if key == "Fn::If":
+                name, when_true, when_false = argument
+                return self.resolve(when_true if self.condition(name) else when_false)
+            if key == "Fn::Equals":
+                left, right = (self.resolve(item) for item in argument)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not self.resolve(argument[0])
+            if key == "Condition":
+                return self.condition(argument)
             if key == "Ref":
                 return self.ref(argument)
             if key == "Fn::GetAtt":
@@ -265,16 +303,37 @@ def load_stack(
     stack_name: str,
     parameter_overrides: dict[str, str] | None = None,
     aws_endpoint_url: str | None = None,
+    *,
+    physical_ids: dict[str, str] | None = None,
+    attributes: dict[tuple[str, str], str] | None = None,
 ) -> StackModel:
+    """The stack's model. `physical_ids` and `attributes`: what the local stack made for resources whose
+    ids AWS would choose (a second load, once they exist; see runner.py)."""
     cfn, code_dirs = translate(template_path)
     parameters = {name: str(spec.get("Default", "")) for name, spec in cfn.get("Parameters", {}).items()}
     if aws_endpoint_url is not None and "AwsEndpointUrl" in parameters:
         # The functions reach the AWS the stack was made in (the template passes it as AWS_ENDPOINT_URL).
         parameters["AwsEndpointUrl"] = aws_endpoint_url
     parameters.update(parameter_overrides or {})
-    resources: dict[str, Any] = cfn["Resources"]
-    resolver = Resolver(stack_name, parameters, resources, aws_endpoint_url)
+    resolver = Resolver(
+        stack_name,
+        parameters,
+        cfn["Resources"],
+        aws_endpoint_url,
+        conditions=cfn.get("Conditions"),
+        physical_ids=physical_ids,
+        attributes=attributes,
+    )
+    # Resources whose condition is false are not created.
+    resources: dict[str, Any] = {
+        logical_id: resource
+        for logical_id, resource in cfn["Resources"].items()
+        if "Condition" not in resource or resolver.condition(resource["Condition"])
+    }
+    resolver.resources = resources
     model = StackModel(stack_name=stack_name)
+    _read_user_pools(model, resources, resolver)
+    _read_standalone_routes(model, resources, resolver)
     for logical_id, resource in resources.items():
         kind, properties = resource["Type"], resource.get("Properties", {})
         if kind == "AWS::DynamoDB::Table":
@@ -393,6 +452,50 @@ def load_stack(
                         scopes = required[0][1] if required else ()
                         model.routes.append(RouteSpec(verb, path, found.group(1), authorizer, scopes))
     model.outputs = {
-        name: resolver.resolve(spec.get("Value")) for name, spec in cfn.get("Outputs", {}).items()
+        name: resolver.resolve(spec.get("Value"))
+        for name, spec in cfn.get("Outputs", {}).items()
+        if "Condition" not in spec or resolver.condition(spec["Condition"])
     }
     return model
+
+
+def _read_user_pools(model: StackModel, resources: dict[str, Any], resolver: Resolver) -> None:
+    def owned_by(kind: str, pool: str) -> dict[str, dict[str, Any]]:
+        return {
+            logical_id: resolver.resolve(resource.get("Properties", {}))
+            for logical_id, resource in resources.items()
+            if resource["Type"] == kind
+            and _logical_id(resource.get("Properties", {}).get("UserPoolId")) == pool
+        }
+
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::Cognito::UserPool":
+            model.user_pools[logical_id] = UserPoolSpec(
+                logical_id,
+                resolver.resolve(resource.get("Properties", {})),
+                owned_by("AWS::Cognito::UserPoolClient", logical_id),
+                owned_by("AWS::Cognito::UserPoolGroup", logical_id),
+            )
+
+
+def _read_standalone_routes(model: StackModel, resources: dict[str, Any], resolver: Resolver) -> None:
+    """Routes declared as AWS::ApiGatewayV2::Route resources (beside the HttpApi's SAM body)."""
+    for resource in resources.values():
+        if resource["Type"] != "AWS::ApiGatewayV2::Route":
+            continue
+        properties = resource["Properties"]
+        method, _, path = str(properties["RouteKey"]).partition(" ")
+        target = properties["Target"]  # !Sub integrations/${<the integration's logical id>}
+        found = re.fullmatch(r"integrations/\$\{(\w+)\}", str(target.get("Fn::Sub", "")))
+        if found is None:
+            raise ValueError(f"route {properties['RouteKey']}: cannot tell its integration from {target!r}")
+        integration = resources[found.group(1)]["Properties"]
+        authorizer = None
+        if properties.get("AuthorizationType") == "JWT":
+            jwt = resolver.resolve(resources[_logical_id(properties["AuthorizerId"])]["Properties"])
+            configuration = jwt["JwtConfiguration"]
+            authorizer = JwtAuthorizerSpec(
+                str(configuration["Issuer"]), tuple(str(value) for value in configuration["Audience"])
+            )
+        function = _logical_id(integration["IntegrationUri"])
+        model.routes.append(RouteSpec(method.upper(), path, function, authorizer))

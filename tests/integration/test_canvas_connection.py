@@ -6,6 +6,7 @@ The library is called directly (no runner), so each case stays small and fast.
 import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +21,7 @@ from rostersync.authorization import begin_authorization, canvas_authorize_redir
 from rostersync.canvas.errors import AuthorizationError, CanvasNotConfiguredError, CanvasUnavailableError
 from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.scopes import LIST_COURSE_ENROLLMENTS, required_scopes
-from rostersync.connection import canvas_slot, token_source_for
+from rostersync.connection import SharedCanvasLimit, canvas_slot, token_source_for
 from rostersync.models import (
     CourseOutcome,
     CourseSyncMessage,
@@ -252,12 +253,70 @@ def test_the_per_tenant_cap_holds_across_workers_and_frees_on_release(
         assert again in {0, 1}
 
 
+def test_a_slot_for_several_requests_counts_that_many_against_the_limit(
+    services: Services, tenant: Tenant
+) -> None:
+    # the fixture's limit of 2 holds one course reading its two lists at once
+    with canvas_slot(services, tenant.tenant_id, requests=2) as only:
+        assert only == 0
+        with (
+            pytest.raises(CanvasUnavailableError, match="all 1 Canvas slots"),
+            canvas_slot(services, tenant.tenant_id, requests=2),
+        ):
+            pass
+
+
+def test_workers_share_the_in_flight_limit_through_the_table(services: Services, tenant: Tenant) -> None:
+    now = [0.0]
+    first = SharedCanvasLimit(services, tenant.tenant_id, clock=lambda: now[0])
+    second = SharedCanvasLimit(services, tenant.tenant_id, clock=lambda: now[0])
+    assert first.current() == second.current() == 2  # nothing stored yet: the configured start
+    answers = 0
+    while first.current() < 5 and answers < 20:  # roomy answers: about one more per round of answers
+        first.observe(500.0)
+        answers += 1
+    assert first.current() == 5 and services.table.canvas_limit(tenant.tenant_id) == 5
+    assert second.current() == 2  # read a moment ago: not again before REREAD_SECONDS
+    now[0] += SharedCanvasLimit.REREAD_SECONDS
+    assert second.current() == 5
+    second.throttled()
+    now[0] += SharedCanvasLimit.REREAD_SECONDS
+    assert first.current() == 2 and services.table.canvas_limit(tenant.tenant_id) == 2
+
+
 def test_a_crashed_workers_slot_is_reclaimed_when_its_lease_ends(services: Services, tenant: Tenant) -> None:
     assert services.table.acquire_canvas_slot(tenant.tenant_id, 0, "crashed", lease_seconds=-1)
     assert services.table.acquire_canvas_slot(tenant.tenant_id, 1, "busy", lease_seconds=60)
     with canvas_slot(services, tenant.tenant_id) as slot:
         assert slot == 0
     services.table.release_canvas_slot(tenant.tenant_id, 1, "busy")
+
+
+def test_workers_sharing_a_tenant_raise_its_canvas_concurrency_without_being_throttled(
+    services: Services,
+) -> None:
+    # Canvas's documented throttle (server-time costs, its default bucket), 100 ms latency, and ten
+    # workers syncing one tenant's courses at once (waiting for a slot as long as a worker does): the
+    # in-flight limit starts at the fixture's 2
+    services = Services.from_settings(services.settings.model_copy(update={"canvas_slot_wait_seconds": 60.0}))
+    config = SimulatorConfig(seed=11, courses=24, reference_year=2026, throttle=True, latency_ms=100)
+    with serve(config) as busy:
+        tenant = connect(services, busy)
+        truth = requests.get(f"{busy.url}/_sim/ground_truth", timeout=10).json()
+        courses = [
+            CanvasCourse.model_validate(c) for c in truth["courses"] if c["workflow_state"] == "available"
+        ]
+        requests.post(f"{busy.url}/_sim/stats/reset", timeout=10)
+        with ThreadPoolExecutor(max_workers=10) as workers:
+            results = list(
+                workers.map(lambda course: sync_course(services, message(tenant, course), attempt=1), courses)
+            )
+        stats = requests.get(f"{busy.url}/_sim/stats", timeout=10).json()
+    assert {result.outcome for result in results} == {CourseOutcome.SUCCEEDED}
+    assert stats["throttled_total"] == 0 and sum(result.canvas_throttled for result in results) == 0
+    assert stats["peak_in_flight"] > 3  # the old fixed cap: 3 workers, one request each
+    limit = services.table.canvas_limit(tenant.tenant_id)
+    assert limit is not None and limit > 3
 
 
 def test_the_export_carries_no_token(services: Services, sim: RunningSimulator, tenant: Tenant) -> None:

@@ -841,6 +841,8 @@ def test_stats_count_api_and_oauth_requests(small_sim: RunningSimulator) -> None
         "GET /api/v1/courses/:course_id/users": 1,
     }
     assert stats["requests_total"] == 6
+    assert stats["costed_requests"] == 4  # the authenticated API requests (the bucket charges them)
+    assert stats["peak_in_flight"] == 1  # one after another
     reset = requests.post(f"{small_sim.url}/_sim/stats/reset", timeout=TIMEOUT).json()
     assert reset == {
         "requests_total": 0,
@@ -848,6 +850,10 @@ def test_stats_count_api_and_oauth_requests(small_sim: RunningSimulator) -> None
         "throttled_total": 0,
         "throttled_by_route": {},
         "faults_total": {"error": 0, "throttle": 0, "timeout": 0, "reset": 0},
+        "costed_requests": 0,
+        "request_cost_total": 0.0,
+        "latency_seconds_total": 0.0,
+        "peak_in_flight": 0,
     }
 
 

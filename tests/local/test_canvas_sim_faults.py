@@ -127,13 +127,14 @@ def test_defaults_never_throttle_delay_or_fail(make_sim: Any) -> None:
     responses = burst(sim, token, 30)
     assert {r.status_code for r in responses} == {200}
     assert {r.headers["X-Rate-Limit-Remaining"] for r in responses} == {"600.0"}
-    assert {r.headers["X-Request-Cost"] for r in responses} == {"1.02"}  # 1.0 + 0.02 x 1 account
+    # the documented model: no latency, so only the CPU term of the one account listed
+    assert {r.headers["X-Request-Cost"] for r in responses} == {"0.0001"}
     assert stats(sim)["throttled_total"] == 0
     assert stats(sim)["faults_total"] == {"error": 0, "throttle": 0, "timeout": 0, "reset": 0}
 
 
-def test_request_cost_is_base_plus_per_item(make_sim: Any) -> None:
-    sim = make_sim(request_cost_base=2.0, request_cost_per_item=0.25)
+def test_the_stress_model_costs_base_plus_per_item(make_sim: Any) -> None:
+    sim = make_sim(cost_model="stress", request_cost_base=2.0, request_cost_per_item=0.25)
     token = sim.create_token()["access_token"]
     page = api(sim, token, "/accounts/1/courses", params={"per_page": 4})
     assert page.status_code == 200 and len(page.json()) == 4
@@ -146,10 +147,44 @@ def test_request_cost_is_base_plus_per_item(make_sim: Any) -> None:
     assert page.headers["X-Rate-Limit-Remaining"] == "600.0"
 
 
+def test_the_documented_model_costs_the_server_time_and_reports_it(make_sim: Any) -> None:
+    sim = make_sim(latency_ms=120, cpu_seconds_per_item=0.01)
+    token = sim.create_token()["access_token"]
+    page = api(sim, token, "/accounts/1/courses", params={"per_page": 4})
+    assert page.status_code == 200 and len(page.json()) == 4
+    assert float(page.headers["X-Request-Cost"]) == pytest.approx(0.12 + 4 * 0.01)
+    single = api(sim, token, "/accounts/1")
+    assert float(single.headers["X-Request-Cost"]) == pytest.approx(0.12)
+    snapshot = stats(sim)
+    assert snapshot["costed_requests"] == 2
+    assert snapshot["request_cost_total"] == pytest.approx(0.28)
+    assert snapshot["latency_seconds_total"] == pytest.approx(0.24)
+
+
+def test_the_documented_model_never_throttles_one_request_at_a_time(make_sim: Any) -> None:
+    # Canvas's defaults: a sequential client spends at most one server second per second, the bucket
+    # leaks 10, so the remaining quota never falls below high-water minus a request's cost
+    sim = make_sim(throttle=True, latency_ms=20)
+    token = sim.create_token()["access_token"]
+    remaining = [float(api(sim, token).headers["X-Rate-Limit-Remaining"]) for _ in range(40)]
+    assert min(remaining) > 599.0
+    assert stats(sim)["throttled_total"] == 0
+
+
+def test_the_documented_defaults_let_about_twelve_requests_run_at_once(make_sim: Any) -> None:
+    sim = make_sim(throttle=True, latency_ms=400)
+    freeze(sim)  # no leak during the burst: exact levels
+    token = sim.create_token()["access_token"]
+    responses = burst(sim, token, 16)
+    # admitted at levels 0, 50, ..., 600 (not above the high-water mark): 13; then 650 is refused
+    assert Counter(r.status_code for r in responses) == {200: 13, 403: 3}
+    assert stats(sim)["peak_in_flight"] == 13
+
+
 # --------------------------------------------------------------------------------------------- throttle
 def test_concurrent_requests_overlap_up_front_costs_and_get_throttled(make_sim: Any) -> None:
     sim = make_sim(throttle=True, throttle_high_water=100, throttle_maximum=200, throttle_up_front_cost=50,
-                   request_cost_per_item=0.0, latency_ms=400)  # fmt: skip
+                   cost_model="stress", request_cost_per_item=0.0, latency_ms=400)  # fmt: skip
     freeze(sim)  # no leak during the burst: exact levels
     token = sim.create_token()["access_token"]
     responses = burst(sim, token, 12)
@@ -172,7 +207,7 @@ def test_concurrent_requests_overlap_up_front_costs_and_get_throttled(make_sim: 
 
 def test_remaining_decreases_under_load_and_recovers_after_leaking(make_sim: Any) -> None:
     sim = make_sim(throttle=True, throttle_high_water=100, throttle_maximum=200, throttle_leak_per_second=10,
-                   request_cost_base=30, request_cost_per_item=0.0)  # fmt: skip
+                   cost_model="stress", request_cost_base=30, request_cost_per_item=0.0)  # fmt: skip
     clock = freeze(sim)
     token = sim.create_token()["access_token"]
     remaining = []
@@ -194,7 +229,8 @@ def test_remaining_decreases_under_load_and_recovers_after_leaking(make_sim: Any
 
 
 def test_bucket_level_is_capped_at_maximum(make_sim: Any) -> None:
-    sim = make_sim(throttle=True, throttle_high_water=100, throttle_maximum=200, request_cost_base=500)
+    sim = make_sim(throttle=True, throttle_high_water=100, throttle_maximum=200, cost_model="stress",
+                   request_cost_base=500)  # fmt: skip
     clock = freeze(sim)
     token = sim.create_token()["access_token"]
     assert api(sim, token).headers["X-Rate-Limit-Remaining"] == "0.0"  # level min(500, 200)
@@ -206,7 +242,7 @@ def test_bucket_level_is_capped_at_maximum(make_sim: Any) -> None:
 
 def test_bucket_leaks_in_real_time(make_sim: Any) -> None:
     sim = make_sim(throttle=True, throttle_high_water=100, throttle_maximum=200, throttle_leak_per_second=200,
-                   request_cost_base=150, request_cost_per_item=0.0)  # fmt: skip
+                   cost_model="stress", request_cost_base=150, request_cost_per_item=0.0)  # fmt: skip
     token = sim.create_token()["access_token"]
     assert api(sim, token).status_code == 200  # level 150
     assert_throttled(api(sim, token))  # leaked ~1 in a few ms
@@ -215,7 +251,7 @@ def test_bucket_leaks_in_real_time(make_sim: Any) -> None:
 
 
 def test_429_style_and_switching_the_throttle_at_run_time(make_sim: Any) -> None:
-    sim = make_sim(request_cost_base=150, request_cost_per_item=0.0)
+    sim = make_sim(cost_model="stress", request_cost_base=150, request_cost_per_item=0.0)
     clock = freeze(sim)
     token = sim.create_token()["access_token"]
     for _ in range(3):  # throttle off: never refused, remaining stays at the high-water mark
@@ -366,6 +402,7 @@ def test_config_endpoint_validates_and_applies_all_or_nothing(make_sim: Any) -> 
         {"fault_rate": 0.6, "reset_rate": 0.6},
         {"throttle": "yes"},
         {"throttle_style": "500"},
+        {"cost_model": "free"},
         {"throttle_high_water": 900},  # above the maximum (800)
         {"latency_ms": -1},
         {"latency_ms": True},
@@ -377,13 +414,17 @@ def test_config_endpoint_validates_and_applies_all_or_nothing(make_sim: Any) -> 
         assert response.status_code == 400, body
         assert "error" in response.json()
     assert requests.get(f"{sim.url}/_sim/config", timeout=TIMEOUT).json() == before
-    after = configure(sim, throttle_high_water=700, throttle_maximum=900, latency_jitter_ms=5)
+    after = configure(sim, throttle_high_water=700, throttle_maximum=900, latency_jitter_ms=5,
+                      cost_model="stress")  # fmt: skip
     assert (after["throttle_high_water"], after["throttle_maximum"]) == (700.0, 900.0)
+    assert after["cost_model"] == "stress"
     assert after["latency_jitter_ms"] == 5.0 and after["fault_seed"] is None
     with pytest.raises(ValueError, match="fault_rate"):
         SimulatorConfig(fault_rate=1.01)
     with pytest.raises(ValueError, match="throttle_style"):
         SimulatorConfig(throttle_style="500")
+    with pytest.raises(ValueError, match="cost_model"):
+        SimulatorConfig(cost_model="free")
 
 
 def test_command_line_flags_build_the_config() -> None:
@@ -391,7 +432,8 @@ def test_command_line_flags_build_the_config() -> None:
     args = parse_args(
         ["--throttle", "--throttle-high-water", "300", "--throttle-maximum", "400",
          "--throttle-leak-per-second", "5", "--throttle-up-front-cost", "25", "--throttle-style", "429",
-         "--request-cost-base", "2", "--request-cost-per-item", "0.5", "--latency-ms", "20",
+         "--request-cost-base", "2", "--request-cost-per-item", "0.5", "--canvas-cost", "stress",
+         "--cpu-seconds-per-item", "0.001", "--latency-ms", "20",
          "--latency-jitter-ms", "10", "--fault-rate", "0.1", "--timeout-rate", "0.05", "--reset-rate", "0.02",
          "--timeout-stall-seconds", "3", "--fault-seed", "11"]
     )  # fmt: skip
@@ -400,6 +442,7 @@ def test_command_line_flags_build_the_config() -> None:
     assert (config.throttle_high_water, config.throttle_maximum) == (300.0, 400.0)
     assert (config.throttle_leak_per_second, config.throttle_up_front_cost) == (5.0, 25.0)
     assert (config.request_cost_base, config.request_cost_per_item) == (2.0, 0.5)
+    assert (config.cost_model, config.cpu_seconds_per_item) == ("stress", 0.001)
     assert (config.latency_ms, config.latency_jitter_ms) == (20.0, 10.0)
     assert (config.fault_rate, config.timeout_rate, config.reset_rate) == (0.1, 0.05, 0.02)
     assert (config.timeout_stall_seconds, config.fault_seed) == (3.0, 11)

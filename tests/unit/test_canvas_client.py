@@ -338,7 +338,7 @@ def test_low_rate_limit_remaining_slows_the_next_call_down(canvas: ScriptedCanva
     client = client_for(canvas, sleeps=sleeps)
     client.get_all(LIST_ACCOUNT_COURSES, account_id=1)
     assert client.stats.paced == 1
-    assert sleeps == [pytest.approx(2.0 * (1 - 30 / 150))]
+    assert sleeps == [pytest.approx(2.0 * (1 - 30 / 100))]
 
 
 def test_an_unreachable_canvas_is_unavailable_after_the_retries(canvas: ScriptedCanvas) -> None:
@@ -376,3 +376,33 @@ def test_a_write_answered_5xx_is_not_sent_again(canvas: ScriptedCanvas) -> None:
             GRADE_SUBMISSION, [("submission[posted_grade]", "9")], course_id=1, assignment_id=2, user_id=3
         )
     assert [request.method for request in canvas.seen] == ["PUT"]
+
+
+class RecordingLimit:
+    def __init__(self) -> None:
+        self.events: list[str | float] = []
+
+    def observe(self, remaining: float) -> None:
+        self.events.append(remaining)
+
+    def throttled(self) -> None:
+        self.events.append("throttled")
+
+
+def test_every_answer_and_throttle_reaches_the_in_flight_limit(canvas: ScriptedCanvas) -> None:
+    next_link = f'<{canvas.url}{COURSES}?page=2>; rel="next"'
+    canvas.reply(COURSES, [{"id": 1}], headers={"Link": next_link, "X-Rate-Limit-Remaining": "550.0"})
+    canvas.reply(COURSES, "403 Forbidden (Rate Limit Exceeded)\n", status=403)
+    canvas.reply(COURSES, [{"id": 2}], headers={"X-Rate-Limit-Remaining": "480.5"})
+    limit = RecordingLimit()
+    client = CanvasClient(
+        canvas.url,
+        Tokens(),
+        allow_insecure=True,
+        timeout_seconds=5,
+        retry=RetryPolicy(throttle_backoff_base_seconds=0.0),
+        sleep=lambda _: None,
+        rate_limit=limit,
+    )
+    assert [item["id"] for item in client.get_all(LIST_ACCOUNT_COURSES, account_id=1)] == [1, 2]
+    assert limit.events == [550.0, "throttled", 480.5]

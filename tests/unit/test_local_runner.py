@@ -182,39 +182,48 @@ def test_hosts_stay_warm_report_errors_and_are_killed_on_timeout(tmp_path: Path)
 def test_routes_with_a_jwt_authorizer_never_reach_the_function_without_a_valid_token() -> None:
     from werkzeug.test import Client
 
-    from rostersync_local.issuer import LocalIssuer
+    from rostersync_local.identity_provider import LocalIdentityProvider
     from rostersync_local.template import JwtAuthorizerSpec
 
-    issuer = LocalIssuer("http://issuer.test")
-    spec = JwtAuthorizerSpec("http://issuer.test", ("rostersync-admin",))
+    issuer = LocalIdentityProvider("http://issuer.test")
+    spec = JwtAuthorizerSpec("http://issuer.test", ("console-client",))
     invoked: list[Any] = []
 
     def invoke(function: str, event: Any) -> Invocation:
         invoked.append(event)
         return Invocation(payload={"statusCode": 200, "body": "ok"})
 
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
     client = Client(ApiGateway([RouteSpec("GET", "/admin/{proxy+}", "Admin", spec)], invoke, issuer.verify))
     assert client.get("/admin/tenant").status_code == 401
-    assert client.get("/admin/tenant", headers={"Authorization": "Bearer junk"}).status_code == 401
-    other_issuer = LocalIssuer("http://issuer.test").issue("t1")  # same claims, another key
-    assert client.get("/admin/tenant", headers={"Authorization": f"Bearer {other_issuer}"}).status_code == 401
-    expired = issuer.issue("t1", ttl_seconds=-60)
-    assert client.get("/admin/tenant", headers={"Authorization": f"Bearer {expired}"}).status_code == 401
-    wrong_audience = JwtAuthorizerSpec("http://issuer.test", ("someone-else",))
-    assert issuer.verify(issuer.issue("t1"), wrong_audience) is None
+    assert client.get("/admin/tenant", headers=bearer("junk")).status_code == 401
+    other_key = LocalIdentityProvider("http://issuer.test").access_token("u1", "console-client")
+    assert client.get("/admin/tenant", headers=bearer(other_key)).status_code == 401
+    expired = issuer.access_token("u1", "console-client", ttl_seconds=-60)
+    assert client.get("/admin/tenant", headers=bearer(expired)).status_code == 401
+    other_client = issuer.access_token("u1", "another-client")  # Cognito's access tokens: client_id
+    assert client.get("/admin/tenant", headers=bearer(other_client)).status_code == 401
+    other_issuer = LocalIdentityProvider("http://elsewhere.test")
+    other_issuer._key = issuer._key  # the same key, another issuer
+    assert issuer.verify(other_issuer.access_token("u1", "console-client"), spec) is None
+    claims = {"iss": "http://issuer.test", "sub": "u1", "aud": "someone-else", "exp": 2**40}
+    with_audience = issuer.sign(claims)
+    assert client.get("/admin/tenant", headers=bearer(with_audience)).status_code == 401
     assert invoked == []
-    answer = client.get("/admin/tenant", headers={"Authorization": f"Bearer {issuer.issue('t1')}"})
+    answer = client.get("/admin/tenant", headers=bearer(issuer.access_token("u1", "console-client")))
     assert answer.status_code == 200
-    assert invoked[0]["requestContext"]["authorizer"]["jwt"]["claims"]["rostersync:tenant"] == "t1"
+    assert invoked[0]["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] == "u1"
 
 
 def test_a_route_with_authorization_scopes_refuses_a_valid_token_without_one_of_them() -> None:
     from werkzeug.test import Client
 
-    from rostersync_local.issuer import LocalIssuer
+    from rostersync_local.identity_provider import LocalIdentityProvider
     from rostersync_local.template import JwtAuthorizerSpec
 
-    issuer = LocalIssuer("http://issuer.test")
+    issuer = LocalIdentityProvider("http://issuer.test")
     spec = JwtAuthorizerSpec("http://issuer.test", ("rostersync-api",))
     invoked: list[Any] = []
 
@@ -226,7 +235,8 @@ def test_a_route_with_authorization_scopes_refuses_a_valid_token_without_one_of_
     client = Client(ApiGateway([route], invoke, issuer.verify))
 
     def bearer(scope: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issuer.issue_client('c1', scope, 'rostersync-api')}"}
+        token = issuer.access_token("c1", "c1", scope=scope, audience="rostersync-api")
+        return {"Authorization": f"Bearer {token}"}
 
     assert client.get("/v1/changes", headers=bearer("other/read")).status_code == 403
     assert client.get("/v1/changes", headers=bearer("")).status_code == 403

@@ -9,6 +9,7 @@ import pytest
 
 from rostersync_cli.local_cli import admin_event
 from rostersync_cli.main import build_parser
+from rostersync_local.issuer import OPERATOR_SUBJECT, development_subject
 from rostersync_local.sam_local import (
     CONTAINER_AWS_ENDPOINT,
     ENV_VARS_FILE,
@@ -81,8 +82,11 @@ def test_admin_samples_carry_the_authorizer_claims_and_public_ones_none() -> Non
     for sample in GENERATED:
         event = json.loads(Path(EVENTS / sample).read_text())
         claims = event["requestContext"].get("authorizer", {}).get("jwt", {}).get("claims")
-        if event["rawPath"].startswith("/admin/"):
-            assert claims and claims["rostersync:tenant"] == "tabc123def456", sample
+        if event["rawPath"] == "/admin/tenants":
+            assert claims and claims["sub"] == OPERATOR_SUBJECT, sample
+        elif event["rawPath"].startswith("/admin/"):
+            # Which tenant is rostersync's data (`local seed` makes this subject the demo tenant's admin).
+            assert claims and claims["sub"] == development_subject("tabc123def456"), sample
         else:
             assert claims is None, sample
 
@@ -103,4 +107,6 @@ def test_samconfig_points_sam_local_at_the_env_vars_file_and_names_real_environm
         assert config[environment]["global"]["parameters"]["region"]
         overrides = config[environment]["deploy"]["parameters"]["parameter_overrides"]
         assert f"Environment={environment}" in overrides
-        assert "AdminJwtIssuer=" in overrides and "AdminJwtAudience=" in overrides
+        template = (ENV_VARS_FILE.parents[1] / "template.yaml").read_text()
+        for name in (pair.partition("=")[0] for pair in overrides.split()):
+            assert f"\n  {name}:\n" in template, f"{environment} overrides {name}, not a template parameter"

@@ -164,19 +164,62 @@ def test_every_dead_letter_queue_has_an_alarm_and_failures_alarm_on_the_emitted_
 
 
 def test_admin_routes_sit_behind_the_jwt_authorizer_and_public_ones_do_not() -> None:
-    authorizers = RESOURCES["HttpApi"]["Properties"]["Auth"]["Authorizers"]
-    for function, properties in _events("HttpApi"):
-        authorizer = properties.get("Auth", {}).get("Authorizer")
-        if properties["Path"].startswith("/admin/"):
-            assert authorizer == "AdminJwt", f"{function} {properties['Path']} is not signed-in only"
-        elif properties["Path"].startswith("/v1/") and properties["Path"] != "/v1/openapi.json":
+    from rostersync_local.template import load_stack
+
+    model = load_stack(ROOT / "template.yaml", "t")
+    assert {route.path for route in model.routes if route.path.startswith("/admin/")}
+    assert {route.path for route in model.routes if route.path.startswith("/v1/")} == {
+        "/v1/{proxy+}",
+        "/v1/openapi.json",
+    }
+    for route in model.routes:
+        if route.path.startswith("/admin/"):
+            assert route.authorizer is not None, f"{route.method} {route.path} is not signed-in only"
+        elif route.path.startswith("/v1/") and route.path != "/v1/openapi.json":
             # The delivery API: machine clients' tokens, with the read scope (403 without it).
-            assert authorizer == "ClientJwt" and authorizer in authorizers, f"{function} {properties['Path']}"
-            assert properties["Auth"]["AuthorizationScopes"] == ["rosters/read"]
+            assert route.authorizer is not None, f"{route.method} {route.path}"
+            assert route.scopes == ("rosters/read",)
         else:
-            assert authorizer is None, (
-                f"{function} {properties['Path']}: OAuth, health, live events and /v1/openapi.json are public"
+            assert route.authorizer is None, (
+                f"{route.path}: OAuth, health, live events and /v1/openapi.json are public"
             )
+
+
+def test_the_authorizer_trusts_the_stacks_user_pool_or_else_the_institutions_issuer() -> None:
+    from rostersync_local.template import StackModel, load_stack
+
+    own = load_stack(ROOT / "template.yaml", "t", physical_ids={"AdminUserPoolClient": "console-client"})
+    assert set(own.user_pools) == {"AdminUserPool"}
+    pool = own.user_pools["AdminUserPool"]
+    (client,) = pool.clients.values()
+    assert client["AllowedOAuthFlows"] == ["code"] and client["GenerateSecret"] is False
+    assert [group["GroupName"] for group in pool.groups.values()] == ["rostersync-operators"]
+
+    def authorizers(model: StackModel, prefix: str) -> list[tuple[str, tuple[str, ...]]]:
+        found = {
+            route.authorizer for route in model.routes if route.authorizer and route.path.startswith(prefix)
+        }
+        return [(spec.issuer, spec.audience) for spec in found]
+
+    assert authorizers(own, "/admin/") == [("t-AdminUserPool.ProviderURL", ("console-client",))]
+    # The machine clients' tokens come from the same user pool (their client-credentials grant).
+    assert authorizers(own, "/v1/") == [("t-AdminUserPool.ProviderURL", ("rostersync-api",))]
+    institution = load_stack(
+        ROOT / "template.yaml",
+        "t",
+        {
+            "AdminOidcIssuer": "https://idp.example.edu",
+            "AdminOidcAudience": "rostersync-page",
+            "ClientJwtIssuer": "https://machines.example.edu",
+        },
+    )
+    assert institution.user_pools == {} and "AdminUserPoolId" not in institution.outputs
+    assert authorizers(institution, "/admin/") == [("https://idp.example.edu", ("rostersync-page",))]
+    assert authorizers(institution, "/v1/") == [("https://machines.example.edu", ("rostersync-api",))]
+    variables = institution.functions["AdminApiFunction"].environment
+    assert variables["ADMIN_SIGN_IN_ISSUER"] == "https://idp.example.edu"
+    assert variables["ADMIN_SIGN_IN_CLIENT_ID"] == "rostersync-page"
+    assert variables["ADMIN_USER_POOL_ID"] == ""
 
 
 def test_every_setting_the_template_passes_is_one_the_functions_read() -> None:
@@ -221,6 +264,16 @@ def test_every_function_logs_to_a_group_with_a_retention_period() -> None:
         assert groups[group].get("RetentionInDays"), f"{group} keeps logs forever"
 
 
+def _both_branches(policies: list[Any]) -> list[dict[str, Any]]:
+    """The policies, with each conditional one (Fn::If) as both of its branches."""
+    found = []
+    for policy in policies:
+        for branch in policy["Fn::If"][1:] if "Fn::If" in policy else [policy]:
+            if isinstance(branch, dict) and "PolicyDocument" in branch:
+                found.append(branch)
+    return found
+
+
 def test_no_inline_policy_grants_every_resource() -> None:
     from rostersync_local.template import translate
 
@@ -229,7 +282,7 @@ def test_no_inline_policy_grants_every_resource() -> None:
         (name, statement)
         for name, resource in cfn["Resources"].items()
         if resource["Type"] == "AWS::IAM::Role"
-        for policy in resource["Properties"].get("Policies", [])
+        for policy in _both_branches(resource["Properties"].get("Policies", []))
         for statement in policy["PolicyDocument"]["Statement"]
     ]
     assert statements

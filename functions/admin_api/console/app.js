@@ -1,12 +1,22 @@
 // The LMS settings page. Served from our origin under a CSP without inline script; it talks to the admin
-// API with the admin's bearer token, kept in this tab's sessionStorage only. Text goes in with textContent.
+// API with the admin's access token. Text goes in with textContent.
+//
+// Sign-in is OpenID Connect's authorization code flow with PKCE (S256), state and nonce, done by the
+// vendored oidc-client-ts (console/oidc-client-ts.min.js, its version and licence beside it): the page
+// holds the tokens in memory only; the sign-in's own state (PKCE verifier, state, nonce) waits in this
+// tab's sessionStorage while the browser is at the identity provider.
 "use strict";
 
-const TOKEN_KEY = "rostersync.token";
+const DEV_TOKEN_KEY = "rostersync.dev-token"; // development stacks only (a token from the URL fragment)
+const TENANT_KEY = "rostersync.tenant"; // the tenant picked, for an admin of several
 const $ = (id) => document.getElementById(id);
 
+let manager = null; // oidc-client-ts's UserManager
+let user = null; // the signed-in user (tokens), in memory
+let devToken = null;
+
 function token() {
-  return sessionStorage.getItem(TOKEN_KEY);
+  return devToken || (user && user.access_token);
 }
 
 class ApiError extends Error {
@@ -30,13 +40,30 @@ async function confirmed(method, path, body) {
   }
 }
 
-async function api(method, path, body) {
+async function send(method, path, body) {
   const headers = { Authorization: `Bearer ${token()}` };
+  const tenantId = sessionStorage.getItem(TENANT_KEY);
+  if (tenantId) headers["X-Rostersync-Tenant"] = tenantId;
   if (method !== "GET") headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { method, headers, body: method === "GET" ? undefined : JSON.stringify(body || {}) });
+  return fetch(path, { method, headers, body: method === "GET" ? undefined : JSON.stringify(body || {}) });
+}
+
+async function api(method, path, body) {
+  let response = await send(method, path, body);
+  if (response.status === 401 && manager && user && user.refresh_token) {
+    // Expired (or refused): one refresh with the refresh token, then the request once more.
+    user = await manager.signinSilent().catch(() => null);
+    if (user) response = await send(method, path, body);
+  }
   if (response.status === 401) {
-    sessionStorage.removeItem(TOKEN_KEY);
-    showSignIn("Your sign-in expired or is not valid; sign in again.");
+    user = null;
+    if (devToken) {
+      sessionStorage.removeItem(DEV_TOKEN_KEY);
+      devToken = null;
+      showSignIn("Your development token expired or is not valid.");
+    } else {
+      showSignIn("Your sign-in expired or was ended; sign in again.");
+    }
     throw new ApiError(401, { error: "not signed in" });
   }
   const type = response.headers.get("Content-Type") || "";
@@ -76,20 +103,103 @@ function fill(tableId, rows) {
 }
 
 // -- sign-in ---------------------------------------------------------------------------------
+const CONSOLE_URL = `${location.origin}/console`;
+
 function showSignIn(message) {
   $("console").hidden = true;
+  $("account").hidden = true;
   $("sign-in").hidden = false;
-  $("whoami").textContent = message || "Not signed in.";
+  $("sign-in-again").hidden = !manager;
+  $("sign-in-message").textContent = message || "Not signed in.";
+  $("whoami").textContent = "Not signed in.";
 }
 
-function takeTokenFromFragment() {
-  // An identity provider returns the token in the fragment, which never reaches a server log.
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  const fromFragment = fragment.get("access_token") || fragment.get("id_token");
-  if (fromFragment) {
-    sessionStorage.setItem(TOKEN_KEY, fromFragment);
-    history.replaceState(null, "", location.pathname + location.search);
+function randomText() {
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+async function goSignIn() {
+  // Where the admin was (e.g. ?connected=... after Canvas) comes back with the signed-in user.
+  await manager.signinRedirect({ nonce: randomText(), state: { search: location.search } });
+}
+
+// True once signed in; false while the browser is on its way to the identity provider.
+async function signIn() {
+  const config = await (await fetch("/console/sign-in")).json();
+  if (config.development_tokens) {
+    // Development stacks only (`rostersync admin token --console-url`): a token in the URL fragment.
+    const fromFragment = new URLSearchParams(location.hash.slice(1)).get("access_token");
+    if (fromFragment) {
+      sessionStorage.setItem(DEV_TOKEN_KEY, fromFragment);
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+    devToken = sessionStorage.getItem(DEV_TOKEN_KEY);
+    if (devToken) return true;
   }
+  if (!config.issuer || !config.client_id) throw new Error("this stack has no identity provider configured");
+  manager = new oidc.UserManager({
+    authority: config.issuer,
+    client_id: config.client_id,
+    redirect_uri: CONSOLE_URL,
+    post_logout_redirect_uri: CONSOLE_URL,
+    response_type: "code",
+    scope: "openid email",
+    userStore: new oidc.WebStorageStateStore({ store: new oidc.InMemoryWebStorage() }),
+    stateStore: new oidc.WebStorageStateStore({ store: sessionStorage }),
+    automaticSilentRenew: true, // refreshed with the refresh token before the access token expires
+  });
+  const query = new URLSearchParams(location.search);
+  if (query.has("state") && (query.has("code") || query.has("error"))) {
+    // Back from the identity provider: the library exchanges the code with the PKCE verifier, and
+    // refuses a state it did not send or an ID token whose nonce is not the one it sent.
+    try {
+      user = await manager.signinRedirectCallback();
+    } finally {
+      history.replaceState(null, "", "/console"); // the code never stays in the address bar
+    }
+    history.replaceState(null, "", `/console${(user.state && user.state.search) || ""}`);
+    return true;
+  }
+  await goSignIn();
+  return false;
+}
+
+async function signOut() {
+  await api("POST", "/admin/sign-out").catch(() => null); // this token stops working here at once
+  sessionStorage.removeItem(TENANT_KEY);
+  if (devToken) {
+    sessionStorage.removeItem(DEV_TOKEN_KEY);
+    devToken = null;
+    showSignIn("Signed out.");
+    return;
+  }
+  await manager.revokeTokens(["refresh_token"]).catch(() => null);
+  user = null;
+  // The identity provider's own session ends too; it sends the browser back here. Cognito's logout
+  // endpoint reads client_id and logout_uri.
+  const extraQueryParams = { client_id: manager.settings.client_id, logout_uri: CONSOLE_URL };
+  await manager.signoutRedirect({ extraQueryParams });
+}
+
+// Who is signed in, and for which tenant (a picker for an admin of several).
+async function chooseTenant() {
+  const me = await api("GET", "/admin/me");
+  $("signed-in-as").textContent = `Signed in as ${me.email}`;
+  $("account").hidden = false;
+  if (!me.tenants.length) {
+    sessionStorage.removeItem(TENANT_KEY);
+    showSignIn(`${me.email} administers no tenant yet: ask an operator to invite you (rostersync admin invite).`);
+    $("account").hidden = false;
+    return false;
+  }
+  const saved = sessionStorage.getItem(TENANT_KEY);
+  const chosen = me.tenants.some((item) => item.tenant_id === saved) ? saved : me.tenants[0].tenant_id;
+  sessionStorage.setItem(TENANT_KEY, chosen);
+  $("tenant-picker").replaceChildren(...me.tenants.map((item) => new Option(item.name, item.tenant_id)));
+  $("tenant-picker").value = chosen;
+  $("tenant-choice").hidden = me.tenants.length < 2;
+  return true;
 }
 
 // -- Canvas settings -------------------------------------------------------------------------
@@ -444,22 +554,20 @@ async function loadTenant() {
 }
 
 async function start() {
-  takeTokenFromFragment();
-  $("sign-in-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
-    $("token").value = "";
-    start();
-  });
-  if (!token()) {
-    showSignIn();
+  let signedIn;
+  try {
+    signedIn = await signIn();
+  } catch (error) {
+    showSignIn(`Sign-in failed: ${error.message}. Nothing was signed in; sign in again.`);
     return;
   }
+  if (!signedIn) return;
   $("sign-in").hidden = true;
   try {
+    if (!(await chooseTenant())) return;
     await loadTenant();
   } catch (error) {
-    if (error.status !== 401) notify(error.message, true);
+    if (error.status !== 401) showSignIn(error.message);
     return;
   }
   $("console").hidden = false;
@@ -470,6 +578,14 @@ async function start() {
 }
 
 function wire() {
+  $("sign-in-again").addEventListener("click", () => goSignIn());
+  $("sign-out").addEventListener("click", () => signOut());
+  $("tenant-picker").addEventListener("change", async () => {
+    sessionStorage.setItem(TENANT_KEY, $("tenant-picker").value);
+    clearNotices();
+    await loadTenant().catch((error) => notify(error.message, true));
+    await refreshActivity().catch((error) => notify(error.message, true));
+  });
   $("edit-settings").addEventListener("click", () => {
     $("settings-fields").disabled = false;
     $("save-settings").disabled = false;

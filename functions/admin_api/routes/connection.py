@@ -16,7 +16,7 @@ services = shared_services()
 def tenant() -> dict[str, object]:
     event = router.current_event
     return admin.tenant_overview(
-        services, signed_in_tenant(event), f"{public_base_url(event)}/oauth/callback"
+        services, signed_in_tenant(router), f"{public_base_url(event)}/oauth/callback"
     )
 
 
@@ -24,7 +24,7 @@ def tenant() -> dict[str, object]:
 def save_canvas_settings() -> dict[str, object]:
     event = router.current_event
     return admin.save_settings(
-        services, signed_in_tenant(event), parsed_body(event, admin.CanvasSettingsForm)
+        services, signed_in_tenant(router), parsed_body(event, admin.CanvasSettingsForm)
     )
 
 
@@ -33,21 +33,21 @@ def generate_key() -> dict[str, str]:
     """The Generate Key button: a start link bound to this admin and tenant, single use, 10 minutes."""
     event = router.current_event
     start_url = admin.start_authorization(
-        services, signed_in_tenant(event), signed_in_admin(event), public_base_url(event)
+        services, signed_in_tenant(router), signed_in_admin(router), public_base_url(event)
     )
     return {"start_url": start_url}
 
 
 @router.post("/admin/self-test")
 def connection_self_test() -> dict[str, object]:
-    report = admin.self_test(services, signed_in_tenant(router.current_event))
+    report = admin.self_test(services, signed_in_tenant(router))
     return {**report.model_dump(mode="json"), "passed": report.passed}
 
 
 @router.post("/admin/tenants")
 def add_tenant() -> Response[dict[str, object]]:
     event = router.current_event
-    if not is_operator(event):
+    if not is_operator(router):
         raise ForbiddenError("only an operator creates tenants")
     created = admin.add_tenant(services, parsed_body(event, admin.NewTenantForm))
     return Response(201, content_types.APPLICATION_JSON, created)
@@ -56,5 +56,4 @@ def add_tenant() -> Response[dict[str, object]]:
 @router.post("/admin/disconnect")
 def disconnect() -> dict[str, object]:
     """End the Canvas grant and forget the tokens (the settings stay; Generate Key connects again)."""
-    event = router.current_event
-    return admin.disconnect(services, signed_in_tenant(event), signed_in_admin(event))
+    return admin.disconnect(services, signed_in_tenant(router), signed_in_admin(router))

@@ -47,7 +47,7 @@ def submit_once(batch: GradeBatch) -> str:
 def push_grades() -> Response[dict[str, str]]:
     event = router.current_event
     # The batch is the tenant's own whatever the body says: the tenant comes from the token only.
-    batch = parsed_body(event, GradeBatch, tenant_id=signed_in_tenant(event))
+    batch = parsed_body(event, GradeBatch, tenant_id=signed_in_tenant(router))
     try:
         batch_id = (
             submit_once(batch=batch)
@@ -65,13 +65,13 @@ def push_grades() -> Response[dict[str, str]]:
 
 @router.get("/admin/grades/<batch_id>")
 def grade_batch(batch_id: str) -> dict[str, object]:
-    return batch_status(services, signed_in_tenant(router.current_event), batch_id)
+    return batch_status(services, signed_in_tenant(router), batch_id)
 
 
 @router.get("/admin/grades/<batch_id>/verify")
 def verify_grades(batch_id: str) -> dict[str, object]:
     """Read the batch's grades back from Canvas and compare them with what was sent."""
-    verification = verify_batch(services, signed_in_tenant(router.current_event), batch_id)
+    verification = verify_batch(services, signed_in_tenant(router), batch_id)
     return {**verification.model_dump(mode="json"), "all_match": verification.all_match}
 
 
@@ -87,7 +87,7 @@ def live_results(course_id: str, assessment_id: str) -> dict[str, object]:
     if user_text is not None and user_id is None:
         raise BadRequestError("user_id must be a Canvas user id")
     try:
-        results = live_assessment_results(services, signed_in_tenant(event), course, assessment, user_id)
+        results = live_assessment_results(services, signed_in_tenant(router), course, assessment, user_id)
     except CanvasNotFoundError as error:
         raise NotFoundError(f"no live assessment {assessment} in course {course}") from error
     return {

@@ -14,12 +14,12 @@ services = shared_services()
 
 @router.get("/admin/holds")
 def holds() -> list[dict[str, object]]:
-    return admin.held_syncs(services, signed_in_tenant(router.current_event))
+    return admin.held_syncs(services, signed_in_tenant(router))
 
 
 @router.get("/admin/holds/decided")
 def decided_holds() -> list[dict[str, object]]:
-    return admin.hold_decisions(services, signed_in_tenant(router.current_event))
+    return admin.hold_decisions(services, signed_in_tenant(router))
 
 
 @router.post("/admin/holds/<course_id>/<decision>")
@@ -27,11 +27,10 @@ def decide(course_id: str, decision: str) -> dict[str, object]:
     course = parse_canvas_id(course_id)
     if decision not in {"approve", "reject"} or course is None:
         raise NotFoundError()
-    event = router.current_event
     return admin.decide_hold(
         services,
-        signed_in_tenant(event),
+        signed_in_tenant(router),
         course,
         approve=decision == "approve",
-        decided_by=signed_in_admin(event),
+        decided_by=signed_in_admin(router),
     )

@@ -9,14 +9,18 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
 from rostersync.authorization import canvas_authorize_redirect
 from rostersync.services import shared_services
+from rostersync.sign_in import identity_provider_origins, sign_in_configuration
 from rostersync.tenants import TenantError
-from rostersync.web import OAUTH_BROWSER_COOKIE, html_page, public_base_url
+from rostersync.web import OAUTH_BROWSER_COOKIE, console_security_policy, html_page, public_base_url
 
 CONSOLE = Path(__file__).parents[1] / "console"
 CONSOLE_FILES = {
     "index.html": content_types.TEXT_HTML,
     "app.js": "text/javascript",
     "app.css": "text/css",
+    # Vendored unmodified (no build step): oidc-client-ts 3.5.0's browser build, and its licence.
+    "oidc-client-ts.min.js": "text/javascript",
+    "oidc-client-ts.LICENSE.txt": "text/plain",
 }
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
@@ -30,7 +34,18 @@ def health() -> dict[str, str]:
 
 @router.get("/console")
 def console_page() -> Response[str]:
-    return console_file("index.html")
+    page = console_file("index.html")
+    issuer = sign_in_configuration(services).issuer
+    page.headers["Content-Security-Policy"] = console_security_policy(
+        identity_provider_origins(issuer) if issuer else []
+    )
+    return page
+
+
+@router.get("/console/sign-in")
+def console_sign_in() -> dict[str, object]:
+    """What the page signs in with: the identity provider's issuer and the page's client id."""
+    return sign_in_configuration(services).model_dump()
 
 
 @router.get("/console/<name>")

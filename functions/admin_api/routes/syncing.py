@@ -16,7 +16,7 @@ services = shared_services()
 def course_sync_list() -> dict[str, object]:
     event = router.current_event
     return admin.update_course_list(
-        services, signed_in_tenant(event), parsed_body(event, admin.CourseListForm)
+        services, signed_in_tenant(router), parsed_body(event, admin.CourseListForm)
     )
 
 
@@ -24,7 +24,7 @@ def course_sync_list() -> dict[str, object]:
 def sync_all_courses() -> dict[str, object]:
     event = router.current_event
     return admin.use_all_courses_of(
-        services, signed_in_tenant(event), parsed_body(event, admin.AllCoursesForm)
+        services, signed_in_tenant(router), parsed_body(event, admin.AllCoursesForm)
     )
 
 
@@ -32,20 +32,20 @@ def sync_all_courses() -> dict[str, object]:
 def sync_now() -> Response[dict[str, str]]:
     event = router.current_event
     run_id = admin.sync_now(
-        services, signed_in_tenant(event), parsed_body(event, admin.SyncNowForm).course_ids
+        services, signed_in_tenant(router), parsed_body(event, admin.SyncNowForm).course_ids
     )
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body={"run_id": run_id})
 
 
 @router.get("/admin/runs")
 def runs() -> list[dict[str, object]]:
-    return admin.recent_runs(services, signed_in_tenant(router.current_event))
+    return admin.recent_runs(services, signed_in_tenant(router))
 
 
 @router.get("/admin/errors")
 def errors() -> Response[str] | list[dict[str, object]]:
     event = router.current_event
-    found = sync_errors(services, signed_in_tenant(event), event.get_query_string_value("run"))
+    found = sync_errors(services, signed_in_tenant(router), event.get_query_string_value("run"))
     if event.get_query_string_value("format") == "csv":
         return Response(status_code=200, content_type="text/csv", body=sync_errors_csv(found))
     return [error.model_dump(mode="json") for error in found]
@@ -53,18 +53,18 @@ def errors() -> Response[str] | list[dict[str, object]]:
 
 @router.get("/admin/roster/totals")
 def roster_counts() -> dict[str, int]:
-    return roster_totals(export_roster(services, signed_in_tenant(router.current_event)))
+    return roster_totals(export_roster(services, signed_in_tenant(router)))
 
 
 @router.post("/admin/settings/sync")
 def save_sync_settings() -> dict[str, object]:
     event = router.current_event
     return admin.save_sync_settings(
-        services, signed_in_tenant(event), parsed_body(event, admin.SyncSettingsForm)
+        services, signed_in_tenant(router), parsed_body(event, admin.SyncSettingsForm)
     )
 
 
 @router.get("/admin/canvas/roles")
 def canvas_roles() -> list[dict[str, str]]:
     """The course roles a role mapping may name (read from the tenant's Canvas)."""
-    return admin.canvas_roles(services, signed_in_tenant(router.current_event))
+    return admin.canvas_roles(services, signed_in_tenant(router))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from datetime import datetime
 from pydantic import SecretStr
 
 from rostersync.canvas.client import CanvasClient
+from rostersync.canvas.concurrency import AimdLimit
 from rostersync.canvas.errors import CanvasNotConfiguredError, CanvasNotFoundError, CanvasUnavailableError
 from rostersync.canvas.models import CanvasCourse
 from rostersync.canvas.oauth import OAuthClient
@@ -110,6 +112,7 @@ def canvas_client_for(services: Services, tenant: Tenant) -> CanvasClient:
         token_source_for(services, tenant),
         allow_insecure=insecure_canvas_allowed(services, tenant),
         timeout_seconds=services.settings.canvas_timeout_seconds,
+        rate_limit=shared_canvas_limit(services, tenant.tenant_id),
     )
 
 
@@ -127,20 +130,80 @@ def read_account_course(client: CanvasClient, tenant: Tenant, course_id: int) ->
     return CanvasCourse.model_validate(item)
 
 
+class SharedCanvasLimit:
+    """A tenant's in-flight Canvas limit as this process sees it: an :class:`AimdLimit` fed by every
+    answer of the tenant's Canvas, kept in step with the limit stored for all the tenant's workers (read
+    again every few seconds, written when its whole number changes). Thread-safe."""
+
+    REREAD_SECONDS = 5.0
+
+    def __init__(
+        self, services: Services, tenant_id: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._table = services.table
+        self._tenant_id = tenant_id
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._aimd = AimdLimit(start=services.settings.canvas_concurrency_per_tenant)
+        self._read_at: float | None = None
+
+    def current(self) -> int:
+        with self._lock:
+            now = self._clock()
+            if self._read_at is None or now - self._read_at >= self.REREAD_SECONDS:
+                self._read_at = now
+                stored = self._table.canvas_limit(self._tenant_id)
+                if stored is not None:
+                    self._aimd.adopt(stored)
+            return self._aimd.limit
+
+    def observe(self, remaining: float) -> None:
+        self._change(lambda: self._aimd.observe(remaining))
+
+    def throttled(self) -> None:
+        self._change(self._aimd.throttled)
+
+    def _change(self, update: Callable[[], None]) -> None:
+        with self._lock:
+            before = self._aimd.limit
+            update()
+            if self._aimd.limit != before:
+                self._table.save_canvas_limit(self._tenant_id, self._aimd.limit)
+
+
+_shared_limits: dict[tuple[str, str], SharedCanvasLimit] = {}
+_shared_limits_lock = threading.Lock()
+
+
+def shared_canvas_limit(services: Services, tenant_id: str) -> SharedCanvasLimit:
+    """The process's one :class:`SharedCanvasLimit` of the tenant (it lives as long as the warm
+    process, so what it learned carries over from one invocation to the next)."""
+    key = (services.settings.table_name, tenant_id)
+    with _shared_limits_lock:
+        limit = _shared_limits.get(key)
+        if limit is None:
+            limit = _shared_limits[key] = SharedCanvasLimit(services, tenant_id)
+        return limit
+
+
 @contextmanager
 def canvas_slot(
     services: Services,
     tenant_id: str,
     *,
+    requests: int = 1,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[int]:
-    """Hold one of the tenant's Canvas concurrency slots while talking to its Canvas."""
+    """Hold one of the tenant's Canvas concurrency slots while talking to its Canvas, a slot standing for
+    `requests` requests in flight: there are as many slots as the tenant's in-flight limit holds such
+    groups (at least one). A slot above a limit that shrank meanwhile is kept until it is released."""
     settings = services.settings
     holder = uuid.uuid4().hex
-    slots = list(range(settings.canvas_concurrency_per_tenant))
+    limit = shared_canvas_limit(services, tenant_id)
     deadline = clock() + settings.canvas_slot_wait_seconds
     while True:
+        slots = list(range(max(1, limit.current() // max(1, requests))))
         random.shuffle(slots)  # spread the conditional writes over the slots
         taken = next(
             (

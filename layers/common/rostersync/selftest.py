@@ -9,7 +9,7 @@ are the sync errors a sync of that course would record; the selection's other co
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -75,9 +75,15 @@ class _Probe:
         page: list[Any] = self._call(endpoint, lambda: next(self.client.pages(endpoint, params, **path), []))
         return page
 
-    def get_all(self, endpoint: Endpoint, params: Params | None = None, **path: int | str) -> list[Any]:
-        every: list[Any] = self._call(endpoint, lambda: self.client.get_all(endpoint, params, **path))
-        return every
+    def pages(
+        self, endpoint: Endpoint, params: Params | None = None, **path: int | str
+    ) -> Iterator[list[Any]]:
+        try:
+            yield from self.client.pages(endpoint, params, **path)
+        except CanvasError as error:
+            self.outcomes[endpoint] = error
+            raise
+        self.outcomes.setdefault(endpoint, None)
 
     def one(self, endpoint: Endpoint, params: Params | None = None, **path: int | str) -> Any:
         return self._call(endpoint, lambda: self.client.get_one(endpoint, params, **path))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 
 from rostersync.settings import Settings, load_settings
-from rostersync.store.grades import GradeQueue, GradeStore
 from rostersync.store.queues import SyncQueues
 from rostersync.store.secrets import TenantSecretStore
 from rostersync.store.table import RosterTable
+
+if TYPE_CHECKING:
+    from rostersync.store.grades import GradeQueue, GradeStore
 
 
 @dataclass(frozen=True)
@@ -32,13 +35,18 @@ class Services:
             ),
         )
 
-    # Made when first used: most functions never touch grades, and a client costs cold-start time.
+    # Made (and their module imported) when first used: most functions never touch grades, and a client
+    # costs cold-start time.
     @cached_property
     def grades(self) -> GradeStore:
+        from rostersync.store.grades import GradeStore
+
         return GradeStore(self.settings.table_name)
 
     @cached_property
     def grade_queue(self) -> GradeQueue:
+        from rostersync.store.grades import GradeQueue
+
         return GradeQueue(self.settings.grades_queue_url)
 
     @classmethod

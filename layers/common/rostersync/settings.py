@@ -26,12 +26,23 @@ class Settings(BaseSettings):
     # Refresh access tokens this long before Canvas says they expire (a quarter of a short lifetime at most).
     token_refresh_margin_seconds: int = Field(default=300, ge=0)
     oauth_state_ttl_seconds: int = Field(default=600, gt=0)
-    # At most this many workers call one tenant's Canvas at once (a leased slot each), so a large
-    # tenant neither trips its own rate limit nor takes every worker from the others.
-    canvas_concurrency_per_tenant: int = Field(default=3, ge=1)
+    # The Canvas requests a tenant may have in flight before its answers say more (or fewer) fit: the
+    # limit then follows X-Rate-Limit-Remaining (rostersync.canvas.concurrency), shared by the tenant's
+    # workers through leased slots, so a large tenant neither trips its own rate limit nor takes every
+    # worker from the others.
+    canvas_concurrency_per_tenant: int = Field(default=6, ge=1)
     canvas_slot_wait_seconds: float = Field(default=60.0, ge=0)
     canvas_slot_lease_seconds: int = Field(default=150, gt=0)
     manual_sync_cooldown_seconds: int = Field(default=60, ge=0)
+    # The admins' sign-in (template.yaml): the OIDC issuer, and the settings page's client id, or the
+    # stack's own user pool to find it in.
+    admin_sign_in_issuer: str = ""
+    admin_sign_in_client_id: str = ""
+    admin_user_pool_id: str = ""
+    # Development only (the local stack): the page also takes a token from its URL fragment.
+    development_tokens: bool = Field(
+        default=False, validation_alias=AliasChoices("development_tokens", "ROSTERSYNC_DEVELOPMENT_TOKENS")
+    )
     live_events_queue_url: str = ""
     grades_queue_url: str = ""
     live_events_jwks_url: str = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"

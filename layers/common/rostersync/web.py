@@ -7,10 +7,14 @@ from html import escape
 from typing import TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError, UnauthorizedError
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, ForbiddenError, UnauthorizedError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from pydantic import BaseModel, ValidationError
+
+from rostersync.services import shared_services
+from rostersync.sign_in import AdminSession, SignInError, admin_session
 
 # Everything the pages need comes from our own origin; nothing may frame them or run inline script.
 CONTENT_SECURITY_POLICY = (
@@ -51,11 +55,13 @@ def html_page(status_code: int, title: str, message: str) -> Response[str]:
 
 
 # -- the admin API's request plumbing ------------------------------------------------------------------
-TENANT_CLAIM = "rostersync:tenant"
-OPERATOR_CLAIM = "rostersync:operator"
+# The header naming the tenant the admin acts for (the page's tenant picker); checked against the admin's
+# memberships on every request. Needed only by an admin of several tenants.
+TENANT_HEADER = "x-rostersync-tenant"
 # The cookie /oauth/start sets and /oauth/callback must get back: it binds a state to one browser.
 OAUTH_BROWSER_COOKIE = "rostersync_oauth"
 MAX_ADMIN_BODY_BYTES = 1024 * 1024  # the largest form is a course sync list CSV
+ADMIN_SESSION = "admin_session"  # the resolver context's key (set by admin_sessions)
 
 Form = TypeVar("Form", bound=BaseModel)
 
@@ -65,22 +71,53 @@ def jwt_claims(event: APIGatewayProxyEventV2) -> dict[str, object]:
     return dict(event.request_context.authorizer.jwt_claim or {})
 
 
-def signed_in_tenant(event: APIGatewayProxyEventV2) -> str:
-    """The tenant named in the admin's verified token; never a path or body value."""
-    tenant_id = jwt_claims(event).get(TENANT_CLAIM)
-    if not tenant_id:
-        raise UnauthorizedError("the token names no tenant")
-    return str(tenant_id)
+def console_security_policy(sign_in_origins: list[str]) -> str:
+    """The settings page's CSP: as every page's, but the page also calls its identity provider."""
+    return CONTENT_SECURITY_POLICY.replace(
+        "connect-src 'self'", " ".join(["connect-src 'self'", *sign_in_origins])
+    )
 
 
-def signed_in_admin(event: APIGatewayProxyEventV2) -> str:
-    """Who is acting, as records name them: the token's email when it carries one, else its subject."""
-    claims = jwt_claims(event)
-    return str(claims.get("email") or claims.get("sub") or "unknown admin")
+def admin_sessions(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[object]:
+    """Every /admin/ request: who the token's subject is to rostersync (memberships, operator), read now,
+    so a removed admin is refused at their next request."""
+    event = resolver.current_event
+    if event.path.startswith("/admin/"):
+        headers = {name.lower(): value for name, value in (event.headers or {}).items()}
+        try:
+            session = admin_session(shared_services(), jwt_claims(event), headers.get(TENANT_HEADER) or None)
+        except SignInError as error:
+            return Response(error.status, content_types.APPLICATION_JSON, {"error": str(error)})
+        resolver.context[ADMIN_SESSION] = session
+    return next_middleware(resolver)
 
 
-def is_operator(event: APIGatewayProxyEventV2) -> bool:
-    return str(jwt_claims(event).get(OPERATOR_CLAIM)).lower() == "true"
+def signed_in(router: BaseRouter) -> AdminSession:
+    session = router.context.get(ADMIN_SESSION)
+    if not isinstance(session, AdminSession):
+        raise UnauthorizedError("not signed in")
+    return session
+
+
+def signed_in_tenant(router: BaseRouter) -> str:
+    """The tenant the signed-in admin acts for, among their memberships; never a path or body value."""
+    session = signed_in(router)
+    if session.tenant_id is None:
+        raise ForbiddenError(
+            "you administer no tenant"
+            if not session.tenants
+            else "choose a tenant (the X-Rostersync-Tenant header)"
+        )
+    return session.tenant_id
+
+
+def signed_in_admin(router: BaseRouter) -> str:
+    """Who is acting, as records name them: the admin's email."""
+    return signed_in(router).email
+
+
+def is_operator(router: BaseRouter) -> bool:
+    return signed_in(router).operator
 
 
 def parsed_body(event: APIGatewayProxyEventV2, model: type[Form], **overrides: object) -> Form:

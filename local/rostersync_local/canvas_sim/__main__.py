@@ -13,7 +13,7 @@ import sys
 import threading
 from types import FrameType
 
-from .config import SimulatorConfig
+from .config import COST_MODELS, SimulatorConfig
 from .server import serve
 
 
@@ -40,10 +40,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ("--throttle-maximum", defaults.throttle_maximum, "the bucket never fills beyond this"),
         ("--throttle-leak-per-second", defaults.throttle_leak_per_second, "outflow per second"),
         ("--throttle-up-front-cost", defaults.throttle_up_front_cost, "held while a request is in flight"),
-        ("--request-cost-base", defaults.request_cost_base, "cost of every API request"),
-        ("--request-cost-per-item", defaults.request_cost_per_item, "extra cost per item of a list"),
+        ("--cpu-seconds-per-item", defaults.cpu_seconds_per_item, "documented model: cost per listed item"),
+        ("--request-cost-base", defaults.request_cost_base, "stress model: cost of every API request"),
+        ("--request-cost-per-item", defaults.request_cost_per_item, "stress model: cost per listed item"),
     ):
         throttle.add_argument(flag, type=float, default=default, help=f"{text} (default {default})")
+    throttle.add_argument(
+        "--canvas-cost",
+        choices=COST_MODELS,
+        default=defaults.cost_model,
+        help="a request's X-Request-Cost: 'documented' (its server time, as Canvas charges; the default) or "
+        "'stress' (request-cost-base + request-cost-per-item per listed item, far dearer)",
+    )
     throttle.add_argument(
         "--throttle-style",
         choices=["403", "429"],
@@ -118,6 +126,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         throttle_leak_per_second=args.throttle_leak_per_second,
         throttle_up_front_cost=args.throttle_up_front_cost,
         throttle_style=args.throttle_style,
+        cost_model=args.canvas_cost,
+        cpu_seconds_per_item=args.cpu_seconds_per_item,
         request_cost_base=args.request_cost_base,
         request_cost_per_item=args.request_cost_per_item,
         latency_ms=args.latency_ms,

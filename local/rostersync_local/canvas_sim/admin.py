@@ -11,7 +11,7 @@ from werkzeug.wrappers import Request, Response
 
 from .api import DEFAULT_SCOPES
 from .changes import CHANGE_ROUTES
-from .config import SimulatorConfig
+from .config import COST_MODELS, SimulatorConfig
 from .serialize import iso
 from .state import FAULT_KINDS, Fault, SimulatorState
 from .web import json_response, sim_error, sim_json_body
@@ -21,10 +21,12 @@ _SCOPE_RE = re.compile(r"^url:(GET|POST|PUT|PATCH|DELETE|HEAD)\|/\S+$")
 BOOL_SETTINGS = frozenset({"auto_approve", "throttle"})
 NUMBER_SETTINGS = frozenset(
     {"throttle_high_water", "throttle_maximum", "throttle_leak_per_second", "throttle_up_front_cost",
-     "request_cost_base", "request_cost_per_item", "latency_ms", "latency_jitter_ms", "fault_rate",
-     "timeout_rate", "reset_rate", "timeout_stall_seconds"}
+     "request_cost_base", "request_cost_per_item", "cpu_seconds_per_item", "latency_ms", "latency_jitter_ms",
+     "fault_rate", "timeout_rate", "reset_rate", "timeout_stall_seconds"}
 )  # fmt: skip
-RUNTIME_SETTINGS = BOOL_SETTINGS | NUMBER_SETTINGS | {"token_ttl_seconds", "throttle_style", "fault_seed"}
+RUNTIME_SETTINGS = BOOL_SETTINGS | NUMBER_SETTINGS | {
+    "token_ttl_seconds", "throttle_style", "cost_model", "fault_seed"
+}  # fmt: skip
 
 
 def health(request: Request, state: SimulatorState) -> Response:
@@ -87,6 +89,10 @@ def _setting(name: str, value: Any) -> Any:
         if str(value) not in {"403", "429"} or isinstance(value, bool):
             raise sim_error("throttle_style must be '403' or '429'")
         return str(value)
+    if name == "cost_model":
+        if value not in COST_MODELS:
+            raise sim_error("cost_model must be 'documented' or 'stress'")
+        return value
     if value is not None and not _is_int(value):  # fault_seed
         raise sim_error("fault_seed must be an integer or null")
     return value

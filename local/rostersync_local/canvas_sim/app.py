@@ -9,7 +9,9 @@ Request life cycle (``state.lock`` is held only for the bracketed steps, never w
 3. API routes: [authenticate, check scopes, admit into the grant's leaky bucket (up-front cost)] - a refused
    request answers the rate-limit response without running; then sleep the latency (in flight, so up-front
    costs of concurrent requests overlap); then [run the handler]; then [finish in the bucket: refund the
-   up-front cost, add the real cost] -> ``X-Request-Cost`` and ``X-Rate-Limit-Remaining``;
+   up-front cost, add the real cost] -> ``X-Request-Cost`` and ``X-Rate-Limit-Remaining``. The real cost
+   follows ``config.cost_model`` (:meth:`SimulatorConfig.request_cost`): by default the request's server
+   time, the latency slept plus a per-item CPU term;
 4. other routes: [run the handler] (a handler marked ``without_state_lock`` runs without the lock: the
    live-event log, flush and signing-key endpoints, which only use the dispatcher's own lock).
 """
@@ -177,10 +179,10 @@ class CanvasSimulatorApp:
         elif fault is not None or kind == "error":
             state.sleep(delay)
             response = fault_response(state, fault) if fault is not None else error_response(500)
-            return self._with_cost_headers(response, None, 0)
+            return self._with_cost_headers(response, None, 0, delay)
         if endpoint is None:
             state.sleep(delay)
-            return self._with_cost_headers(json_response(NOT_FOUND_BODY, 404), None, 0)
+            return self._with_cost_headers(json_response(NOT_FOUND_BODY, 404), None, 0, delay)
         api_handler = self.api_handlers.get(endpoint)
         if api_handler is not None:
             return self._api(request, route, endpoint, api_handler, params, delay)
@@ -202,15 +204,18 @@ class CanvasSimulatorApp:
             logger.exception("unhandled error in %s %s", request.method, request.path)
             return error_response(500)
 
-    def _with_cost_headers(self, response: Response, credential: str | None, items: int) -> Response:
+    def _with_cost_headers(
+        self, response: Response, credential: str | None, items: int, server_seconds: float = 0.0
+    ) -> Response:
         """Add ``X-Request-Cost`` and ``X-Rate-Limit-Remaining`` (settles the bucket of ``credential``)."""
         if "X-Rate-Limit-Remaining" in response.headers:  # a throttled response carries no cost
             return response
         state = self.state
         with state.lock:
             config = state.config
-            cost = config.request_cost_base + config.request_cost_per_item * items
+            cost = config.request_cost(items, server_seconds)
             if credential is not None:
+                state.stats.record_cost(cost, server_seconds)
                 remaining = state.throttle.finish(credential, cost, state.now())
             else:
                 remaining = config.throttle_high_water
@@ -237,12 +242,14 @@ class CanvasSimulatorApp:
             throttle_status = 429 if state.config.throttle_style == "429" else 403
         if not isinstance(grant, Grant):
             state.sleep(delay)
-            return self._with_cost_headers(grant, None, 0)
+            return self._with_cost_headers(grant, None, 0, delay)
         if not admitted:
             state.sleep(delay)
             return throttled_response(throttle_status)
         response = error_response(500)  # replaced below; the bucket is settled whatever happens
         items = 0
+        with state.lock:
+            state.stats.enter_flight()
         try:
             state.sleep(delay)  # the request "works" while holding its up-front cost, outside the lock
             with state.lock:
@@ -256,7 +263,9 @@ class CanvasSimulatorApp:
                 response = self._run(request, lambda: handler(ctx, **params))
                 items = ctx.item_count
         finally:
-            self._with_cost_headers(response, credential, items)
+            with state.lock:
+                state.stats.leave_flight()
+            self._with_cost_headers(response, credential, items, delay)
         return response
 
     def _authenticate(self, request: Request, endpoint: str) -> Response | Grant:

@@ -6,12 +6,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 THROTTLE_STYLES = ("403", "429")
+# "documented": a request costs its server time, as Canvas's throttling documentation describes;
+# "stress": a fixed price per request and per listed item, far dearer (see the class doc).
+COST_MODELS = ("documented", "stress")
 LIVE_EVENT_FORMATS = ("canvas", "caliper")
 NON_NEGATIVE_FIELDS = (
     "throttle_leak_per_second",
     "throttle_up_front_cost",
     "request_cost_base",
     "request_cost_per_item",
+    "cpu_seconds_per_item",
     "latency_ms",
     "latency_jitter_ms",
     "timeout_stall_seconds",
@@ -27,10 +31,20 @@ class SimulatorConfig:
 
     Throttling (Canvas's ``request_throttle.rb`` leaky bucket, one bucket per access-token grant) is off by
     default. When ``throttle`` is on, a request is refused while its bucket is above ``throttle_high_water``;
-    an admitted request holds ``throttle_up_front_cost`` while in flight and then pays its real cost,
-    ``request_cost_base + request_cost_per_item * <items in the returned list>`` (the level never exceeds
-    ``throttle_maximum``); the bucket leaks ``throttle_leak_per_second``. ``throttle_style`` "403" answers
-    like the Canvas source, "429" like the current public docs.
+    an admitted request holds ``throttle_up_front_cost`` while in flight and then pays its real cost (the
+    level never exceeds ``throttle_maximum``); the bucket leaks ``throttle_leak_per_second``.
+    ``throttle_style`` "403" answers like the Canvas source, "429" like the current public docs.
+
+    A request's real cost (``X-Request-Cost``, whether or not the throttle is on) follows ``cost_model``:
+
+    - "documented" (the default): its server time in seconds, as Canvas charges it - the latency the
+      simulator sleeps for it plus ``cpu_seconds_per_item`` per item of the returned list. With Canvas's
+      defaults (high-water 600, leak 10/s, up-front 50) one client making one request at a time never
+      fills the bucket (it spends at most one server second per second), and about
+      high-water / up-front = 12 requests may be in flight at once before the 13th is refused;
+    - "stress": ``request_cost_base + request_cost_per_item * <items>`` (1 + 0.02 per item: about 3 for a
+      100-row page that takes 50-70 ms), far dearer than Canvas, so even a sequential client is throttled
+      and a sync's speed is bounded by its total cost over the leak rate (a stress profile).
 
     ``latency_ms`` + uniform ``0..latency_jitter_ms`` delay every ``/api/v1`` request. ``fault_rate``,
     ``timeout_rate`` and ``reset_rate`` are the shares of ``/api/v1`` requests that answer a Canvas 500,
@@ -65,6 +79,8 @@ class SimulatorConfig:
     throttle_leak_per_second: float = 10.0
     throttle_up_front_cost: float = 50.0
     throttle_style: str = "403"
+    cost_model: str = "documented"
+    cpu_seconds_per_item: float = 0.0001
     request_cost_base: float = 1.0
     request_cost_per_item: float = 0.02
     # latency and random faults
@@ -100,6 +116,8 @@ class SimulatorConfig:
         self.throttle_style = str(self.throttle_style)
         if self.throttle_style not in THROTTLE_STYLES:
             raise ValueError("throttle_style must be '403' or '429'")
+        if self.cost_model not in COST_MODELS:
+            raise ValueError("cost_model must be 'documented' or 'stress'")
         for name in NON_NEGATIVE_FIELDS:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
@@ -121,6 +139,12 @@ class SimulatorConfig:
             raise ValueError(
                 "need live_events_http_timeout_seconds > 0 and live_events_retry_backoff_seconds >= 0"
             )
+
+    def request_cost(self, items: int, server_seconds: float) -> float:
+        """What a request that listed ``items`` and ran ``server_seconds`` costs, under ``cost_model``."""
+        if self.cost_model == "stress":
+            return self.request_cost_base + self.request_cost_per_item * items
+        return server_seconds + self.cpu_seconds_per_item * items
 
     @property
     def effective_live_events_seed(self) -> int:

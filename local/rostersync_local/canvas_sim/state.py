@@ -208,13 +208,32 @@ FAULT_KINDS = ("error", "throttle", "timeout", "reset")
 
 class Stats:
     """Counts of tracked requests (``/api/v1/*``, ``/login/oauth2/*``) by route, of requests the leaky bucket
-    refused, and of injected faults by kind (one-shot ``/_sim/faults`` rules and random faults alike)."""
+    refused, and of injected faults by kind (one-shot ``/_sim/faults`` rules and random faults alike); the
+    API requests' total ``X-Request-Cost`` and latency (what a client's ceiling is computed from), and the
+    most authenticated API requests that were ever running at once (admitted, not yet answered)."""
 
     def __init__(self) -> None:
         self.requests_total = 0
         self.by_route: Counter[str] = Counter()
         self.throttled_by_route: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
+        self.costed_requests = 0
+        self.cost_total = 0.0
+        self.latency_seconds_total = 0.0
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    def record_cost(self, cost: float, latency_seconds: float) -> None:
+        self.costed_requests += 1
+        self.cost_total += cost
+        self.latency_seconds_total += latency_seconds
+
+    def enter_flight(self) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def leave_flight(self) -> None:
+        self.in_flight -= 1
 
     def record(self, route: str) -> None:
         self.requests_total += 1
@@ -231,6 +250,10 @@ class Stats:
         self.by_route.clear()
         self.throttled_by_route.clear()
         self.faults.clear()
+        self.costed_requests = 0
+        self.cost_total = 0.0
+        self.latency_seconds_total = 0.0
+        self.peak_in_flight = self.in_flight
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -239,6 +262,10 @@ class Stats:
             "throttled_total": sum(self.throttled_by_route.values()),
             "throttled_by_route": dict(sorted(self.throttled_by_route.items())),
             "faults_total": {kind: self.faults[kind] for kind in FAULT_KINDS},
+            "costed_requests": self.costed_requests,
+            "request_cost_total": round(self.cost_total, 6),
+            "latency_seconds_total": round(self.latency_seconds_total, 6),
+            "peak_in_flight": self.peak_in_flight,
         }
 
 

@@ -7,6 +7,16 @@ request adds an up-front cost while it is in flight; when it finishes the up-fro
 real cost added (the level never goes above the maximum). ``X-Rate-Limit-Remaining`` is
 ``high-water - level``.
 
+What a request costs is the simulator's model (:meth:`~.config.SimulatorConfig.request_cost`). Canvas's
+throttling documentation (``doc/api/throttling.md`` in instructure/canvas-lms) says, in short: the cost of a
+request is roughly the time the server spent on it; the quota refills faster than real time, so a client
+that never has more than one request running at once is unlikely ever to be throttled; requests running in
+parallel each hold a pre-flight penalty until they finish, when it is credited back and only the real cost
+stays. Canvas's defaults are a high-water mark of 600, a leak of 10 per second and a pre-flight penalty of
+50: about 600 / 50 = 12 requests of one token in flight at once, and at most 10 server-seconds of work per
+second sustained. The "documented" cost model charges exactly that (server seconds: the latency slept plus
+a small per-item CPU term); the "stress" model keeps the older, far dearer price per request and item.
+
 :class:`LeakyBucketThrottle` reads its parameters from a live
 :class:`~rostersync_local.canvas_sim.config.SimulatorConfig` (so ``POST /_sim/config`` changes apply at once)
 and behaves like :class:`UnlimitedThrottle` while ``config.throttle`` is off. Callers hold the state lock.

@@ -8,6 +8,7 @@ pagination followed to the end (never built by hand), and no call outside the sc
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import requests
 from requests.utils import parse_header_links
 
 from rostersync import __version__
+from rostersync.canvas.concurrency import CANVAS_PRE_FLIGHT_PENALTY, RateLimitObserver
 from rostersync.canvas.errors import (
     AuthorizationError,
     CanvasError,
@@ -67,8 +69,9 @@ class RetryPolicy:
     backoff_cap_seconds: float = 20.0
     max_throttle_retries: int = 8
     throttle_backoff_base_seconds: float = 1.0
-    # Canvas's bucket holds 600 by default; below this much headroom we pause before the next call.
-    slow_down_below_remaining: float = 150.0
+    # Below this much headroom (room for two more requests' pre-flight penalties of Canvas's bucket, 600
+    # by default) we pause before the next call; above it, the in-flight limit is the brake.
+    slow_down_below_remaining: float = 2 * CANVAS_PRE_FLIGHT_PENALTY
     max_pace_pause_seconds: float = 2.0
 
     def delay(self, retry: int, retry_after: str | None = None, *, throttled: bool = False) -> float:
@@ -161,6 +164,7 @@ class CanvasClient:
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        rate_limit: RateLimitObserver | None = None,
     ) -> None:
         # Checked again at connect time: a name that resolved safely when saved may not any more.
         self._origin = check_origin_is_reachable_safely(base_url, allow_insecure=allow_insecure)
@@ -171,6 +175,15 @@ class CanvasClient:
         self._session = session or canvas_session(allow_insecure=allow_insecure)
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         self.stats = RequestStats()
+        self._stats_lock = threading.Lock()  # lists of one course are read from several threads
+        self._rate_limit = rate_limit
+
+    def _count(self, *, requests: int = 0, throttled: int = 0, retries: int = 0, paced: int = 0) -> None:
+        with self._stats_lock:
+            self.stats.requests += requests
+            self.stats.throttled += throttled
+            self.stats.retries += retries
+            self.stats.paced += paced
 
     def get_one(self, endpoint: Endpoint, params: Params | None = None, **path: int | str) -> Any:
         return self._request(endpoint, self._origin + endpoint.path(**path), params or []).json()
@@ -185,7 +198,9 @@ class CanvasClient:
         return self._request(endpoint, self._origin + endpoint.path(**path), form).json()
 
     def get_all(self, endpoint: Endpoint, params: Params | None = None, **path: int | str) -> list[Any]:
-        """Every item of a paginated list; nothing is returned unless every page arrived."""
+        """Every item of a paginated list; nothing is returned unless every page arrived.
+
+        Safe to call from several threads at once (one connection pool, counted together)."""
         return [item for page in self.pages(endpoint, params, **path) for item in page]
 
     def pages(
@@ -228,7 +243,7 @@ class CanvasClient:
                 failures += 1
                 self._retry_or_give_up(method, failures, f"{type(error).__name__} calling {endpoint.route}")
                 continue
-            self.stats.requests += 1
+            self._count(requests=1)
             status = response.status_code
             if status == 401:
                 message = _error_message(response)
@@ -244,12 +259,8 @@ class CanvasClient:
                 renewed = True
                 continue
             if _is_throttled(response):
-                self.stats.throttled += 1
                 throttles += 1
-                if throttles > self._retry.max_throttle_retries:
-                    raise CanvasUnavailableError(f"throttled by Canvas on {endpoint.route} {throttles} times")
-                self.stats.retries += 1
-                self._sleep(self._retry.delay(throttles, response.headers.get("Retry-After"), throttled=True))
+                self._wait_after_throttle(endpoint, throttles, response.headers.get("Retry-After"))
                 continue
             if status >= 500:
                 failures += 1
@@ -275,6 +286,16 @@ class CanvasClient:
                 )
             return response
 
+    def _wait_after_throttle(self, endpoint: Endpoint, throttles: int, retry_after: str | None) -> None:
+        """Slow the tenant down and wait before the next try, or give up after the throttle budget."""
+        if self._rate_limit is not None:
+            self._rate_limit.throttled()
+        if throttles > self._retry.max_throttle_retries:
+            self._count(throttled=1)
+            raise CanvasUnavailableError(f"throttled by Canvas on {endpoint.route} {throttles} times")
+        self._count(throttled=1, retries=1)
+        self._sleep(self._retry.delay(throttles, retry_after, throttled=True))
+
     def _retry_or_give_up(
         self, method: str, failures: int, reason: str, retry_after: str | None = None
     ) -> None:
@@ -282,16 +303,19 @@ class CanvasClient:
             raise CanvasWriteUncertainError(reason)
         if failures >= self._retry.max_attempts:
             raise CanvasUnavailableError(f"{reason} (after {failures} attempts)")
-        self.stats.retries += 1
+        self._count(retries=1)
         self._sleep(self._retry.delay(failures, retry_after))
 
     def _pace(self, response: requests.Response) -> None:
-        """Slow down before the bucket empties, rather than be throttled."""
+        """Tell the in-flight limit how full the bucket is, and slow down before it empties, rather than
+        be throttled."""
         try:
             remaining = float(response.headers["X-Rate-Limit-Remaining"])
         except (KeyError, ValueError):
             return
+        if self._rate_limit is not None:
+            self._rate_limit.observe(remaining)
         pause = self._retry.pace(remaining)
         if pause > 0:
-            self.stats.paced += 1
+            self._count(paced=1)
             self._sleep(pause)

@@ -3,11 +3,17 @@ COURSE#<course>, and the decided ones under DECIDED#<time>#<course>."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from boto3.dynamodb.conditions import Key
 
 from rostersync.models import HeldSync
 from rostersync.store.dynamo import TableRecords
 from rostersync.store.keys import COURSE_PREFIX, DECIDED_PREFIX, course_sk, decided_sk, hold_pk
+
+
+def hold_from_item(item: dict[str, Any]) -> HeldSync:
+    return HeldSync.model_validate_json(item["hold"])
 
 
 class HoldRecords(TableRecords):
@@ -24,14 +30,14 @@ class HoldRecords(TableRecords):
     def get_hold(self, tenant_id: str, course_id: int) -> HeldSync | None:
         key = {"pk": hold_pk(tenant_id), "sk": course_sk(course_id)}
         item = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
-        return HeldSync.model_validate_json(item["hold"]) if item else None
+        return hold_from_item(item) if item else None
 
     def list_holds(self, tenant_id: str) -> list[HeldSync]:
         """Each course's current hold (pending, or rejected and remembered)."""
         items = self._query(
             KeyConditionExpression=Key("pk").eq(hold_pk(tenant_id)) & Key("sk").begins_with(COURSE_PREFIX)
         )
-        return [HeldSync.model_validate_json(item["hold"]) for item in items]
+        return [hold_from_item(item) for item in items]
 
     def delete_hold(self, tenant_id: str, course_id: int) -> None:
         self._table.delete_item(Key={"pk": hold_pk(tenant_id), "sk": course_sk(course_id)})

@@ -5,7 +5,10 @@ Layout (pk / sk):
   T#<t>                 TENANT                  the tenant's settings and status, and the token refresh
                                                 lock (gsi1: TENANTS / <t>)
   T#<t>                 OAUTH#<state>           a pending OAuth authorization (TTL 10 min, single use)
-  T#<t>                 SLOT#<n>                a leased Canvas concurrency slot (n < the per-tenant cap)
+  T#<t>                 SLOT#<n>                a leased Canvas concurrency slot (n < the slots the tenant's
+                                                in-flight limit allows)
+  T#<t>                 CANVAS_LIMIT            the tenant's in-flight Canvas request limit, shared by its
+                                                workers (TTL a day after its last change)
   T#<t>                 COOLDOWN#<scope>        a running "sync now" cooldown (TTL an hour after it ends)
   T#<t>                 BUDGET#<scope>#<window start>   the uses counted in a fixed window (TTL)
   T#<t>                 COURSE#<course>         a synced course (data + content hash, its roster's
@@ -34,6 +37,11 @@ Layout (pk / sk):
   T#<t>                 GRADEBATCH#<batch>      the batch in the tenant's list (batch ids sort by time)
   T#<t>                 ASSIGNMENT#<course>#<ext id>  our assignment id -> the Canvas assignment id, and
                                                 while one is being created, who claimed the creation
+  T#<t>                 ADMIN#<subject>         an admin of the tenant (email, who added them, when)
+  ADMIN#<subject>       TENANT#<t>              the same membership under the admin's token subject
+                                                (read on every admin request)
+  ADMIN#<subject>       OPERATOR                the subject is an operator
+  ADMIN#<subject>       PROFILE                 signed_out_at: tokens issued before it are refused
   idempotency#<function>  <function>.<handler>#<payload hash>   Powertools idempotency records (a
                                                 live event applied, a grade push), TTL a day; not a
                                                 tenant's, so deleting a tenant leaves them to expire
@@ -47,6 +55,7 @@ TENANTS_INDEX_PK = "TENANTS"
 TENANT_SK = "TENANT"
 OAUTH_PREFIX = "OAUTH#"
 SLOT_PREFIX = "SLOT#"
+CANVAS_LIMIT_SK = "CANVAS_LIMIT"
 COOLDOWN_PREFIX = "COOLDOWN#"
 BUDGET_PREFIX = "BUDGET#"
 COURSE_PREFIX = "COURSE#"
@@ -67,6 +76,24 @@ CLIENT_SK = "CLIENT"
 SECTION_PREFIX = "SECTION#"
 USER_PREFIX = "USER#"
 ENROLLMENT_PREFIX = "ENROLLMENT#"
+
+
+ADMIN_PREFIX = "ADMIN#"
+ADMIN_TENANT_PREFIX = "TENANT#"
+OPERATOR_SK = "OPERATOR"
+PROFILE_SK = "PROFILE"
+
+
+def admin_pk(subject: str) -> str:
+    return f"{ADMIN_PREFIX}{subject}"
+
+
+def admin_tenant_sk(tenant_id: str) -> str:
+    return f"{ADMIN_TENANT_PREFIX}{tenant_id}"
+
+
+def tenant_admin_sk(subject: str) -> str:
+    return f"{ADMIN_PREFIX}{subject}"
 
 
 def tenant_pk(tenant_id: str) -> str:

@@ -1,5 +1,6 @@
 """Short-lived claims on a tenant: "sync now" cooldowns, use budgets, the token refresh lock and the
-Canvas concurrency slots. Each lease ends by itself (a time in the item), so a crashed holder frees it."""
+Canvas concurrency slots (how many there are follows the tenant's shared in-flight limit). Each lease ends
+by itself (a time in the item), so a crashed holder frees it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from datetime import UTC, datetime
 from botocore.exceptions import ClientError
 
 from rostersync.store.dynamo import TableRecords, is_conditional_failure
-from rostersync.store.keys import TENANT_SK, budget_sk, cooldown_sk, slot_sk, tenant_pk
+from rostersync.store.keys import CANVAS_LIMIT_SK, TENANT_SK, budget_sk, cooldown_sk, slot_sk, tenant_pk
+
+CANVAS_LIMIT_TTL_SECONDS = 86_400
 
 
 class LeaseRecords(TableRecords):
@@ -115,3 +118,20 @@ class LeaseRecords(TableRecords):
         except ClientError as error:
             if not is_conditional_failure(error):  # the lease ran out and another worker holds it now
                 raise
+
+    # -- the tenant's in-flight Canvas limit (how many slots there are) ------------------------
+    def canvas_limit(self, tenant_id: str) -> int | None:
+        """The in-flight limit the tenant's workers last agreed on; None before any was saved."""
+        item = self._table.get_item(Key={"pk": tenant_pk(tenant_id), "sk": CANVAS_LIMIT_SK}).get("Item")
+        return int(item["limit"]) if item else None
+
+    def save_canvas_limit(self, tenant_id: str, limit: int) -> None:
+        now = int(time.time())
+        self._table.put_item(
+            Item={
+                "pk": tenant_pk(tenant_id),
+                "sk": CANVAS_LIMIT_SK,
+                "limit": limit,
+                "expires_at": now + CANVAS_LIMIT_TTL_SECONDS,
+            }
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 import boto3
@@ -31,7 +32,13 @@ class SyncQueues:
         self._sync_requests = sync_request_queue_url
         self._course_syncs = course_sync_queue_url
         self._live_events = live_events_queue_url
-        self._client = client or boto3.client("sqs")
+        if client is not None:
+            self._client = client
+
+    # Made when first used: a function that never sends a message never pays for the client at cold start.
+    @cached_property
+    def _client(self) -> Any:
+        return boto3.client("sqs")
 
     def send_live_event(self, payload: str, *, from_https_intake: bool = False) -> None:
         """As received (signed tokens stay signed: the consumer verifies again). What the public HTTPS

@@ -88,7 +88,7 @@ def roster_digest(items: Iterable[StoredItem]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def _course_row(item: dict[str, Any]) -> CourseRow:
+def course_row_from_item(item: dict[str, Any]) -> CourseRow:
     course = StoredItem(item["sk"], item["data"], item["content_hash"]) if "data" in item else None
     out_of_scope = (
         OutOfScope(
@@ -130,7 +130,7 @@ class RosterRecords(FeedRecords):
     def course_row(self, tenant_id: str, course_id: int) -> CourseRow | None:
         """The course's own row; None when no writer ever claimed it, so no roster item of it exists."""
         item = self._table.get_item(Key=_course_key(tenant_id, course_id), ConsistentRead=True).get("Item")
-        return _course_row(item) if item is not None else None
+        return course_row_from_item(item) if item is not None else None
 
     def list_course_rows(self, tenant_id: str) -> list[CourseRow]:
         """Every course row of the tenant (one query, paged)."""
@@ -138,7 +138,7 @@ class RosterRecords(FeedRecords):
             KeyConditionExpression=Key("pk").eq(tenant_pk(tenant_id)) & Key("sk").begins_with(COURSE_PREFIX),
             ConsistentRead=True,
         )
-        return [_course_row(item) for item in items]
+        return [course_row_from_item(item) for item in items]
 
     def course_rows_page(
         self, tenant_id: str, after_course_id: int | None, limit: int
@@ -156,7 +156,7 @@ class RosterRecords(FeedRecords):
             Limit=limit,
             **start,
         )
-        rows = [_course_row(item) for item in response.get("Items", [])]
+        rows = [course_row_from_item(item) for item in response.get("Items", [])]
         more = "LastEvaluatedKey" in response and rows
         return rows, rows[-1].course_id if more else None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from boto3.dynamodb.conditions import Key
@@ -112,6 +112,22 @@ class RunRecords(TableRecords):
 
     def clear_pending_course(self, tenant_id: str, run_id: str, course_id: int) -> None:
         self._table.delete_item(Key={"pk": pending_pk(tenant_id, run_id), "sk": course_sk(course_id)})
+
+    def record_course_results(self, results: Sequence[CourseResult]) -> None:
+        """Record courses' outcomes (each conditional, as put_course_result), then clear the final ones'
+        pending markers together: a marker goes only after its result, so whoever sees none left sees
+        every result."""
+        for result in results:
+            self.put_course_result(result)
+        with self._table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for result in results:
+                if result.is_final:
+                    batch.delete_item(
+                        Key={
+                            "pk": pending_pk(result.tenant_id, result.run_id),
+                            "sk": course_sk(result.course_id),
+                        }
+                    )
 
     def has_pending_courses(self, tenant_id: str, run_id: str) -> bool:
         response = self._table.query(

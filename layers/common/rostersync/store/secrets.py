@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import boto3
@@ -47,8 +48,17 @@ class TenantCredentials(BaseModel):
 class TenantSecretStore:
     def __init__(self, prefix: str, client: Any = None) -> None:
         self._prefix = prefix.rstrip("/")
-        self._client = client or boto3.client("secretsmanager")
-        self._provider = SecretsProvider(boto3_client=self._client)
+        if client is not None:
+            self._client = client
+
+    # Made when first used: a function that never reads a secret never pays for the client at cold start.
+    @cached_property
+    def _client(self) -> Any:
+        return boto3.client("secretsmanager")
+
+    @cached_property
+    def _provider(self) -> SecretsProvider:
+        return SecretsProvider(boto3_client=self._client)
 
     def _name(self, tenant_id: str) -> str:
         return f"{self._prefix}/{tenant_id}"

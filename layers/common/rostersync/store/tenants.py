@@ -26,7 +26,7 @@ def _tenant_item(tenant: Tenant) -> dict[str, Any]:
     }
 
 
-def _tenant_from(item: dict[str, Any]) -> Tenant:
+def tenant_from_item(item: dict[str, Any]) -> Tenant:
     values = strip_keys(item)
     values["settings"] = json.loads(values.get("settings") or "{}")
     return Tenant.model_validate(values)
@@ -53,13 +53,13 @@ class TenantRecords(TableRecords):
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
         item = self._table.get_item(Key=_tenant_key(tenant_id), ConsistentRead=True).get("Item")
-        return _tenant_from(item) if item else None
+        return tenant_from_item(item) if item else None
 
     def list_tenants(self) -> list[Tenant]:
         items = self._query(
             IndexName=TENANTS_INDEX, KeyConditionExpression=Key("gsi1pk").eq(TENANTS_INDEX_PK)
         )
-        return [_tenant_from(item) for item in items]
+        return [tenant_from_item(item) for item in items]
 
     def update_tenant_status(self, tenant: Tenant) -> None:
         """Write the Canvas settings, status, reason and Canvas account facts of an existing tenant."""

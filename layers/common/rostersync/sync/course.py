@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aws_lambda_powertools import Logger
+from pydantic import BaseModel
 
 from rostersync.canvas.client import CanvasClient, Params
 from rostersync.canvas.errors import CanvasError
@@ -17,7 +20,7 @@ from rostersync.canvas.scopes import (
     LIST_COURSE_USERS,
     Endpoint,
 )
-from rostersync.connection import canvas_client_for, canvas_slot
+from rostersync.connection import canvas_client_for, canvas_slot, shared_canvas_limit
 from rostersync.delivery.changes import roster_changes
 from rostersync.errors import RetryLaterError
 from rostersync.models import (
@@ -36,7 +39,7 @@ from rostersync.models import (
     utc_now,
 )
 from rostersync.services import Services
-from rostersync.store.rosters import CourseWriteConflictError, StoredItem, roster_digest
+from rostersync.store.rosters import CourseRow, CourseWriteConflictError, StoredItem, roster_digest
 from rostersync.sync.roster import (
     SYNCED_ENROLLMENT_STATES,
     CourseRoster,
@@ -51,118 +54,206 @@ from rostersync.sync.roster import (
 )
 
 logger = Logger(child=True)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class ListReader(Protocol):
-    """What reading a course needs from Canvas: every page of a list (a CanvasClient, or the self-test's
-    probe, which reads a sample course exactly as a sync does)."""
+    """What reading a course needs from Canvas: each page of a list as it arrives (a CanvasClient, or the
+    self-test's probe, which reads a sample course exactly as a sync does). Called from several threads."""
 
-    def get_all(self, endpoint: Endpoint, params: Params | None = None, **path: int | str) -> list[Any]: ...
+    def pages(
+        self, endpoint: Endpoint, params: Params | None = None, **path: int | str
+    ) -> Iterator[list[Any]]: ...
 
 
-def fetch_course_roster(client: ListReader, tenant: Tenant, message: CourseSyncMessage) -> CourseRoster:
-    """Every page of every list, or an exception: a partial fetch is never returned."""
+def course_lists(tenant: Tenant) -> int:
+    """How many lists a course's sync reads from Canvas (at once): sections, enrollments, and the users
+    when the tenant needs their emails."""
+    return 3 if tenant.settings.needs_emails else 2
+
+
+def _read_list(
+    client: ListReader, model: type[ModelT], endpoint: Endpoint, params: Params, course_id: int
+) -> list[ModelT]:
+    # Each page is validated as it arrives and its raw JSON dropped: a big course never holds both whole.
+    pages = client.pages(endpoint, params, course_id=course_id)
+    return [model.model_validate(item) for page in pages for item in page]
+
+
+def fetch_course_roster(
+    client: ListReader, tenant: Tenant, message: CourseSyncMessage, *, parallel: int = 1
+) -> CourseRoster:
+    """Every page of every list, or an exception: a partial fetch is never returned. The lists are
+    independent, so up to `parallel` of them are read at once."""
     course_id = message.course.id
-    sections = [
-        CanvasSection.model_validate(item)
-        for item in client.get_all(LIST_COURSE_SECTIONS, course_id=course_id)
+    enrollment_states = [("state[]", state) for state in SYNCED_ENROLLMENT_STATES]
+    user_params = [
+        ("include[]", "email"),
+        *(("enrollment_state[]", state) for state in SYNCED_ENROLLMENT_STATES),
     ]
-    enrollments = [
-        CanvasEnrollment.model_validate(item)
-        for item in client.get_all(
-            LIST_COURSE_ENROLLMENTS,
-            [("state[]", state) for state in SYNCED_ENROLLMENT_STATES],
-            course_id=course_id,
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, course_lists(tenant)))) as pool:
+        sections = pool.submit(_read_list, client, CanvasSection, LIST_COURSE_SECTIONS, [], course_id)
+        enrollments = pool.submit(
+            _read_list, client, CanvasEnrollment, LIST_COURSE_ENROLLMENTS, enrollment_states, course_id
         )
-    ]
-    users: list[CanvasUser] = []
-    if tenant.settings.needs_emails:
-        params = [
-            ("include[]", "email"),
-            *(("enrollment_state[]", state) for state in SYNCED_ENROLLMENT_STATES),
-        ]
-        users = [
-            CanvasUser.model_validate(item)
-            for item in client.get_all(LIST_COURSE_USERS, params, course_id=course_id)
-        ]
-    return build_course_roster(message.course, sections, enrollments, users, tenant.settings)
+        users = (
+            pool.submit(_read_list, client, CanvasUser, LIST_COURSE_USERS, user_params, course_id)
+            if tenant.settings.needs_emails
+            else None
+        )
+        try:
+            read = (sections.result(), enrollments.result(), users.result() if users is not None else [])
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # a list not started yet is not read for nothing
+            raise
+    return build_course_roster(message.course, *read, tenant.settings)
+
+
+class CourseBatch:
+    """The courses one worker invocation syncs. Their tenants, own rows and holds are read together up
+    front, and their results and sync errors written together at the end, where each run's completion is
+    checked once: a course's sync costs DynamoDB a few requests, whatever the batch holds.
+
+    A row read up front may be older than the course when its turn comes; the write stays safe, as it is
+    conditional on the generation the row showed (a newer commit is a write conflict, retried later)."""
+
+    def __init__(self, services: Services, messages: Sequence[CourseSyncMessage]) -> None:
+        self._services = services
+        self._view = services.table.read_courses((m.tenant_id, m.course.id) for m in messages)
+        # Each course's rows serve it once: a course met again in the batch is read again.
+        self._unused = {(m.tenant_id, m.course.id) for m in messages}
+        self._results: list[CourseResult] = []
+        self._errors: list[SyncError] = []
+
+    def sync(self, message: CourseSyncMessage, attempt: int) -> CourseResult:
+        """Sync one course of a run and keep its result. Raises RetryLaterError when another attempt
+        may help."""
+        result = CourseResult(
+            tenant_id=message.tenant_id,
+            run_id=message.run_id,
+            course_id=message.course.id,
+            outcome=CourseOutcome.FAILED,
+            attempt=attempt,
+        )
+        tenant, row, hold = self._starting_point(message)
+        if tenant is None or tenant.status is not TenantStatus.ACTIVE:
+            code = "unknown_tenant" if tenant is None else tenant.status.value
+            return self._keep(
+                result.model_copy(update={"error_code": code, "error_message": "tenant not syncable"})
+            )
+        client = canvas_client_for(self._services, tenant)
+        lists = course_lists(tenant)
+        try:
+            # One slot stands for the course's lists read at once (fewer when the tenant's limit is lower).
+            with canvas_slot(self._services, tenant.tenant_id, requests=lists):
+                parallel = min(lists, shared_canvas_limit(self._services, tenant.tenant_id).current())
+                roster = fetch_course_roster(client, tenant, message, parallel=parallel)
+        except CanvasError as error:
+            # Revoked grants, missing scopes and refusals are final; outages get the queue's retries.
+            final = not error.retryable or attempt >= self._services.settings.course_sync_max_receive_count
+            if not error.retryable:  # the tenant's status may have changed: read it again for the next course
+                self._unused = {key for key in self._unused if key[0] != tenant.tenant_id}
+            failed = result.model_copy(
+                update={
+                    "outcome": CourseOutcome.FAILED if final else CourseOutcome.RETRYING,
+                    "error_code": error.code,
+                    "error_message": str(error),
+                    **_client_counts(client),
+                }
+            )
+            self._keep(failed)
+            logger.warning(
+                "course sync failed",
+                extra={"course_id": message.course.id, "code": error.code, "final": final},
+            )
+            if not final:
+                raise RetryLaterError(str(error)) from error
+            return failed
+        try:
+            counts, held, errors = apply_roster(self._services, tenant, message, roster, row=row, hold=hold)
+        except CourseWriteConflictError as error:
+            # Another worker wrote the course meanwhile (a redelivery, a live event): read Canvas again later.
+            final = attempt >= self._services.settings.course_sync_max_receive_count
+            conflict = result.model_copy(
+                update={
+                    "outcome": CourseOutcome.FAILED if final else CourseOutcome.RETRYING,
+                    "error_code": "write_conflict",
+                    "error_message": str(error),
+                    **_client_counts(client),
+                }
+            )
+            self._keep(conflict)
+            logger.warning("course write conflict", extra={"course_id": message.course.id, "final": final})
+            if not final:
+                raise RetryLaterError(str(error)) from error
+            return conflict
+        self._errors += errors
+        done = result.model_copy(
+            update={
+                "outcome": CourseOutcome.HELD if held else CourseOutcome.SUCCEEDED,
+                "changes": counts,
+                **_client_counts(client),
+            }
+        )
+        return self._keep(done)
+
+    def finish(self) -> None:
+        """Write the batch's sync errors, then its results (clearing the final ones' pending markers),
+        then close each run whose last pending course this batch cleared."""
+        self._services.table.put_sync_errors(self._errors)
+        self._services.table.record_course_results(self._results)
+        for tenant_id, run_id in dict.fromkeys((r.tenant_id, r.run_id) for r in self._results if r.is_final):
+            _complete_run_when_done(self._services, tenant_id, run_id)
+        self._results, self._errors = [], []
+
+    def _starting_point(
+        self, message: CourseSyncMessage
+    ) -> tuple[Tenant | None, CourseRow | None, HeldSync | None]:
+        key = (message.tenant_id, message.course.id)
+        view = self._view
+        if key in self._unused:
+            self._unused.discard(key)
+        else:
+            view = self._services.table.read_courses([key])
+        return view.tenants.get(key[0]), view.rows.get(key), view.holds.get(key)
+
+    def _keep(self, result: CourseResult) -> CourseResult:
+        self._results.append(result)
+        return result
+
+
+@contextmanager
+def course_batch(services: Services, messages: Sequence[CourseSyncMessage]) -> Iterator[CourseBatch]:
+    """A batch of courses to sync; what it synced is recorded on leaving, even when a course raised."""
+    batch = CourseBatch(services, messages)
+    try:
+        yield batch
+    finally:
+        batch.finish()
 
 
 def sync_course(services: Services, message: CourseSyncMessage, attempt: int) -> CourseResult:
-    """Sync one course of a run and record its result. Raises RetryLaterError when another attempt may
-    help."""
-    result = CourseResult(
-        tenant_id=message.tenant_id,
-        run_id=message.run_id,
-        course_id=message.course.id,
-        outcome=CourseOutcome.FAILED,
-        attempt=attempt,
-    )
-    tenant = services.table.get_tenant(message.tenant_id)
-    if tenant is None or tenant.status is not TenantStatus.ACTIVE:
-        code = "unknown_tenant" if tenant is None else tenant.status.value
-        return _record(
-            services, result.model_copy(update={"error_code": code, "error_message": "tenant not syncable"})
-        )
-    client = canvas_client_for(services, tenant)
-    try:
-        with canvas_slot(services, tenant.tenant_id):
-            roster = fetch_course_roster(client, tenant, message)
-    except CanvasError as error:
-        # Revoked grants, missing scopes and refusals are final; outages get the queue's retries.
-        final = not error.retryable or attempt >= services.settings.course_sync_max_receive_count
-        failed = result.model_copy(
-            update={
-                "outcome": CourseOutcome.FAILED if final else CourseOutcome.RETRYING,
-                "error_code": error.code,
-                "error_message": str(error),
-                **_client_counts(client),
-            }
-        )
-        _record(services, failed)
-        logger.warning(
-            "course sync failed", extra={"course_id": message.course.id, "code": error.code, "final": final}
-        )
-        if not final:
-            raise RetryLaterError(str(error)) from error
-        return failed
-    try:
-        counts, held = apply_roster(services, tenant, message, roster)
-    except CourseWriteConflictError as error:
-        # Another worker wrote the course meanwhile (a redelivery, a live event): read Canvas again later.
-        final = attempt >= services.settings.course_sync_max_receive_count
-        conflict = result.model_copy(
-            update={
-                "outcome": CourseOutcome.FAILED if final else CourseOutcome.RETRYING,
-                "error_code": "write_conflict",
-                "error_message": str(error),
-                **_client_counts(client),
-            }
-        )
-        _record(services, conflict)
-        logger.warning("course write conflict", extra={"course_id": message.course.id, "final": final})
-        if not final:
-            raise RetryLaterError(str(error)) from error
-        return conflict
-    done = result.model_copy(
-        update={
-            "outcome": CourseOutcome.HELD if held else CourseOutcome.SUCCEEDED,
-            "changes": counts,
-            **_client_counts(client),
-        }
-    )
-    return _record(services, done)
+    """Sync one course of a run alone and record its result. Raises RetryLaterError when another attempt
+    may help."""
+    with course_batch(services, [message]) as batch:
+        return batch.sync(message, attempt)
 
 
 def apply_roster(
-    services: Services, tenant: Tenant, message: CourseSyncMessage, roster: CourseRoster
-) -> tuple[ChangeCounts, bool]:
-    """Write what changed (a mass drop held back), record the sync errors; True when something is held.
+    services: Services,
+    tenant: Tenant,
+    message: CourseSyncMessage,
+    roster: CourseRoster,
+    *,
+    row: CourseRow | None,
+    hold: HeldSync | None,
+) -> tuple[ChangeCounts, bool, list[SyncError]]:
+    """Write what changed (a mass drop held back) against the course's row and hold as read before;
+    return the change counts, whether something is held, and the sync errors found.
 
     A course marked out of scope is left as it is, unless a planner listed it after marking it."""
     tenant_id, course_id = message.tenant_id, message.course.id
     desired = roster_items(roster)
-    row = services.table.course_row(tenant_id, course_id)
     mark = row.out_of_scope if row is not None else None
     planned_at = message.planned_at
     if mark is not None and (planned_at is None or planned_at <= mark.at):
@@ -170,7 +261,7 @@ def apply_roster(
             "course out of scope left as it is",
             extra={"course_id": course_id, "reason": mark.reason, "run_id": message.run_id},
         )
-        return ChangeCounts(), False
+        return ChangeCounts(), False, []
     # Read the stored roster item by item only when it can differ from Canvas's.
     if row is None:  # never claimed by a writer, so no item of its roster exists
         stored, generation = {}, 0
@@ -199,7 +290,7 @@ def apply_roster(
         and not services.table.bring_into_scope(tenant_id, course_id, planned_at)
     ):
         # A newer run marked it out of scope meanwhile: what was written stays out of the export.
-        return changes.counts, False
+        return changes.counts, False, []
 
     def course_error(code: SyncErrorCode, text: str, user_id: int | None = None) -> SyncError:
         return SyncError(
@@ -208,7 +299,7 @@ def apply_roster(
         )  # fmt: skip
 
     errors = [course_error(problem.code, problem.message, problem.user_id) for problem in roster.problems]
-    held, rejected = _hold(services, tenant, message, mass_drop, stored)
+    held, rejected = _hold(services, tenant, message, mass_drop, stored, existing=hold)
     if rejected is not None:
         errors.append(
             course_error(
@@ -225,8 +316,7 @@ def apply_roster(
                 "approve or reject the held sync",
             )
         )
-    services.table.put_sync_errors(errors)
-    return changes.counts, held
+    return changes.counts, held, errors
 
 
 def _hold(
@@ -235,11 +325,12 @@ def _hold(
     message: CourseSyncMessage,
     mass_drop: MassDrop | None,
     stored: Mapping[str, StoredItem],
+    *,
+    existing: HeldSync | None,
 ) -> tuple[bool, HeldSync | None]:
-    """Keep a pending hold for these drops: (held, the rejected hold when an admin already rejected
-    exactly these drops)."""
+    """Keep a pending hold for these drops, given the course's `existing` hold: (held, the rejected hold
+    when an admin already rejected exactly these drops)."""
     tenant_id, course_id = message.tenant_id, message.course.id
-    existing = services.table.get_hold(tenant_id, course_id)
     if mass_drop is None:
         if existing is not None:  # Canvas moved on: the held drops no longer stand
             if existing.status is HoldStatus.PENDING:
@@ -282,16 +373,9 @@ def _client_counts(client: CanvasClient) -> dict[str, int]:
     }
 
 
-def _record(services: Services, result: CourseResult) -> CourseResult:
-    services.table.put_course_result(result)
-    if result.is_final:
-        _complete_run_when_done(services, result.tenant_id, result.run_id, result.course_id)
-    return result
-
-
-def _complete_run_when_done(services: Services, tenant_id: str, run_id: str, course_id: int) -> None:
-    # Cleared after the result is stored, so the worker that clears the last course sees none pending.
-    services.table.clear_pending_course(tenant_id, run_id, course_id)
+def _complete_run_when_done(services: Services, tenant_id: str, run_id: str) -> None:
+    # Checked after this batch's markers were cleared, so the worker that clears the last course sees
+    # none pending.
     if services.table.has_pending_courses(tenant_id, run_id):
         return
     run = services.table.get_run(tenant_id, run_id)
