@@ -244,3 +244,37 @@ def test_a_route_with_authorization_scopes_refuses_a_valid_token_without_one_of_
     assert client.get("/v1/changes", headers=bearer("profile rosters/read")).status_code == 200
     authorizer = invoked[0]["requestContext"]["authorizer"]["jwt"]
     assert authorizer["claims"]["client_id"] == "c1" and authorizer["scopes"] == ["profile", "rosters/read"]
+
+
+def test_the_identity_providers_client_credentials_grant_gives_a_registered_client_a_scoped_token() -> None:
+    from werkzeug.test import Client
+
+    from rostersync_local.identity_provider import LocalIdentityProvider, UserDirectory
+    from rostersync_local.template import JwtAuthorizerSpec
+
+    provider = LocalIdentityProvider("http://issuer.test")
+    provider.serve(UserDirectory(None, "pool", "console-client"), [])  # the grant asks no user directory
+    client = Client(provider)
+    registered = provider.register_machine_client()
+    client_id, secret = registered["client_id"], registered["client_secret"]
+
+    def grant(auth: tuple[str, str] | None, **form: str) -> Any:
+        return client.post("/oauth2/token", data={"grant_type": "client_credentials", **form}, auth=auth)
+
+    assert "client_credentials" in provider.openid_configuration()["grant_types_supported"]
+    for refused in (grant(None), grant((client_id, "wrong")), grant(("c-unknown", secret))):
+        assert refused.status_code == 401 and refused.json == {
+            "error": "invalid_client",
+            "error_description": "the client id or secret is wrong",
+        }
+    assert grant((client_id, secret), scope="openid rosters/read").json["error"] == "invalid_scope"
+    answer = grant((client_id, secret))
+    assert answer.status_code == 200 and answer.json["scope"] == "rosters/read"
+    assert answer.headers["Cache-Control"] == "no-store"
+    claims = provider.verify(
+        answer.json["access_token"], JwtAuthorizerSpec("http://issuer.test", ("rostersync-api",))
+    )
+    assert claims is not None
+    assert (claims["client_id"], claims["sub"], claims["scope"]) == (client_id, client_id, "rosters/read")
+    provider.remove_machine_client(client_id)
+    assert grant((client_id, secret)).status_code == 401
