@@ -41,7 +41,8 @@ def stack_table(state: dict[str, Any]) -> RosterTable:
 
 
 def client_headers(state: dict[str, Any], tenant_id: str) -> dict[str, str]:
-    """A machine client of the tenant and its bearer token (the local issuer's client token)."""
+    """A machine client of the tenant and its bearer token (minted as the embedded identity provider's
+    client-credentials grant mints it)."""
     client_id = f"bench-{tenant_id}"
     stack_table(state).put_api_client(ApiClient(client_id=client_id, tenant_id=tenant_id, name="bench"))
     response = requests.post(
