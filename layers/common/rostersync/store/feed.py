@@ -90,16 +90,15 @@ class FeedRecords(TableRecords):
 
     # -- writing -------------------------------------------------------------------------------
     def _put_changes(
-        self, tenant_id: str, course_id: int, generation: int, changes: Sequence[FeedChange]
+        self, batch: Any, tenant_id: str, course_id: int, generation: int, changes: Sequence[FeedChange]
     ) -> None:
         expires_at = int(time.time()) + self._feed_retention_seconds
         pk = changes_pk(tenant_id, course_id)
-        with self._table.batch_writer() as batch:
-            for index, change in enumerate(changes):
-                batch.put_item(
-                    Item={"pk": pk, "sk": change_sk(generation, index), "type": change.type,
-                          "data": change.data, "expires_at": expires_at}
-                )  # fmt: skip
+        for index, change in enumerate(changes):
+            batch.put_item(
+                Item={"pk": pk, "sk": change_sk(generation, index), "type": change.type,
+                      "data": change.data, "expires_at": expires_at}
+            )  # fmt: skip
 
     def _commit_with_feed_entry(
         self, tenant_id: str, course_id: int, generation: int, count: int, course_update: dict[str, Any]

@@ -274,14 +274,23 @@ class RosterRecords(FeedRecords):
             left_uncommitted=left_uncommitted,
         )
         generation = committed + 1
-        self._put_course_items(
-            tenant_id, course_id, committed=committed, raw=raw, current=current, puts=puts, deletes=deletes
-        )
         after = current | {item.sk: item for item in puts}
         for sk in deletes:
             after.pop(sk, None)
         changes = describe_changes(current, after, course or course_before)
-        self._put_changes(tenant_id, course_id, generation, changes)
+        # The roster's next generation and its feed changes share the batch's pages.
+        with self._table.batch_writer() as batch:
+            self._put_course_items(
+                batch,
+                tenant_id,
+                course_id,
+                committed=committed,
+                raw=raw,
+                current=current,
+                puts=puts,
+                deletes=deletes,
+            )
+            self._put_changes(batch, tenant_id, course_id, generation, changes)
         self._commit_course(
             tenant_id,
             course_id,
@@ -341,6 +350,7 @@ class RosterRecords(FeedRecords):
 
     def _put_course_items(
         self,
+        batch: Any,
         tenant_id: str,
         course_id: int,
         *,
@@ -354,32 +364,31 @@ class RosterRecords(FeedRecords):
         each delete; first put back what a crashed writer left uncommitted and this write does not touch."""
         pk, generation = course_pk(tenant_id, course_id), committed + 1
         written = {item.sk for item in puts} | set(deletes)
-        with self._table.batch_writer() as batch:
-            for item in raw:
-                if int(item.get("gen", 0)) > committed and item["sk"] not in written:
-                    if "prev_data" in item:
-                        batch.put_item(
-                            Item={"pk": pk, "sk": item["sk"], "data": item["prev_data"],
-                                  "content_hash": item["prev_hash"], "gen": committed}
-                        )  # fmt: skip
-                    else:
-                        batch.delete_item(Key={"pk": pk, "sk": item["sk"]})
-            for put in puts:
-                batch.put_item(
-                    Item={"pk": pk, "sk": put.sk, "data": put.data, "content_hash": put.content_hash,
-                          "gen": generation, **_previous(current.get(put.sk))}
-                )  # fmt: skip
-                if put.sk.startswith(USER_PREFIX):
-                    # Which courses hold a user, for a live user event (written when the user's row changes).
-                    user_id = put.sk.removeprefix(USER_PREFIX)
-                    batch.put_item(Item={"pk": tenant_pk(tenant_id), "sk": member_sk(user_id, course_id)})
-            for sk in deletes:
-                before = current.get(sk)
-                if before is not None:  # a tombstone until the commit, then removed
+        for item in raw:
+            if int(item.get("gen", 0)) > committed and item["sk"] not in written:
+                if "prev_data" in item:
                     batch.put_item(
-                        Item={"pk": pk, "sk": sk, "data": before.data, "content_hash": before.content_hash,
-                              "gen": generation, "deleted": True, **_previous(before)}
+                        Item={"pk": pk, "sk": item["sk"], "data": item["prev_data"],
+                              "content_hash": item["prev_hash"], "gen": committed}
                     )  # fmt: skip
+                else:
+                    batch.delete_item(Key={"pk": pk, "sk": item["sk"]})
+        for put in puts:
+            batch.put_item(
+                Item={"pk": pk, "sk": put.sk, "data": put.data, "content_hash": put.content_hash,
+                      "gen": generation, **_previous(current.get(put.sk))}
+            )  # fmt: skip
+            if put.sk.startswith(USER_PREFIX):
+                # Which courses hold a user, for a live user event (written when the user's row changes).
+                user_id = put.sk.removeprefix(USER_PREFIX)
+                batch.put_item(Item={"pk": tenant_pk(tenant_id), "sk": member_sk(user_id, course_id)})
+        for sk in deletes:
+            before = current.get(sk)
+            if before is not None:  # a tombstone until the commit, then removed
+                batch.put_item(
+                    Item={"pk": pk, "sk": sk, "data": before.data, "content_hash": before.content_hash,
+                          "gen": generation, "deleted": True, **_previous(before)}
+                )  # fmt: skip
 
     def _commit_course(
         self,
