@@ -11,6 +11,11 @@
   tenants index (read by each live event) took seconds per query. The patch hands it only the items
   that carry the index's hash attributes (the only ones moto could match).
 - werkzeug's line per request is turned off (about 8% of the server's time under a sync).
+- `TransactWriteItems` deep-copies every table it names before writing, to roll back on a failed
+  condition, and on failure puts the copies back: O(table) per transaction, and the restore undoes
+  whatever other requests wrote meanwhile (the copy itself fails with "dictionary changed size" while
+  they write). The patch checks every condition first and writes only when all hold, under a lock that
+  serializes transactions, so nothing has to be rolled back.
 
 Same answers as moto (tests/unit/test_moto_server.py), AWS's cost shape.
 """
@@ -22,6 +27,14 @@ import threading
 from typing import Any
 
 from moto import backends
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
+from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
@@ -101,8 +114,77 @@ def remember_backends_by_host() -> None:
     DomainDispatcherApplication.get_backend_for_host = _remembered_backend_for_host  # type: ignore[method-assign]
 
 
+_transactions = threading.Lock()
+TRANSACTION_LIMIT = 100
+
+
+def _transaction_key(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
+    if op_type != "Put":
+        return dict(op["Key"])
+    table = backend.get_table(op["TableName"])
+    names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr is not None else [])
+    return {name: op["Item"][name] for name in names}
+
+
+def _check_then_write(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    """TransactWriteItems as DynamoDB does it: every condition holds and every write happens, or none."""
+    if len(transact_items) > TRANSACTION_LIMIT:
+        raise TooManyTransactionsException()
+    with _transactions:
+        checked: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        errors: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
+        targets: set[tuple[str, str]] = set()
+        for item in transact_items:
+            if len(item) > 1:
+                raise TransactWriteSingleOpException
+            op_type, op = next(iter(item.items()))
+            if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                raise ValueError("Unsupported transaction operation")
+            key = _transaction_key(backend, op_type, op)
+            target = (str(op["TableName"]), str(dict(sorted(key.items()))))
+            if target in targets:
+                raise MultipleTransactionsException()
+            targets.add(target)
+            current = backend.get_item(op["TableName"], key)
+            condition = op.get("ConditionExpression")
+            holds = condition is None or get_filter_expression(
+                condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+            ).expr(current)
+            if holds:
+                errors.append((None, None, None))
+            else:
+                old = (
+                    current.to_json()["Attributes"]
+                    if current and op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+                    else None
+                )
+                errors.append(("ConditionalCheckFailed", "The conditional request failed", old))
+            checked.append((op_type, op, key))
+        if any(code is not None for code, _, _ in errors):
+            raise TransactionCanceledException(errors)
+        for op_type, op, key in checked:  # the conditions held: write without checking them again
+            names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+            if op_type == "Put":
+                backend.put_item(op["TableName"], op["Item"])
+            elif op_type == "Delete":
+                backend.delete_item(op["TableName"], key)
+            elif op_type == "Update":
+                backend.update_item(
+                    op["TableName"],
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    expression_attribute_names=names or {},
+                    expression_attribute_values=values or {},
+                )
+
+
+def transactions_without_table_copies() -> None:
+    DynamoDBBackend.transact_write_items = _check_then_write  # type: ignore[method-assign, assignment]
+
+
 if __name__ == "__main__":
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     index_queries_by_partition()
     remember_backends_by_host()
+    transactions_without_table_copies()
     main()

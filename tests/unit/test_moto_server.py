@@ -119,3 +119,51 @@ def test_remembered_backends_route_every_service_as_before(monkeypatch: pytest.M
             assert "SecretList" in clients["secretsmanager"].list_secrets()
     finally:
         server.stop()
+
+
+def test_a_patched_transaction_writes_all_or_nothing_without_copying_the_table(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+    from types import SimpleNamespace
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models import DynamoDBBackend
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", DynamoDBBackend.transact_write_items)
+    moto_server.transactions_without_table_copies()
+    copies: list[object] = []
+
+    # moto's own transaction deep-copies each table it names (O(table), racing other requests).
+    def spy(value: Any) -> Any:
+        if isinstance(value, Table):
+            copies.append(value)
+        return copy.deepcopy(value)
+
+    monkeypatch.setattr(models, "copy", SimpleNamespace(deepcopy=spy))
+    client = table.meta.client
+    counter = {"pk": "P1", "sk": "COUNTER"}
+
+    def bump(seen: int | None, entry: str) -> None:
+        condition = "attribute_not_exists(n)" if seen is None else "n = :seen"
+        client.transact_write_items(
+            TransactItems=[
+                {"Update": {"TableName": "t", "Key": counter, "UpdateExpression": "SET n = :next",
+                            "ConditionExpression": condition,
+                            "ExpressionAttributeValues": {":next": (seen or 0) + 1,
+                                                          **({":seen": seen} if seen is not None else {})}}},
+                {"Put": {"TableName": "t", "Item": {"pk": "P1", "sk": entry},
+                         "ConditionExpression": "attribute_not_exists(pk)"}},
+            ]
+        )  # fmt: skip
+
+    bump(None, "E1")
+    with pytest.raises(client.exceptions.TransactionCanceledException) as refused:
+        bump(None, "E2")  # the counter moved on: nothing of this transaction is written
+    reasons = [reason["Code"] for reason in refused.value.response["CancellationReasons"]]
+    assert reasons == ["ConditionalCheckFailed", "None"]
+    bump(1, "E3")
+    assert table.get_item(Key=counter)["Item"]["n"] == 2
+    written = {item["sk"] for item in table.query(**in_partition("P1"))["Items"]}
+    assert {"E1", "E3"} <= written and "E2" not in written
+    assert copies == []
