@@ -65,6 +65,7 @@ def start_stack(
     aws_port: int = 0,
     canvas_port: int = 0,
     functions: bool = True,
+    stream_sources: bool = True,
     timeout_seconds: float = 120,
 ) -> dict[str, Any]:
     running = read_state(state_dir)
@@ -95,6 +96,8 @@ def start_stack(
         command += ["--canvas-port", str(canvas_port)]
     if not functions:
         command.append("--no-functions")
+    if not stream_sources:
+        command.append("--no-stream-sources")
     for name, value in (parameter_overrides or {}).items():
         command += ["--parameter-override", f"{name}={value}"]
     log_path = state_dir / "logs" / "runner.log"

@@ -81,6 +81,7 @@ class LocalStack:
         aws_port: int = 0,
         canvas_port: int = 0,
         functions: bool = True,
+        stream_sources: bool = True,
         retry_delay_seconds: int | None = None,
         parameter_overrides: dict[str, str] | None = None,
         template: Path = REPO_ROOT / "template.yaml",
@@ -95,6 +96,7 @@ class LocalStack:
         self._aws_port = aws_port
         self._canvas_port = canvas_port
         self._functions = functions
+        self._stream_sources = stream_sources
         self._retry_delay = retry_delay_seconds
         self._parameter_overrides = parameter_overrides or {}
         self._template = template
@@ -161,6 +163,7 @@ class LocalStack:
             "outputs": outputs,
             "schedules": sorted(model.schedules) if self._functions else [],
             "functions": self._functions,
+            "stream_sources": self._stream_sources,
             "log_dir": str(self.log_dir),
             "pid": os.getpid(),
         }
@@ -213,7 +216,7 @@ class LocalStack:
             self._pollers.append(poller)
         dynamodb = boto3.client("dynamodb", endpoint_url=aws_endpoint_url, **_creds())
         streams = boto3.client("dynamodbstreams", endpoint_url=aws_endpoint_url, **_creds())
-        for stream_trigger in model.stream_triggers:
+        for stream_trigger in model.stream_triggers if self._stream_sources else []:
             table_name = model.tables[stream_trigger.table].name
             on_failure = stream_trigger.on_failure_queue
             stream_poller = StreamPoller(
@@ -528,6 +531,12 @@ def main() -> int:
         action="store_true",
         help="AWS and Canvas only: the template's functions run elsewhere (sam local)",
     )
+    parser.add_argument(
+        "--no-stream-sources",
+        action="store_true",
+        help="leave the table's stream unread (the roster event bus gets nothing): for test stacks whose "
+        "tests never read the bus, which then do not pay for publishing every change",
+    )
     parser.add_argument("--retry-delay-seconds", type=int, default=None)
     parser.add_argument(
         "--parameter-override",
@@ -549,6 +558,7 @@ def main() -> int:
         aws_port=arguments.aws_port,
         canvas_port=arguments.canvas_port,
         functions=not arguments.no_functions,
+        stream_sources=not arguments.no_stream_sources,
         retry_delay_seconds=arguments.retry_delay_seconds,
         parameter_overrides=dict(arguments.parameter_override),
     )

@@ -15,7 +15,7 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = {path.stem: json.loads(path.read_text()) for path in (ROOT / "events" / "schemas").glob("*.json")}
@@ -69,6 +69,14 @@ class Client:
 
 
 Synced = tuple[str, Client, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """This module's own stack, its table's stream read as the template says: the bus and the example
+    consumer queue carry only this module's changes (the session's stack leaves its stream unread)."""
+    with running_stack(tmp_path_factory.mktemp("delivery-stack"), seed=5, courses=8) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")

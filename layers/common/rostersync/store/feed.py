@@ -87,6 +87,8 @@ def _cancellation_codes(error: ClientError) -> list[str]:
 
 class FeedRecords(TableRecords):
     _feed_retention_seconds: int = DEFAULT_FEED_RETENTION_DAYS * 86400
+    # The last value of each tenant's feed counter this table saw (a hint; the commit's condition checks it).
+    _feed_heads: dict[str, int]
 
     # -- writing -------------------------------------------------------------------------------
     def _put_changes(
@@ -104,11 +106,16 @@ class FeedRecords(TableRecords):
         self, tenant_id: str, course_id: int, generation: int, count: int, course_update: dict[str, Any]
     ) -> None:
         """Apply `course_update` (an Update of a transaction, with its condition) together with the next
-        feed entry; retried while other commits of the tenant win the counter."""
+        feed entry; retried while other commits of the tenant win the counter.
+
+        The counter's value comes from what this table last saw of it (the batch's first read, its own
+        last commit) when it has one, so a batch's commits cost no read each; a stale value only costs
+        the failed transaction and a fresh read."""
         counter_key = {"pk": tenant_pk(tenant_id), "sk": FEED_SK}
         table_name = self._table.name
         for attempt in range(FEED_COMMIT_ATTEMPTS):
-            current = self.feed_head(tenant_id)
+            known = self._feed_heads.pop(tenant_id, None)
+            current = self.feed_head(tenant_id) if known is None else known
             now = time.time()
             counter_update: dict[str, Any] = {
                 "TableName": table_name,
@@ -137,6 +144,7 @@ class FeedRecords(TableRecords):
                 self._table.meta.client.transact_write_items(
                     TransactItems=[{"Update": course_update}, {"Update": counter_update}, {"Put": entry}]
                 )
+                self._feed_heads[tenant_id] = current + 1
                 return
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
@@ -144,8 +152,13 @@ class FeedRecords(TableRecords):
                 codes = _cancellation_codes(error)
                 if codes and codes[0] == "ConditionalCheckFailed":
                     raise FeedCommitConflictError(str(error)) from error
-            time.sleep(random.uniform(0, min(0.05 * (attempt + 1), 0.5)))  # noqa: S311 - jitter only
+            if known is None:  # a value just read lost to another commit: back off before the next
+                time.sleep(random.uniform(0, min(0.05 * (attempt + 1), 0.5)))  # noqa: S311 - jitter only
         raise FeedContentionError(f"the feed counter of tenant {tenant_id} stayed contended")
+
+    def remember_feed_head(self, tenant_id: str, sequence: int) -> None:
+        """What a batch read of the tenant's counter saw: the next commit starts from it."""
+        self._feed_heads[tenant_id] = sequence
 
     # -- reading -------------------------------------------------------------------------------
     def feed_head(self, tenant_id: str) -> int:

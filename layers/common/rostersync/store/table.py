@@ -13,7 +13,7 @@ from rostersync.store.admins import AdminRecords
 from rostersync.store.clients import ApiClientRecords
 from rostersync.store.feed import DEFAULT_FEED_RETENTION_DAYS
 from rostersync.store.holds import HoldRecords, hold_from_item
-from rostersync.store.keys import TENANT_SK, course_sk, hold_pk, tenant_pk
+from rostersync.store.keys import FEED_SK, TENANT_SK, course_sk, hold_pk, tenant_pk
 from rostersync.store.leases import LeaseRecords
 from rostersync.store.live_events import LiveEventRecords
 from rostersync.store.oauth_states import OAuthStateRecords
@@ -54,24 +54,33 @@ class RosterTable(
         self._resource = resource or boto3.resource("dynamodb")
         self._table = self._resource.Table(table_name)
         self._feed_retention_seconds = feed_retention_days * 86400
+        self._feed_heads = {}
 
     def read_courses(self, courses: Iterable[CourseKey]) -> CoursesView:
         """The tenants, course rows and holds of these (tenant id, course id) pairs, read consistently
-        in one request per hundred keys rather than one item at a time."""
+        in one request per hundred keys rather than one item at a time; the tenants' feed counters come
+        with them, for the courses' commits to start from."""
         wanted: dict[tuple[str, str], tuple[str, str, int]] = {}
         for tenant_id, course_id in courses:
             wanted[tenant_pk(tenant_id), TENANT_SK] = ("tenant", tenant_id, 0)
+            wanted[tenant_pk(tenant_id), FEED_SK] = ("feed", tenant_id, 0)
             wanted[tenant_pk(tenant_id), course_sk(course_id)] = ("row", tenant_id, course_id)
             wanted[hold_pk(tenant_id), course_sk(course_id)] = ("hold", tenant_id, course_id)
         view = CoursesView()
+        feed_heads_seen = set()
         for item in self._batch_get([{"pk": pk, "sk": sk} for pk, sk in wanted]):
             kind, tenant_id, course_id = wanted[item["pk"], item["sk"]]
             if kind == "tenant":
                 view.tenants[tenant_id] = tenant_from_item(item)
+            elif kind == "feed":
+                feed_heads_seen.add(tenant_id)
+                self.remember_feed_head(tenant_id, int(item.get("seq", 0)))
             elif kind == "row":
                 view.rows[tenant_id, course_id] = course_row_from_item(item)
             else:
                 view.holds[tenant_id, course_id] = hold_from_item(item)
+        for tenant_id in view.tenants.keys() - feed_heads_seen:  # no counter yet: its first commit makes it
+            self.remember_feed_head(tenant_id, 0)
         return view
 
     def _batch_get(self, keys: list[dict[str, str]]) -> Iterator[dict[str, Any]]:
