@@ -126,7 +126,7 @@ def _transaction_key(backend: DynamoDBBackend, op_type: str, op: dict[str, Any])
     return {name: op["Item"][name] for name in names}
 
 
-def _check_then_write(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+def check_then_write(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
     """TransactWriteItems as DynamoDB does it: every condition holds and every write happens, or none."""
     if len(transact_items) > TRANSACTION_LIMIT:
         raise TooManyTransactionsException()
@@ -179,7 +179,7 @@ def _check_then_write(backend: DynamoDBBackend, transact_items: list[dict[str, A
 
 
 def transactions_without_table_copies() -> None:
-    DynamoDBBackend.transact_write_items = _check_then_write  # type: ignore[method-assign, assignment]
+    DynamoDBBackend.transact_write_items = check_then_write  # type: ignore[method-assign, assignment]
 
 
 if __name__ == "__main__":

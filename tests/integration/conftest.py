@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pytest
 import requests
+from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
 
 from rostersync.authorization import begin_authorization, canvas_authorize_redirect, complete_authorization
@@ -23,6 +24,7 @@ from rostersync.models import CourseSyncMessage, Tenant
 from rostersync.services import Services
 from rostersync.settings import Settings
 from rostersync.tenants import create_tenant
+from rostersync_local import moto_server
 from rostersync_local.canvas_sim import RunningSimulator
 from rostersync_local.control import LOCAL_AWS_ENVIRONMENT, start_stack, stop_stack
 from rostersync_local.runner import create_resources
@@ -174,6 +176,8 @@ def services() -> Iterator[Services]:
     endpoint = f"http://{host}:{port}"
     requests.post(f"{endpoint}/moto-api/reset", timeout=10)  # in-process moto servers share one state
     with pytest.MonkeyPatch.context() as patch:
+        # As the local stack's moto runs it: course commits are transactions, from several workers at once.
+        patch.setattr(DynamoDBBackend, "transact_write_items", moto_server.check_then_write)
         for name, value in {**LOCAL_AWS_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}.items():
             patch.setenv(name, value)
         model = load_stack(ROOT / "template.yaml", "conn-test", {"AllowInsecureCanvasUrls": "true"}, endpoint)

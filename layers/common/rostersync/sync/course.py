@@ -153,40 +153,13 @@ class CourseBatch:
             final = not error.retryable or attempt >= self._services.settings.course_sync_max_receive_count
             if not error.retryable:  # the tenant's status may have changed: read it again for the next course
                 self._unused = {key for key in self._unused if key[0] != tenant.tenant_id}
-            failed = result.model_copy(
-                update={
-                    "outcome": CourseOutcome.FAILED if final else CourseOutcome.RETRYING,
-                    "error_code": error.code,
-                    "error_message": str(error),
-                    **_client_counts(client),
-                }
-            )
-            self._keep(failed)
-            logger.warning(
-                "course sync failed",
-                extra={"course_id": message.course.id, "code": error.code, "final": final},
-            )
-            if not final:
-                raise RetryLaterError(str(error)) from error
-            return failed
+            return self._fail(result, client, error, error.code, final)
         try:
             counts, held, errors = apply_roster(self._services, tenant, message, roster, row=row, hold=hold)
         except CourseWriteConflictError as error:
             # Another worker wrote the course meanwhile (a redelivery, a live event): read Canvas again later.
             final = attempt >= self._services.settings.course_sync_max_receive_count
-            conflict = result.model_copy(
-                update={
-                    "outcome": CourseOutcome.FAILED if final else CourseOutcome.RETRYING,
-                    "error_code": "write_conflict",
-                    "error_message": str(error),
-                    **_client_counts(client),
-                }
-            )
-            self._keep(conflict)
-            logger.warning("course write conflict", extra={"course_id": message.course.id, "final": final})
-            if not final:
-                raise RetryLaterError(str(error)) from error
-            return conflict
+            return self._fail(result, client, error, "write_conflict", final)
         self._errors += errors
         done = result.model_copy(
             update={
@@ -220,6 +193,28 @@ class CourseBatch:
     def _keep(self, result: CourseResult) -> CourseResult:
         self._results.append(result)
         return result
+
+    def _fail(
+        self, result: CourseResult, client: CanvasClient, error: Exception, code: str, final: bool
+    ) -> CourseResult:
+        """Keep a failed attempt's result (FAILED when it was the last, RETRYING otherwise); raise
+        RetryLaterError for the queue to deliver the course again when it was not the last."""
+        failed = self._keep(
+            result.model_copy(
+                update={
+                    "outcome": CourseOutcome.FAILED if final else CourseOutcome.RETRYING,
+                    "error_code": code,
+                    "error_message": str(error),
+                    **_client_counts(client),
+                }
+            )
+        )
+        logger.warning(
+            "course sync failed", extra={"course_id": result.course_id, "code": code, "final": final}
+        )
+        if not final:
+            raise RetryLaterError(str(error)) from error
+        return failed
 
 
 @contextmanager
