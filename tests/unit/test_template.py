@@ -222,6 +222,25 @@ def test_the_authorizer_trusts_the_stacks_user_pool_or_else_the_institutions_iss
     assert variables["ADMIN_USER_POOL_ID"] == ""
 
 
+def test_machine_clients_get_the_resource_servers_scope_which_v1_requires_and_the_cli_finds() -> None:
+    from rostersync.store.api_authorizer import DELIVERY_AUTHORIZER_NAME
+    from rostersync.store.user_pool import DELIVERY_SCOPE
+    from rostersync_local.template import load_stack
+
+    own = load_stack(ROOT / "template.yaml", "t", physical_ids={"HttpApi": "api1"})
+    (server,) = own.user_pools["AdminUserPool"].resource_servers.values()
+    assert {f"{server['Identifier']}/{scope['ScopeName']}" for scope in server["Scopes"]} == {DELIVERY_SCOPE}
+    scoped = [route for route in own.routes if route.scopes]
+    assert {route.path for route in scoped} == {"/v1/{proxy+}"}
+    for route in scoped:
+        assert route.scopes == (DELIVERY_SCOPE,)
+        assert route.authorizer is not None and route.authorizer.name == DELIVERY_AUTHORIZER_NAME
+    # What `rostersync client add|remove` read: the API whose authorizer's audience they rewrite.
+    assert own.outputs["HttpApiId"] == "api1" and own.outputs["ClientJwtAudience"] == "rostersync-api"
+    institution = load_stack(ROOT / "template.yaml", "t", {"AdminOidcIssuer": "https://idp.example.edu"})
+    assert institution.user_pools == {} and "HttpApiId" in institution.outputs
+
+
 def test_every_setting_the_template_passes_is_one_the_functions_read() -> None:
     from rostersync.settings import environment_variables
 
