@@ -310,3 +310,37 @@ def test_the_identity_providers_client_credentials_grant_checks_the_app_client_i
     pool.delete_app_client(machine.client_id)
     pool.delete_app_client(machine.client_id)  # a repeated removal is no error
     assert grant((machine.client_id, secret)).status_code == 401
+
+
+def test_the_local_gateway_takes_a_client_token_once_its_id_is_in_the_audience_moto_holds(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.apigatewayv2.responses import ApiGatewayV2Response
+    from werkzeug.test import Client
+
+    from rostersync.store.api_authorizer import ApiAuthorizer
+    from rostersync_local import moto_server
+    from rostersync_local.http_api import LiveAudienceAuthorizer, create_authorizers
+    from rostersync_local.identity_provider import LocalIdentityProvider
+    from rostersync_local.template import JwtAuthorizerSpec
+
+    monkeypatch.setattr(ApiGatewayV2Response, "get_authorizers", moto_server._get_authorizers, raising=False)
+    apigateway = boto3.client("apigatewayv2", endpoint_url=moto_endpoint, **CREDENTIALS)
+    api_id = apigateway.create_api(Name="local-HttpApi", ProtocolType="HTTP")["ApiId"]
+    issuer = LocalIdentityProvider("http://issuer.test")
+    spec = JwtAuthorizerSpec("http://issuer.test", ("rostersync-api",), "ClientJwt")
+    route = RouteSpec("GET", "/v1/{proxy+}", "Delivery", spec, ("rosters/read",))
+    create_authorizers(apigateway, api_id, [route])
+    invoked: list[Any] = []
+
+    def invoke(function: str, event: Any) -> Invocation:
+        invoked.append(event)
+        return Invocation(payload={"statusCode": 200, "body": "ok"})
+
+    gateway = Client(ApiGateway([route], invoke, LiveAudienceAuthorizer(apigateway, api_id, issuer.verify)))
+    headers = {"Authorization": f"Bearer {issuer.machine_token('c1', 'rosters/read')}"}
+    assert gateway.get("/v1/changes", headers=headers).status_code == 401
+    authorizer = ApiAuthorizer(api_id, client=apigateway)
+    authorizer.set_audience(["rostersync-api", "c1"])  # what `rostersync client add` does
+    assert gateway.get("/v1/changes", headers=headers).status_code == 200
+    assert len(invoked) == 1
