@@ -179,6 +179,20 @@ def test_client_add_stops_before_the_authorizers_audience_quota(
     assert len(deployed.table.list_api_clients(deployed.tenant_id)) == MAX_AUDIENCE - 1
 
 
+def test_a_client_add_that_cannot_reach_the_authorizer_leaves_no_client_behind(
+    deployed: DeployedStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for item in deployed.apigateway.get_authorizers(ApiId=deployed.api_id)["Items"]:
+        if item["Name"] == "ClientJwt":  # say, renamed in a later template
+            deployed.apigateway.delete_authorizer(ApiId=deployed.api_id, AuthorizerId=item["AuthorizerId"])
+    arguments = ["--stack", deployed.name, "client", "add", "--tenant", deployed.tenant_id, "--name", "P"]
+    code, out, err = run(capsys, *arguments)
+    assert code == 1 and out == ""
+    assert f"the HTTP API {deployed.api_id} has no authorizer named ClientJwt" in err
+    assert deployed.cognito.list_user_pool_clients(UserPoolId=deployed.pool_id)["UserPoolClients"] == []
+    assert deployed.table.list_api_clients(deployed.tenant_id) == []
+
+
 def test_with_an_institutions_idp_client_add_explains_and_registers_an_existing_client_id(
     table: RosterTable, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

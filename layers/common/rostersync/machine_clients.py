@@ -59,9 +59,17 @@ def add_machine_client(
     registered = registered_clients(services)
     _refuse_beyond_quota(registered)
     credentials = pool.create_machine_client(machine_client_name(tenant_id, name))
-    services.table.put_api_client(ApiClient(client_id=credentials.client_id, tenant_id=tenant_id, name=name))
-    # The index the registry is listed from may not show the new client yet: it is added here.
-    audience.apply([client.client_id for client in registered] + [credentials.client_id])
+    try:
+        services.table.put_api_client(
+            ApiClient(client_id=credentials.client_id, tenant_id=tenant_id, name=name)
+        )
+        # The index the registry is listed from may not show the new client yet: it is added here.
+        audience.apply([client.client_id for client in registered] + [credentials.client_id])
+    except Exception:
+        # Nobody has seen the secret: leave no client behind that nobody could use.
+        services.table.delete_api_client(credentials.client_id)
+        pool.delete_app_client(credentials.client_id)
+        raise
     return credentials
 
 
