@@ -23,9 +23,18 @@ from rostersync.authorization import begin_authorization
 from rostersync.canvas.errors import CanvasError
 from rostersync.canvas.scopes import required_scopes
 from rostersync.events.apply import route_to_tenants
-from rostersync.models import ApiClient, CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
+from rostersync.machine_clients import (
+    DeliveryAudience,
+    add_machine_client,
+    register_existing_client,
+    remove_machine_client,
+    sync_audience,
+)
+from rostersync.models import CourseIdField, SyncTrigger, TenantSettings, TenantStatus, UserIdField
 from rostersync.store.admins import Membership
+from rostersync.store.api_authorizer import ApiAuthorizer, AuthorizerNotFoundError
 from rostersync.store.dead_letters import DeadLetter, DeadLetterQueues
+from rostersync.store.user_pool import UserPool
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
 from rostersync.sync.planner import SyncCooldownError, request_sync
 from rostersync.sync.reports import export_roster, run_summary, sync_errors, sync_errors_csv
@@ -309,34 +318,49 @@ def cmd_tenant_remove(arguments: argparse.Namespace) -> None:
 
 
 # -- machine clients of the delivery API ----------------------------------------------------------
-def _identity_provider(binding: StackBinding) -> str:
-    """Where machine clients are registered: locally the stack's control server, which registers them
-    with the embedded identity provider (their token URL is the provider's)."""
-    if binding.control_url is None:
+def _user_pool(binding: StackBinding) -> UserPool | None:
+    pool_id = binding.outputs.get("AdminUserPoolId")
+    return UserPool(pool_id) if pool_id else None
+
+
+def _delivery_audience(binding: StackBinding) -> DeliveryAudience:
+    missing = [name for name in ("HttpApiId", "ClientJwtAudience") if not binding.outputs.get(name)]
+    if missing:
         raise CliError(
-            "machine clients of a deployed stack would be app clients of its Cognito user pool (with a "
-            "resource server for rosters/read), which the template does not declare yet; on the local "
-            "stack they work"
+            f"the stack has no {' or '.join(missing)} output: deploy this version of template.yaml first"
         )
-    return binding.control_url
+    return DeliveryAudience(ApiAuthorizer(binding.outputs["HttpApiId"]), binding.outputs["ClientJwtAudience"])
 
 
 def cmd_client_add(arguments: argparse.Namespace) -> None:
     binding = _binding(arguments)
-    tenant = require_tenant(binding.services, arguments.tenant)
-    provider = _identity_provider(binding)
-    created = requests.post(f"{provider}/clients", json={}, timeout=30)
-    created.raise_for_status()
-    credentials = created.json()
-    binding.services.table.put_api_client(
-        ApiClient(client_id=credentials["client_id"], tenant_id=tenant.tenant_id, name=arguments.name)
-    )
+    pool = _user_pool(binding)
+    audience = _delivery_audience(binding)
+    if arguments.client_id:
+        if pool is not None:
+            raise CliError(
+                "--client-id is for a stack whose clients an institution's IdP issues; this stack's own "
+                "user pool makes them: leave it out"
+            )
+        register_existing_client(
+            binding.services, audience, arguments.tenant, arguments.client_id, arguments.name
+        )
+        _print_json({"client_id": arguments.client_id, "api_url": binding.api_url})
+        return
+    if pool is None:
+        raise CliError(
+            "this stack takes the delivery API's tokens from an institution's IdP (ClientJwtIssuer), which "
+            "rostersync cannot make clients in: register a client with the client-credentials grant and "
+            "the rosters/read scope there, then give its id: rostersync client add --tenant T --name N "
+            "--client-id ID"
+        )
+    credentials = add_machine_client(binding.services, pool, audience, arguments.tenant, arguments.name)
     # A contract for scripts: one JSON object; the secret is shown this once.
     _print_json(
         {
-            "client_id": credentials["client_id"],
-            "client_secret": credentials["client_secret"],
-            "token_url": credentials["token_url"],
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret,
+            "token_url": f"{binding.outputs['AdminSignInUrl']}/oauth2/token",
             "api_url": binding.api_url,
         }
     )
@@ -357,15 +381,19 @@ def cmd_client_list(arguments: argparse.Namespace) -> None:
 
 def cmd_client_remove(arguments: argparse.Namespace) -> None:
     binding = _binding(arguments)
-    client = binding.services.table.api_client(arguments.client_id)
-    if client is None or client.tenant_id != arguments.tenant:
-        raise CliError(f"tenant {arguments.tenant} has no client {arguments.client_id}")
-    # Unregistered first: its tokens stop working at their next request, even before they expire.
-    binding.services.table.delete_api_client(client.client_id)
-    requests.delete(
-        f"{_identity_provider(binding)}/clients/{client.client_id}", timeout=30
-    ).raise_for_status()
-    _print_json({"removed": client.client_id})
+    remove_machine_client(
+        binding.services,
+        _user_pool(binding),
+        _delivery_audience(binding),
+        arguments.tenant,
+        arguments.client_id,
+    )
+    _print_json({"removed": arguments.client_id})
+
+
+def cmd_client_sync_audience(arguments: argparse.Namespace) -> None:
+    binding = _binding(arguments)
+    _print_json({"audience": sync_audience(binding.services, _delivery_audience(binding))})
 
 
 # -- sync --------------------------------------------------------------------------------------
@@ -975,6 +1003,10 @@ def _add_client_commands(groups: Any) -> None:
     )
     add.add_argument("--tenant", required=True)
     add.add_argument("--name", required=True, help="who uses it (the platform's name)")
+    add.add_argument(
+        "--client-id",
+        help="with an institution's IdP (no stack user pool): register this existing client for the tenant",
+    )
     add.set_defaults(handler=cmd_client_add)
     listing = clients.add_parser("list", help="a tenant's clients")
     listing.add_argument("--tenant", required=True)
@@ -984,6 +1016,11 @@ def _add_client_commands(groups: Any) -> None:
     remove.add_argument("client_id")
     remove.add_argument("--tenant", required=True)
     remove.set_defaults(handler=cmd_client_remove)
+    clients.add_parser(
+        "sync-audience",
+        help="let every registered client through the /v1 authorizer again (after a `sam deploy` reset its "
+        "audience); prints the audience",
+    ).set_defaults(handler=cmd_client_sync_audience)
 
 
 def _add_roster_commands(groups: Any) -> None:
@@ -1028,6 +1065,7 @@ def main(argv: list[str] | None = None) -> int:
         CanvasError,
         NoStackError,
         SyncCooldownError,
+        AuthorizerNotFoundError,
         RuntimeError,
         TimeoutError,
     ) as error:

@@ -18,6 +18,7 @@ from rostersync.canvas.models import CanvasCourse, CanvasEnrollment, CanvasSecti
 from rostersync.delivery.changes import roster_changes
 from rostersync.delivery.reading import course_roster
 from rostersync.models import ApiClient
+from rostersync.store.api_authorizer import ApiAuthorizer
 from rostersync.store.table import RosterTable
 from rostersync.sync.roster import build_course_roster, course_item, roster_items
 from rostersync_local.control import LOCAL_AWS_ENVIRONMENT
@@ -29,22 +30,29 @@ ROSTER_ENROLLMENTS = 500
 ROSTER_READS = 50
 
 
+def _moto_options(state: dict[str, Any]) -> dict[str, str]:
+    return {
+        "endpoint_url": state["aws_endpoint_url"],
+        "region_name": LOCAL_AWS_ENVIRONMENT["AWS_DEFAULT_REGION"],
+        "aws_access_key_id": LOCAL_AWS_ENVIRONMENT["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": LOCAL_AWS_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
 def stack_table(state: dict[str, Any]) -> RosterTable:
-    resource = boto3.resource(
-        "dynamodb",
-        endpoint_url=state["aws_endpoint_url"],
-        region_name=LOCAL_AWS_ENVIRONMENT["AWS_DEFAULT_REGION"],
-        aws_access_key_id=LOCAL_AWS_ENVIRONMENT["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_AWS_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
-    )
+    resource = boto3.resource("dynamodb", **_moto_options(state))
     return RosterTable(state["outputs"]["RosterTableName"], resource)
 
 
 def client_headers(state: dict[str, Any], tenant_id: str) -> dict[str, str]:
     """A machine client of the tenant and its bearer token (minted as the embedded identity provider's
-    client-credentials grant mints it)."""
+    client-credentials grant mints it): registered, and in the /v1 authorizer's audience."""
     client_id = f"bench-{tenant_id}"
     stack_table(state).put_api_client(ApiClient(client_id=client_id, tenant_id=tenant_id, name="bench"))
+    authorizer = ApiAuthorizer(
+        state["outputs"]["HttpApiId"], client=boto3.client("apigatewayv2", **_moto_options(state))
+    )
+    authorizer.set_audience([*authorizer.audience(), client_id])
     response = requests.post(
         f"{state['control_url']}/client-tokens", json={"client_id": client_id}, timeout=30
     )

@@ -13,8 +13,9 @@ never sent: locally `admin invite --password` sets the password). Triggers (Pre 
 run.
 
 Grants are a table (`_grants`). Besides the settings page's, the delivery API's machine clients have the
-`client_credentials` grant: the client's secret is checked (kept here, hashed: moto's app clients are not
-asked) and the access token carries the granted scopes (rosters/read) and the delivery API's audience.
+`client_credentials` grant: they are moto's app clients (`rostersync client add` creates them with boto3, as
+on a deployed stack), whose secret, allowed flows and scopes are read from moto (DescribeUserPoolClient);
+the access token carries the granted scopes (rosters/read) and, as Cognito's, `client_id` and no `aud`.
 """
 
 from __future__ import annotations
@@ -48,8 +49,6 @@ SESSION_COOKIE = "rostersync_idp_session"
 WRONG_CREDENTIALS = "Incorrect email or password."
 # form-action covers the redirect after the form: the login form may end at the registered clients.
 PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {}; frame-ancestors 'none'"
-# The scopes a machine client may be granted (the delivery API's resource server, in Cognito's terms).
-MACHINE_SCOPES = frozenset({"rosters/read"})
 
 
 @dataclass(frozen=True)
@@ -86,6 +85,14 @@ class UserDirectory:
         if answer.get("ChallengeName") == "NEW_PASSWORD_REQUIRED":
             raise PasswordChangeRequiredError
         return self.user(email)
+
+    def app_client(self, client_id: str) -> dict[str, Any] | None:
+        """An app client's settings (with its secret, when it has one), or None when there is no such one."""
+        try:
+            found = self._cognito.describe_user_pool_client(UserPoolId=self._pool_id, ClientId=client_id)
+        except self._cognito.exceptions.ResourceNotFoundException:
+            return None
+        return dict(found["UserPoolClient"])
 
     def user(self, username: str) -> User | None:
         try:
@@ -148,8 +155,6 @@ class _State:
     codes: dict[str, _IssuedCode] = field(default_factory=dict)
     refresh_grants: dict[str, _RefreshGrant] = field(default_factory=dict)
     sessions: dict[str, User] = field(default_factory=dict)
-    # Machine clients (Cognito app clients with a secret): each one's secret, hashed.
-    machine_secrets: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -171,9 +176,8 @@ def _s256(verifier: str) -> str:
 
 
 class LocalIdentityProvider:
-    def __init__(self, issuer_url: str, machine_audience: str = "rostersync-api") -> None:
+    def __init__(self, issuer_url: str) -> None:
         self.issuer_url = issuer_url.rstrip("/")
-        self.machine_audience = machine_audience
         self._kid = "local-" + secrets.token_hex(4)
         self._key = RSAKey.generate_key(2048, parameters={"kid": self._kid})
         self._directory: UserDirectory | None = None
@@ -208,7 +212,7 @@ class LocalIdentityProvider:
             "code_challenge_methods_supported": ["S256"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
-            "scopes_supported": ["openid", "email", *sorted(MACHINE_SCOPES)],
+            "scopes_supported": ["openid", "email"],
             "token_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
         }
 
@@ -432,19 +436,8 @@ class LocalIdentityProvider:
         return self._tokens(user, grant.client_id, grant.scope, None)
 
     # -- machine clients ------------------------------------------------------------------------------
-    def register_machine_client(self) -> dict[str, str]:
-        """A new machine client: its id and secret (shown once; only its hash is kept)."""
-        client_id, secret = "c" + secrets.token_hex(12), secrets.token_urlsafe(32)
-        with self._state.lock:
-            self._state.machine_secrets[client_id] = hashlib.sha256(secret.encode()).hexdigest()
-        return {"client_id": client_id, "client_secret": secret}
-
-    def remove_machine_client(self, client_id: str) -> None:
-        with self._state.lock:
-            self._state.machine_secrets.pop(client_id, None)
-
-    def _machine_client(self, request: Request) -> str | None:
-        """The client that HTTP Basic authentication names, when its secret is right."""
+    def _machine_client(self, request: Request) -> dict[str, Any] | None:
+        """The app client that HTTP Basic authentication names, when it has a secret and this is it."""
         scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "basic":
             return None
@@ -452,27 +445,35 @@ class LocalIdentityProvider:
             client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return None
-        with self._state.lock:
-            expected = self._state.machine_secrets.get(client_id)
-        presented = hashlib.sha256(secret.encode()).hexdigest()
-        return client_id if expected is not None and hmac.compare_digest(expected, presented) else None
+        assert self._directory is not None
+        client = self._directory.app_client(client_id) if client_id else None
+        expected = str((client or {}).get("ClientSecret", ""))
+        if not expected or not hmac.compare_digest(expected.encode(), secret.encode()):
+            return None
+        return client
 
     def machine_token(self, client_id: str, scope: str) -> str:
-        """The access token the client-credentials grant gives: the client is its own subject; its
-        audience the delivery API's, which the /v1 authorizer accepts."""
-        return self.access_token(client_id, client_id, scope=scope, audience=self.machine_audience)
+        """The access token the client-credentials grant gives, as Cognito's: the client is its own subject
+        and `client_id`, with no `aud` (API Gateway then checks `client_id` against its audience)."""
+        return self.access_token(client_id, client_id, scope=scope)
 
     def _grant_client_credentials(self, request: Request) -> dict[str, Any]:
-        """RFC 6749 4.4: grant_type=client_credentials with HTTP Basic client authentication."""
-        client_id = self._machine_client(request)
-        if client_id is None:
+        """RFC 6749 4.4 as Cognito answers it: an app client with a secret (moto's), authenticated with HTTP
+        Basic, allowed this grant and the scopes it asks for (all it is allowed when it asks none)."""
+        client = self._machine_client(request)
+        if client is None:
             raise OAuthError("invalid_client", "the client id or secret is wrong", 401)
-        asked = set(request.form.get("scope", " ".join(sorted(MACHINE_SCOPES))).split())
-        if not asked or not asked <= MACHINE_SCOPES:
-            raise OAuthError("invalid_scope", "a machine client may ask for rosters/read only")
+        if "client_credentials" not in client.get("AllowedOAuthFlows", []) or not client.get(
+            "AllowedOAuthFlowsUserPoolClient"
+        ):
+            raise OAuthError("unauthorized_client", "this client may not use the client-credentials grant")
+        allowed = set(client.get("AllowedOAuthScopes", []))
+        asked = set(request.form["scope"].split()) if "scope" in request.form else allowed
+        if not asked or not asked <= allowed:
+            raise OAuthError("invalid_scope", "the client may not ask for these scopes")
         scope = " ".join(sorted(asked))
         return {
-            "access_token": self.machine_token(client_id, scope),
+            "access_token": self.machine_token(str(client["ClientId"]), scope),
             "token_type": "Bearer",
             "expires_in": TOKEN_TTL_SECONDS,
             "scope": scope,

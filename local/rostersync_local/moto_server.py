@@ -1,4 +1,5 @@
-"""moto's server for the local stack, patched where moto 5.2.5 spends time that AWS would not.
+"""moto's server for the local stack, patched where moto 5.2.5 spends time that AWS would not, and where
+it lacks a call the CLI makes.
 
 - `Table.query` walks every item of the table to collect one partition's items, so a Query costs
   O(table) where DynamoDB's costs O(partition). Rosters are read per course, so a sync slowed down as the
@@ -17,16 +18,22 @@
   they write). The patch checks every condition first and writes only when all hold, under a lock that
   serializes transactions, so nothing has to be rolled back.
 
+- apigatewayv2's `GetAuthorizers` is not implemented (moto has GetAuthorizer by id only); `rostersync
+  client add|remove` find the delivery API's authorizer by name in that list. The patch answers it from
+  moto's own authorizers.
+
 Same answers as moto (tests/unit/test_moto_server.py), AWS's cost shape.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from typing import Any
 
 from moto import backends
+from moto.apigatewayv2.responses import ApiGatewayV2Response
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     MultipleTransactionsException,
@@ -182,9 +189,19 @@ def transactions_without_table_copies() -> None:
     DynamoDBBackend.transact_write_items = check_then_write  # type: ignore[method-assign, assignment]
 
 
+def _get_authorizers(self: ApiGatewayV2Response) -> tuple[int, dict[str, str], str]:
+    api = self.apigatewayv2_backend.get_api(api_id=self.path.split("/")[-2])
+    return 200, {}, json.dumps({"items": [authorizer.to_json() for authorizer in api.authorizers.values()]})
+
+
+def list_authorizers() -> None:
+    ApiGatewayV2Response.get_authorizers = _get_authorizers  # type: ignore[attr-defined]
+
+
 if __name__ == "__main__":
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     index_queries_by_partition()
     remember_backends_by_host()
     transactions_without_table_copies()
+    list_authorizers()
     main()

@@ -26,10 +26,11 @@ from botocore.config import Config
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from rostersync_local.api_gateway import ApiGateway
+from rostersync_local.api_gateway import ApiGateway, Authorize
 from rostersync_local.canvas_sim.config import COST_MODELS
 from rostersync_local.control import LOCAL_AWS_ENVIRONMENT
 from rostersync_local.functions import FunctionPool, Invocation
+from rostersync_local.http_api import LiveAudienceAuthorizer, create_authorizers
 from rostersync_local.identity_provider import LocalIdentityProvider, RegisteredClient, UserDirectory
 from rostersync_local.queues import QueuePoller
 from rostersync_local.schedules import ScheduleTimers
@@ -132,6 +133,12 @@ class LocalStack:
             for logical_id, pool in first.user_pools.items()
         }
         physical_ids = {name: value for pool in made.values() for name, value in pool.physical_ids.items()}
+        # The HTTP API is made in moto too: its authorizers' audience is what `client add` rewrites.
+        apigateway = boto3.client("apigatewayv2", endpoint_url=aws_endpoint_url, **_creds())
+        if first.http_api is not None:
+            physical_ids[first.http_api] = apigateway.create_api(
+                Name=f"{STACK_NAME}-{first.http_api}", ProtocolType="HTTP"
+            )["ApiId"]
         attributes = {(logical_id, "ProviderURL"): idp_url for logical_id in made}
         model = load_stack(
             self._template,
@@ -142,13 +149,17 @@ class LocalStack:
             attributes=attributes,
         )
         create_resources(model, aws_endpoint_url)
+        authorize: Authorize = self.identity.verify
+        if model.http_api is not None:
+            api_id = physical_ids[model.http_api]
+            create_authorizers(apigateway, api_id, model.routes)
+            authorize = LiveAudienceAuthorizer(apigateway, api_id, self.identity.verify)
         self.console_client_id = next((client for pool in made.values() for client in pool.clients), "")
         for pool in made.values():
             self.identity.serve(pool.directory, pool.clients.values())
-        self.identity.machine_audience = _client_audience(model) or self.identity.machine_audience
         control.target = self._control_app(model)
         if self._functions:
-            self._start_functions(model, aws_endpoint_url, api_port)
+            self._start_functions(model, aws_endpoint_url, api_port, authorize)
         outputs = {**model.outputs, "ApiUrl": api_url}
         if "AdminSignInUrl" in outputs:  # the hosted UI it stands in for
             outputs["AdminSignInUrl"] = idp_url
@@ -172,7 +183,9 @@ class LocalStack:
         state_file.with_suffix(".tmp").replace(state_file)
         return self.endpoints
 
-    def _start_functions(self, model: StackModel, aws_endpoint_url: str, api_port: int) -> None:
+    def _start_functions(
+        self, model: StackModel, aws_endpoint_url: str, api_port: int, authorize: Authorize
+    ) -> None:
         """The template's functions in warm pools, its routes, queue triggers and schedules."""
         sqs = boto3.client(
             "sqs", endpoint_url=aws_endpoint_url, config=Config(retries={"max_attempts": 2}), **_creds()
@@ -198,7 +211,7 @@ class LocalStack:
             self._pools[logical_id] = FunctionPool(
                 spec, base_environment, self.log_dir, spec.max_concurrency or concurrency
             )
-        self._serve(ApiGateway(model.routes, self.invoke, self.identity.verify), api_port)
+        self._serve(ApiGateway(model.routes, self.invoke, authorize), api_port)
         self._timers = ScheduleTimers(model.schedules, self.invoke)
         self._timers.start()
         for trigger in model.queue_triggers:
@@ -305,13 +318,6 @@ class LocalStack:
                 else:
                     token = self.identity.access_token(str(wanted["subject"]), self.console_client_id)
                     body, status = {"token": token}, 200
-            elif request.method == "POST" and parts == ["clients"]:
-                # A machine client of the identity provider (`rostersync client add`): its grant is there.
-                token_url = f"{self.identity.issuer_url}/oauth2/token"
-                body, status = {**self.identity.register_machine_client(), "token_url": token_url}, 200
-            elif request.method == "DELETE" and len(parts) == 2 and parts[0] == "clients":
-                self.identity.remove_machine_client(parts[1])
-                body, status = {}, 200
             elif request.method == "POST" and parts == ["client-tokens"]:
                 # A machine client's token without its secret (tests, the bench): as the grant would issue.
                 wanted = request.get_json(silent=True) or {}
@@ -376,13 +382,6 @@ class LocalStack:
         (self.state_dir / "stack.json").unlink(missing_ok=True)
 
 
-def _client_audience(model: StackModel) -> str | None:
-    """The audience the delivery API's authorizer accepts (its routes are the scoped ones)."""
-    return next(
-        (route.authorizer.audience[0] for route in model.routes if route.scopes and route.authorizer), None
-    )
-
-
 class _LateBoundApp:
     """A WSGI app whose handler is set once the server's own URL has been used to configure it."""
 
@@ -403,8 +402,8 @@ class MadeUserPool:
 
 
 def create_user_pool(pool: UserPoolSpec, endpoint: str, console_url: str) -> MadeUserPool:
-    """The template's user pool, app clients and groups, in moto. The clients' callback and logout URLs
-    are the local console's (the template names the deployed API's)."""
+    """The template's user pool, app clients, groups and resource servers, in moto. The clients' callback
+    and logout URLs are the local console's (the template names the deployed API's)."""
     cognito = boto3.client("cognito-idp", endpoint_url=endpoint, **_creds())
     properties = pool.properties
     pool_id = cognito.create_user_pool(
@@ -429,6 +428,13 @@ def create_user_pool(pool: UserPoolSpec, endpoint: str, console_url: str) -> Mad
         clients[client_id] = RegisteredClient(client_id, frozenset([console_url]), frozenset([console_url]))
     for group in pool.groups.values():
         cognito.create_group(UserPoolId=pool_id, GroupName=str(group["GroupName"]))
+    for server in pool.resource_servers.values():
+        cognito.create_resource_server(
+            UserPoolId=pool_id,
+            Identifier=str(server["Identifier"]),
+            Name=str(server["Name"]),
+            Scopes=server.get("Scopes", []),
+        )
     console_client = next(iter(clients), "")
     return MadeUserPool(physical_ids, clients, UserDirectory(cognito, pool_id, console_client))
 

@@ -61,7 +61,8 @@ class TableSpec:
 @dataclass(frozen=True)
 class JwtAuthorizerSpec:
     issuer: str
-    audience: tuple[str, ...]
+    audience: tuple[str, ...]  # as the template declares it (the CLI rewrites the deployed one's)
+    name: str = ""  # the authorizer's name in the HTTP API
 
 
 @dataclass(frozen=True)
@@ -121,12 +122,14 @@ class ScheduleSpec:
 
 @dataclass(frozen=True)
 class UserPoolSpec:
-    """A Cognito user pool, with its app clients' and groups' resolved properties (by logical id)."""
+    """A Cognito user pool, with its app clients', groups' and resource servers' resolved properties (by
+    logical id)."""
 
     logical_id: str
     properties: dict[str, Any]
     clients: dict[str, dict[str, Any]]
     groups: dict[str, dict[str, Any]]
+    resource_servers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -142,6 +145,7 @@ class StackModel:
     event_rules: list[EventRuleSpec] = field(default_factory=list)
     schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
     user_pools: dict[str, UserPoolSpec] = field(default_factory=dict)
+    http_api: str | None = None  # the HTTP API's logical id
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -424,6 +428,7 @@ def load_stack(
                 enabled=properties.get("State", "ENABLED") == "ENABLED",
             )
         elif kind == "AWS::ApiGatewayV2::Api":
+            model.http_api = logical_id
             schemes = properties.get("Body", {}).get("components", {}).get("securitySchemes", {})
             authorizers = {
                 name: JwtAuthorizerSpec(
@@ -431,6 +436,7 @@ def load_stack(
                     audience=tuple(
                         str(value) for value in resolver.resolve(config["jwtConfiguration"]["audience"])
                     ),
+                    name=name,
                 )
                 for name, scheme in schemes.items()
                 if (config := scheme.get("x-amazon-apigateway-authorizer", {})).get("type") == "jwt"
@@ -475,6 +481,7 @@ def _read_user_pools(model: StackModel, resources: dict[str, Any], resolver: Res
                 resolver.resolve(resource.get("Properties", {})),
                 owned_by("AWS::Cognito::UserPoolClient", logical_id),
                 owned_by("AWS::Cognito::UserPoolGroup", logical_id),
+                owned_by("AWS::Cognito::UserPoolResourceServer", logical_id),
             )
 
 
@@ -495,7 +502,9 @@ def _read_standalone_routes(model: StackModel, resources: dict[str, Any], resolv
             jwt = resolver.resolve(resources[_logical_id(properties["AuthorizerId"])]["Properties"])
             configuration = jwt["JwtConfiguration"]
             authorizer = JwtAuthorizerSpec(
-                str(configuration["Issuer"]), tuple(str(value) for value in configuration["Audience"])
+                str(configuration["Issuer"]),
+                tuple(str(value) for value in configuration["Audience"]),
+                str(jwt["Name"]),
             )
         function = _logical_id(integration["IntegrationUri"])
         model.routes.append(RouteSpec(method.upper(), path, function, authorizer))

@@ -246,35 +246,101 @@ def test_a_route_with_authorization_scopes_refuses_a_valid_token_without_one_of_
     assert authorizer["claims"]["client_id"] == "c1" and authorizer["scopes"] == ["profile", "rosters/read"]
 
 
-def test_the_identity_providers_client_credentials_grant_gives_a_registered_client_a_scoped_token() -> None:
+def test_the_identity_providers_client_credentials_grant_checks_the_app_client_in_moto(
+    moto_endpoint: str,
+) -> None:
     from werkzeug.test import Client
 
+    from rostersync.store.user_pool import UserPool
     from rostersync_local.identity_provider import LocalIdentityProvider, UserDirectory
     from rostersync_local.template import JwtAuthorizerSpec
 
+    cognito = boto3.client("cognito-idp", endpoint_url=moto_endpoint, **CREDENTIALS)
+    pool_id = cognito.create_user_pool(PoolName="grant")["UserPool"]["Id"]
+    cognito.create_resource_server(
+        UserPoolId=pool_id, Identifier="rosters", Name="delivery", Scopes=[{"ScopeName": "read",
+        "ScopeDescription": "read"}],
+    )  # fmt: skip
+    console = cognito.create_user_pool_client(
+        UserPoolId=pool_id, ClientName="console", AllowedOAuthFlows=["code"], AllowedOAuthScopes=["openid"]
+    )["UserPoolClient"]["ClientId"]
+    # A secret but not the grant: a client only allowed the authorization code flow.
+    coded = cognito.create_user_pool_client(
+        UserPoolId=pool_id, ClientName="coded", GenerateSecret=True, AllowedOAuthFlows=["code"],
+        AllowedOAuthScopes=["rosters/read"], AllowedOAuthFlowsUserPoolClient=True,
+    )["UserPoolClient"]  # fmt: skip
+    pool = UserPool(pool_id, cognito)
+    machine = pool.create_machine_client("rostersync-client t1 platform")
     provider = LocalIdentityProvider("http://issuer.test")
-    provider.serve(UserDirectory(None, "pool", "console-client"), [])  # the grant asks no user directory
+    provider.serve(UserDirectory(cognito, pool_id, console), [])
     client = Client(provider)
-    registered = provider.register_machine_client()
-    client_id, secret = registered["client_id"], registered["client_secret"]
 
     def grant(auth: tuple[str, str] | None, **form: str) -> Any:
         return client.post("/oauth2/token", data={"grant_type": "client_credentials", **form}, auth=auth)
 
     assert "client_credentials" in provider.openid_configuration()["grant_types_supported"]
-    for refused in (grant(None), grant((client_id, "wrong")), grant(("c-unknown", secret))):
+    secret = machine.client_secret
+    for refused in (
+        grant(None),
+        grant((machine.client_id, "wrong")),
+        grant(("unknown", secret)),
+        grant((console, "")),
+        grant((machine.client_id, secret + "é")),
+    ):
         assert refused.status_code == 401 and refused.json == {
             "error": "invalid_client",
             "error_description": "the client id or secret is wrong",
         }
-    assert grant((client_id, secret), scope="openid rosters/read").json["error"] == "invalid_scope"
-    answer = grant((client_id, secret))
+    not_allowed = grant((coded["ClientId"], coded["ClientSecret"]))
+    assert not_allowed.status_code == 400 and not_allowed.json["error"] == "unauthorized_client"
+    assert grant((machine.client_id, secret), scope="openid rosters/read").json["error"] == "invalid_scope"
+    answer = grant((machine.client_id, secret))
     assert answer.status_code == 200 and answer.json["scope"] == "rosters/read"
     assert answer.headers["Cache-Control"] == "no-store"
+    token = answer.json["access_token"]
+    # As Cognito's: `client_id` and no `aud`, so the authorizer takes it only with the id in its audience.
+    assert provider.verify(token, JwtAuthorizerSpec("http://issuer.test", ("rostersync-api",))) is None
     claims = provider.verify(
-        answer.json["access_token"], JwtAuthorizerSpec("http://issuer.test", ("rostersync-api",))
+        token, JwtAuthorizerSpec("http://issuer.test", ("rostersync-api", machine.client_id))
     )
-    assert claims is not None
-    assert (claims["client_id"], claims["sub"], claims["scope"]) == (client_id, client_id, "rosters/read")
-    provider.remove_machine_client(client_id)
-    assert grant((client_id, secret)).status_code == 401
+    assert claims is not None and "aud" not in claims
+    assert (claims["client_id"], claims["sub"], claims["scope"]) == (machine.client_id,) * 2 + (
+        "rosters/read",
+    )
+    pool.delete_app_client(machine.client_id)
+    pool.delete_app_client(machine.client_id)  # a repeated removal is no error
+    assert grant((machine.client_id, secret)).status_code == 401
+
+
+def test_the_local_gateway_takes_a_client_token_once_its_id_is_in_the_audience_moto_holds(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.apigatewayv2.responses import ApiGatewayV2Response
+    from werkzeug.test import Client
+
+    from rostersync.store.api_authorizer import ApiAuthorizer
+    from rostersync_local import moto_server
+    from rostersync_local.http_api import LiveAudienceAuthorizer, create_authorizers
+    from rostersync_local.identity_provider import LocalIdentityProvider
+    from rostersync_local.template import JwtAuthorizerSpec
+
+    monkeypatch.setattr(ApiGatewayV2Response, "get_authorizers", moto_server._get_authorizers, raising=False)
+    apigateway = boto3.client("apigatewayv2", endpoint_url=moto_endpoint, **CREDENTIALS)
+    api_id = apigateway.create_api(Name="local-HttpApi", ProtocolType="HTTP")["ApiId"]
+    issuer = LocalIdentityProvider("http://issuer.test")
+    spec = JwtAuthorizerSpec("http://issuer.test", ("rostersync-api",), "ClientJwt")
+    route = RouteSpec("GET", "/v1/{proxy+}", "Delivery", spec, ("rosters/read",))
+    create_authorizers(apigateway, api_id, [route])
+    invoked: list[Any] = []
+
+    def invoke(function: str, event: Any) -> Invocation:
+        invoked.append(event)
+        return Invocation(payload={"statusCode": 200, "body": "ok"})
+
+    gateway = Client(ApiGateway([route], invoke, LiveAudienceAuthorizer(apigateway, api_id, issuer.verify)))
+    headers = {"Authorization": f"Bearer {issuer.machine_token('c1', 'rosters/read')}"}
+    assert gateway.get("/v1/changes", headers=headers).status_code == 401
+    authorizer = ApiAuthorizer(api_id, client=apigateway)
+    authorizer.set_audience(["rostersync-api", "c1"])  # what `rostersync client add` does
+    assert gateway.get("/v1/changes", headers=headers).status_code == 200
+    assert len(invoked) == 1

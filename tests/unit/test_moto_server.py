@@ -167,3 +167,30 @@ def test_a_patched_transaction_writes_all_or_nothing_without_copying_the_table(
     written = {item["sk"] for item in table.query(**in_partition("P1"))["Items"]}
     assert {"E1", "E3"} <= written and "E2" not in written
     assert copies == []
+
+
+IDENTITY_SOURCE = "$request.header.Authorization"
+
+
+def test_get_authorizers_lists_the_apis_own_authorizers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.apigatewayv2.responses import ApiGatewayV2Response
+
+    monkeypatch.setattr(ApiGatewayV2Response, "get_authorizers", None, raising=False)
+    moto_server.list_authorizers()
+    with mock_aws():
+        apigateway = boto3.client("apigatewayv2", region_name="us-east-1")
+        api, other = (apigateway.create_api(Name=name, ProtocolType="HTTP")["ApiId"] for name in "ab")
+        made = [
+            apigateway.create_authorizer(
+                ApiId=api_id, Name=name, AuthorizerType="JWT", IdentitySource=[IDENTITY_SOURCE],
+                JwtConfiguration={"Issuer": "https://issuer.test", "Audience": [name]},
+            )["AuthorizerId"]
+            for api_id, name in ((api, "ClientJwt"), (api, "AdminJwt"), (other, "Elsewhere"))
+        ]  # fmt: skip
+        listed = apigateway.get_authorizers(ApiId=api)["Items"]
+    assert [
+        (item["AuthorizerId"], item["Name"], item["JwtConfiguration"]["Audience"]) for item in listed
+    ] == [
+        (made[0], "ClientJwt", ["ClientJwt"]),
+        (made[1], "AdminJwt", ["AdminJwt"]),
+    ]

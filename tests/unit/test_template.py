@@ -186,14 +186,26 @@ def test_admin_routes_sit_behind_the_jwt_authorizer_and_public_ones_do_not() -> 
 
 
 def test_the_authorizer_trusts_the_stacks_user_pool_or_else_the_institutions_issuer() -> None:
+    from rostersync.store.api_authorizer import DELIVERY_AUTHORIZER_NAME
+    from rostersync.store.user_pool import DELIVERY_SCOPE
     from rostersync_local.template import StackModel, load_stack
 
-    own = load_stack(ROOT / "template.yaml", "t", physical_ids={"AdminUserPoolClient": "console-client"})
+    own = load_stack(
+        ROOT / "template.yaml", "t", physical_ids={"AdminUserPoolClient": "console-client", "HttpApi": "api1"}
+    )
     assert set(own.user_pools) == {"AdminUserPool"}
     pool = own.user_pools["AdminUserPool"]
     (client,) = pool.clients.values()
     assert client["AllowedOAuthFlows"] == ["code"] and client["GenerateSecret"] is False
     assert [group["GroupName"] for group in pool.groups.values()] == ["rostersync-operators"]
+    # Machine clients are allowed the resource server's scope, which the /v1 routes require; the CLI finds
+    # their authorizer by name in the HttpApiId output's API and keeps ClientJwtAudience in its audience.
+    (server,) = pool.resource_servers.values()
+    assert {f"{server['Identifier']}/{scope['ScopeName']}" for scope in server["Scopes"]} == {DELIVERY_SCOPE}
+    scoped = [route for route in own.routes if route.scopes]
+    assert scoped and {route.scopes for route in scoped} == {(DELIVERY_SCOPE,)}
+    assert {route.authorizer.name for route in scoped if route.authorizer} == {DELIVERY_AUTHORIZER_NAME}
+    assert own.outputs["HttpApiId"] == "api1" and own.outputs["ClientJwtAudience"] == "rostersync-api"
 
     def authorizers(model: StackModel, prefix: str) -> list[tuple[str, tuple[str, ...]]]:
         found = {
@@ -214,6 +226,7 @@ def test_the_authorizer_trusts_the_stacks_user_pool_or_else_the_institutions_iss
         },
     )
     assert institution.user_pools == {} and "AdminUserPoolId" not in institution.outputs
+    assert "HttpApiId" in institution.outputs  # `client add --client-id` rewrites its audience too
     assert authorizers(institution, "/admin/") == [("https://idp.example.edu", ("rostersync-page",))]
     assert authorizers(institution, "/v1/") == [("https://machines.example.edu", ("rostersync-api",))]
     variables = institution.functions["AdminApiFunction"].environment

@@ -1,15 +1,34 @@
-"""The stack's Cognito user pool (when it has one): the admins' accounts and the operators' group.
+"""The stack's Cognito user pool (when it has one): the admins' accounts, the operators' group, and the
+delivery API's machine clients (app clients with a secret and the client-credentials grant).
 
 The local stack's moto answers the same calls (local/rostersync_local/identity_provider.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 
 CONSOLE_CLIENT_NAME = "rostersync-console"  # template.yaml: AdminUserPoolClient
 OPERATORS_GROUP = "rostersync-operators"  # template.yaml: OperatorsGroup
+DELIVERY_SCOPE = "rosters/read"  # template.yaml: DeliveryResourceServer (identifier rosters, scope read)
+# Cognito's ClientName: at most 128 characters of [\w\s+=,.@-].
+_CLIENT_NAME_REFUSED = re.compile(r"[^\w\s+=,.@-]")
+CLIENT_NAME_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class MachineCredentials:
+    client_id: str
+    client_secret: str = field(repr=False)  # shown to the operator once, never logged
+
+
+def machine_client_name(tenant_id: str, name: str) -> str:
+    """The app client's name in the pool: its tenant first, so the pool's console tells them apart."""
+    return _CLIENT_NAME_REFUSED.sub("-", f"rostersync-client {tenant_id} {name}")[:CLIENT_NAME_LENGTH]
 
 
 class UserPool:
@@ -67,3 +86,20 @@ class UserPool:
         """Revoke the user's refresh tokens (their access tokens run out within the hour; rostersync's
         own checks refuse them at once)."""
         self._cognito.admin_user_global_sign_out(UserPoolId=self.pool_id, Username=email)
+
+    def create_machine_client(self, name: str) -> MachineCredentials:
+        """A confidential app client that may only take client-credentials tokens with the delivery scope."""
+        created = self._cognito.create_user_pool_client(
+            UserPoolId=self.pool_id,
+            ClientName=name,
+            GenerateSecret=True,
+            AllowedOAuthFlows=["client_credentials"],
+            AllowedOAuthScopes=[DELIVERY_SCOPE],
+            AllowedOAuthFlowsUserPoolClient=True,
+        )["UserPoolClient"]
+        return MachineCredentials(str(created["ClientId"]), str(created["ClientSecret"]))
+
+    def delete_app_client(self, client_id: str) -> None:
+        """Delete the app client; one already gone is not an error (a removal can be repeated)."""
+        with contextlib.suppress(self._cognito.exceptions.ResourceNotFoundException):
+            self._cognito.delete_user_pool_client(UserPoolId=self.pool_id, ClientId=client_id)
