@@ -12,7 +12,7 @@ from routes import connection, grades, holds, pages, session, syncing  # beside 
 
 from rostersync.canvas.errors import CanvasError
 from rostersync.grades.batches import UnknownBatchError
-from rostersync.sync.planner import SyncCooldownError
+from rostersync.sync.requesting import SyncCooldownError
 from rostersync.tenant_settings import ConfirmationNeededError
 from rostersync.tenants import CanvasSettingsError, TenantError, UnknownTenantError
 from rostersync.tracing import traced

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rostersync.models import SyncTrigger
 from rostersync.services import Services
-from rostersync.sync.planner import request_scheduled_syncs
+from rostersync.sync.requesting import request_scheduled_syncs
 from rostersync.tracing import traced
 
 logger = Logger()

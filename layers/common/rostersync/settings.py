@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 
 class Settings(BaseModel):
@@ -76,8 +76,14 @@ def environment_variables() -> set[str]:
 @lru_cache(maxsize=1)
 def load_settings() -> Settings:
     """The settings from the environment; a required variable missing or a malformed value fails here,
-    at the function's import, naming the field."""
-    values = {
-        name: os.environ[variable] for name, variable in _variable_names().items() if variable in os.environ
-    }
-    return Settings.model_validate(values)
+    at the function's import, naming the variable (not its value)."""
+    variables = _variable_names()
+    values = {name: os.environ[variable] for name, variable in variables.items() if variable in os.environ}
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{variables.get(str(problem['loc'][0]), problem['loc'][0])}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise ValueError(f"the function's environment: {problems}") from None
