@@ -96,3 +96,43 @@ def test_a_function_that_traces_wraps_its_handler_in_the_tracer() -> None:
     )
     assert "aws_xray_sdk.core" in report["modules"]
     assert report["traced"] == {"sync_scheduler": True}
+
+
+# The botocore sessions in which each function's import makes a DynamoDB client: each session loads the
+# service's model (a few hundred kB of JSON) for itself; the clients of one session share it.
+DYNAMODB_SESSIONS = """
+import importlib.util, json, sys
+from pathlib import Path
+import botocore.session
+sessions, create_client = set(), botocore.session.Session.create_client
+def counted(self, service_name, *args, **kwargs):
+    if service_name == "dynamodb":
+        sessions.add(id(self))
+    return create_client(self, service_name, *args, **kwargs)
+botocore.session.Session.create_client = counted
+by_function = {}
+for directory in sys.argv[1:]:
+    sessions.clear()
+    sys.path.insert(0, directory)
+    spec = importlib.util.spec_from_file_location(Path(directory).name, Path(directory) / "app.py")
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    sys.path.remove(directory)
+    by_function[Path(directory).name] = len(sessions)
+print(json.dumps(by_function))
+"""
+
+
+def test_idempotency_loads_dynamodb_in_the_functions_own_session() -> None:
+    # Powertools' persistence layer would otherwise build its client in a new boto3 session, loading
+    # DynamoDB's model a second time at the cold start.
+    functions = ("live_events", "admin_api")
+    completed = subprocess.run(
+        [sys.executable, "-c", DYNAMODB_SESSIONS, *(str(ROOT / "functions" / name) for name in functions)],
+        env={"PATH": os.environ["PATH"], **ENVIRONMENT},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert json.loads(completed.stdout.splitlines()[-1]) == {"live_events": 1, "admin_api": 1}
