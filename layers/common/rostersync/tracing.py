@@ -21,8 +21,9 @@ def traced(handler: HandlerT) -> HandlerT:
     AWS and HTTP calls patched) when the function traces; the handler itself when it does not.
 
     Constructing a Tracer imports the X-Ray SDK even to disable it, and that import builds two X-Ray clients
-    (about 0.13 s of a cold start), so a function that does not trace constructs none. Decided at import,
-    as Tracer decides, so a tracing function fails there, not at its first request, if the SDK is missing.
+    (0.01-0.05 s of CPU per cold start, measured here), so a function that does not trace constructs none.
+    Decided at import, as Tracer decides, so a tracing function fails there, not at its first request, if
+    the SDK is missing.
     """
     if not tracing_enabled():
         return handler
