@@ -36,8 +36,8 @@ from rostersync.store.api_authorizer import ApiAuthorizer, AuthorizerNotFoundErr
 from rostersync.store.dead_letters import DeadLetter, DeadLetterQueues
 from rostersync.store.user_pool import UserPool
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
-from rostersync.sync.planner import SyncCooldownError, request_sync
 from rostersync.sync.reports import export_roster, run_summary, sync_errors, sync_errors_csv
+from rostersync.sync.requesting import SyncCooldownError, request_sync
 from rostersync.tenant_settings import (
     ConfirmationNeededError,
     SyncListMode,

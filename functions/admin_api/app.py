@@ -4,7 +4,7 @@ The routes live in routes/, one module per area; this module wires them, the mid
 mapping of the library's errors to HTTP answers.
 """
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -12,13 +12,13 @@ from routes import connection, grades, holds, pages, session, syncing  # beside 
 
 from rostersync.canvas.errors import CanvasError
 from rostersync.grades.batches import UnknownBatchError
-from rostersync.sync.planner import SyncCooldownError
+from rostersync.sync.requesting import SyncCooldownError
 from rostersync.tenant_settings import ConfirmationNeededError
 from rostersync.tenants import CanvasSettingsError, TenantError, UnknownTenantError
+from rostersync.tracing import traced
 from rostersync.web import admin_sessions, guard_state_changes, security_headers
 
 logger = Logger()
-tracer = Tracer()
 app = APIGatewayHttpResolver()
 app.use(middlewares=[security_headers, guard_state_changes, admin_sessions])
 for area in (pages, session, connection, syncing, holds, grades):
@@ -79,7 +79,7 @@ def unknown_batch(error: UnknownBatchError) -> Response[dict[str, object]]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
+@traced
 def handler(event: dict[str, object], context: LambdaContext) -> dict[str, object]:
     grades.grade_push_idempotency.register_lambda_context(
         context

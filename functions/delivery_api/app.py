@@ -5,7 +5,7 @@ and its `rosters/read` scope; the tenant comes from the client id in the token, 
 
 from typing import Annotated
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -16,10 +16,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from rostersync.delivery import reading
 from rostersync.models import ChangePage, CoursePage, ExportedCourse, UserEnrollments
 from rostersync.services import shared_services
+from rostersync.tracing import traced
 from rostersync.web import jwt_claims
 
 logger = Logger()
-tracer = Tracer()
 app = APIGatewayHttpResolver(enable_validation=True)
 services = shared_services()
 OPENAPI_TITLE = "rostersync roster delivery"
@@ -109,6 +109,6 @@ def feed_expired(error: reading.FeedExpiredError) -> Response[dict[str, str]]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
+@traced
 def handler(event: dict[str, object], context: LambdaContext) -> dict[str, object]:
     return app.resolve(event, context)

@@ -1,7 +1,7 @@
 """New feed entries from the table's stream, published to the roster event bus (at least once: a failed
 record is retried, then its stream record goes to the dead-letter queue; the feed itself keeps it)."""
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -12,9 +12,9 @@ from rostersync.services import Services
 from rostersync.store.event_bus import RosterEventBus
 from rostersync.store.feed import feed_entry_of
 from rostersync.store.keys import feed_tenant_id
+from rostersync.tracing import traced
 
 logger = Logger()
-tracer = Tracer()
 services = Services.from_environment()
 bus = RosterEventBus(services.settings.roster_event_bus_name)
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
@@ -38,6 +38,6 @@ def publish(record: DynamoDBRecord) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@traced
 def handler(event: dict[str, object], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=publish, processor=processor, context=context)

@@ -17,6 +17,7 @@ from rostersync.events.parse import parse_event
 from rostersync.models import Tenant, TenantStatus
 from rostersync.services import Services
 from rostersync.sqs_handler import sqs_batch_handler
+from rostersync.store.dynamo import plain_client
 from rostersync.store.queues import HTTPS_INTAKE, LIVE_EVENT_INTAKE_ATTRIBUTE
 
 logger = Logger()
@@ -25,7 +26,11 @@ jwks = JwksCache(services.settings.live_events_jwks_url)
 # Canvas may deliver an event more than once: the same event is applied to a tenant once a day at most.
 idempotency = IdempotencyConfig(event_key_jmespath="dedupe_key", expires_after_seconds=86400)
 persistence = DynamoDBPersistenceLayer(
-    table_name=services.settings.table_name, key_attr="pk", sort_key_attr="sk", expiry_attr="expires_at"
+    table_name=services.settings.table_name,
+    key_attr="pk",
+    sort_key_attr="sk",
+    expiry_attr="expires_at",
+    boto3_client=plain_client(),
 )
 
 

@@ -1,6 +1,6 @@
 """HTTPS intake of Canvas Live Events: verify a signed event, queue it, answer within Canvas's 15 s."""
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,9 +15,9 @@ from rostersync.events.intake import (
 from rostersync.events.parse import parse_event
 from rostersync.events.signing import SignedEventError
 from rostersync.services import Services
+from rostersync.tracing import traced
 
 logger = Logger()
-tracer = Tracer()
 app = APIGatewayHttpResolver()
 services = Services.from_environment()
 jwks = JwksCache(services.settings.live_events_jwks_url)
@@ -58,6 +58,6 @@ def receive_live_event() -> Response[dict[str, str]]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
+@traced
 def handler(event: dict[str, object], context: LambdaContext) -> dict[str, object]:
     return app.resolve(event, context)

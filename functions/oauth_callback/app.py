@@ -1,6 +1,6 @@
 """Canvas redirects the admin's browser here after the authorize page."""
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie
@@ -9,10 +9,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from rostersync.authorization import complete_authorization
 from rostersync.services import Services
 from rostersync.tenants import TenantError
+from rostersync.tracing import traced
 from rostersync.web import OAUTH_BROWSER_COOKIE, SECURITY_HEADERS, html_page, public_base_url
 
 logger = Logger()
-tracer = Tracer()
 app = APIGatewayHttpResolver()
 services = Services.from_environment()
 
@@ -57,6 +57,6 @@ def oauth_callback() -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
+@traced
 def handler(event: dict[str, object], context: LambdaContext) -> dict[str, object]:
     return app.resolve(event, context)

@@ -3,16 +3,16 @@
 from datetime import UTC, datetime
 from typing import Literal
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import BaseModel, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rostersync.models import SyncTrigger
 from rostersync.services import Services
-from rostersync.sync.planner import request_scheduled_syncs
+from rostersync.sync.requesting import request_scheduled_syncs
+from rostersync.tracing import traced
 
 logger = Logger()
-tracer = Tracer()
 services = Services.from_environment()
 
 
@@ -21,7 +21,7 @@ class ScheduleEvent(BaseModel):
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@traced
 def handler(event: dict[str, object], context: LambdaContext) -> dict[str, object]:
     parse(event=event, model=ScheduleEvent)
     requests = request_scheduled_syncs(services, datetime.now(UTC))

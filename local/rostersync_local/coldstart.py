@@ -3,10 +3,11 @@
 A measurement, not a test. The layer is the locked requirements (pip install --target, hashes checked)
 plus the rostersync package, as `sam build` builds layers/common; each function's directory is its code.
 Each handler is imported in a fresh interpreter without site-packages (-S: only the artifact on the path),
-with the environment template.yaml gives the functions (no AWS request is made at import), ``--runs``
-times; it prints the median and least wall and CPU seconds per handler.
+with the environment template.yaml gives the functions and Lambda's own LAMBDA_TASK_ROOT (no AWS request
+is made at import), ``--runs`` times; it prints the median and least wall and CPU seconds per handler.
+Tracing is off (POWERTOOLS_TRACE_DISABLED) unless ``--traced``: a traced function imports the X-Ray SDK.
 
-Run: .venv/bin/python -m rostersync_local.coldstart [--runs 7] [FUNCTION ...]
+Run: .venv/bin/python -m rostersync_local.coldstart [--runs 7] [--traced] [FUNCTION ...]
 """
 
 from __future__ import annotations
@@ -60,13 +61,22 @@ def build_layer(python: str, out: Path) -> Path:
     return layer
 
 
-def measure(python: str, layer: Path, function: Path, runs: int) -> tuple[list[float], list[float]]:
+def measure(
+    python: str, layer: Path, function: Path, runs: int, traced: bool
+) -> tuple[list[float], list[float]]:
     walls, cpus = [], []
+    environment = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(layer),
+        "LAMBDA_TASK_ROOT": str(function),
+        "POWERTOOLS_TRACE_DISABLED": str(not traced).lower(),
+        **ENVIRONMENT,
+    }
     for _ in range(runs):
         completed = subprocess.run(  # noqa: S603 - our own handler module
             [python, "-S", "-c", IMPORT],
             cwd=function,
-            env={"PATH": os.environ["PATH"], "PYTHONPATH": str(layer), **ENVIRONMENT},
+            env=environment,
             capture_output=True,
             text=True,
             check=False,
@@ -85,6 +95,7 @@ def main() -> int:
     )
     parser.add_argument("functions", nargs="*", help="function directories (default: every one)")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--traced", action="store_true", help="with X-Ray tracing on (Tracing: Active)")
     parser.add_argument("--python", default=sys.executable, help="a Python 3.13 (the Lambda runtime's)")
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / ".rostersync" / "coldstart")
     arguments = parser.parse_args()
@@ -93,7 +104,7 @@ def main() -> int:
     for function in functions:
         if arguments.functions and function.name not in arguments.functions:
             continue
-        walls, cpus = measure(arguments.python, layer, function, arguments.runs)
+        walls, cpus = measure(arguments.python, layer, function, arguments.runs, arguments.traced)
         print(
             f"{function.name:20s} wall median {statistics.median(walls):.3f} s, least {min(walls):.3f} s;"
             f" CPU median {statistics.median(cpus):.3f} s, least {min(cpus):.3f} s",

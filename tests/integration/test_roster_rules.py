@@ -29,8 +29,9 @@ from rostersync.services import Services
 from rostersync.store.queues import SyncQueues
 from rostersync.sync.course import sync_course
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
-from rostersync.sync.planner import list_synced_courses, new_run_id, plan_run, request_scheduled_syncs
+from rostersync.sync.planner import list_synced_courses, plan_run
 from rostersync.sync.reports import export_roster, run_summary, sync_errors, sync_errors_csv
+from rostersync.sync.requesting import new_run_id, request_scheduled_syncs
 from rostersync.tenant_settings import (
     ConfirmationNeededError,
     SyncListMode,

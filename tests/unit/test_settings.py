@@ -1,9 +1,11 @@
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
 from rostersync.models import RosterRole, SyncRun, SyncSchedule, TenantSettings
+from rostersync.settings import environment_variables, load_settings
 
 
 def test_hourly_schedule_runs_an_hour_later() -> None:
@@ -70,3 +72,58 @@ def test_a_run_row_stored_before_the_rename_keeps_its_planner_request_count() ->
     run = SyncRun.model_validate(stored)
     assert run.planning_canvas_requests == 4
     assert "canvas_requests" not in run.model_dump()
+
+
+@pytest.fixture
+def function_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """The variables template.yaml gives every function, read afresh by load_settings."""
+    for name, value in {
+        "ROSTER_TABLE_NAME": "roster-table",
+        "COURSE_SYNC_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/course-syncs",
+        "SYNC_REQUEST_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/sync-requests",
+        "TENANT_SECRET_PREFIX": "rostersync/test/tenants",
+    }.items():
+        monkeypatch.setenv(name, value)
+    load_settings.cache_clear()
+    yield monkeypatch
+    load_settings.cache_clear()
+
+
+def test_deployment_settings_are_read_from_the_environment_and_typed(
+    function_environment: pytest.MonkeyPatch,
+) -> None:
+    function_environment.setenv("ALLOW_INSECURE_CANVAS_URLS", "true")
+    function_environment.setenv("CANVAS_CONCURRENCY_PER_TENANT", "9")
+    function_environment.setenv("ROSTERSYNC_DEVELOPMENT_TOKENS", "1")
+    settings = load_settings()
+    assert settings.table_name == "roster-table"
+    assert settings.tenant_secret_prefix == "rostersync/test/tenants"
+    assert settings.allow_insecure_canvas_urls is True
+    assert settings.canvas_concurrency_per_tenant == 9
+    assert settings.development_tokens is True
+    assert settings.feed_retention_days == 30  # not set: the default
+    assert {
+        "ROSTER_TABLE_NAME",
+        "ROSTERSYNC_DEVELOPMENT_TOKENS",
+        "FEED_RETENTION_DAYS",
+    } <= environment_variables()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("ROSTER_TABLE_NAME", None, "ROSTER_TABLE_NAME: Field required"),
+        ("CANVAS_CONCURRENCY_PER_TENANT", "0", "CANVAS_CONCURRENCY_PER_TENANT: Input should be greater"),
+        ("ALLOW_INSECURE_CANVAS_URLS", "perhaps", "ALLOW_INSECURE_CANVAS_URLS: Input should be a valid"),
+    ],
+)
+def test_a_missing_or_malformed_setting_fails_naming_it(
+    function_environment: pytest.MonkeyPatch, variable: str, value: str | None, message: str
+) -> None:
+    if value is None:
+        function_environment.delenv(variable)
+    else:
+        function_environment.setenv(variable, value)
+    with pytest.raises(ValueError, match=message) as raised:
+        load_settings()
+    assert "perhaps" not in str(raised.value)  # the variable is named, its value is not repeated

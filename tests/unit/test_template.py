@@ -249,6 +249,20 @@ def test_every_setting_the_template_passes_is_one_the_functions_read() -> None:
     )
 
 
+def test_powertools_tracer_is_on_exactly_where_lambda_traces() -> None:
+    # Lambda's X-Ray mode and Powertools' Tracer follow one parameter: an untraced function must not pay
+    # the X-Ray SDK's import at its cold start, a traced one must not lose its segments.
+    parameter = TEMPLATE["Parameters"]["FunctionTracing"]
+    assert set(parameter["AllowedValues"]) == {"Active", "PassThrough"}
+    assert GLOBAL_FUNCTION["Tracing"] == {"Ref": "FunctionTracing"}
+    assert TEMPLATE["Conditions"]["TraceFunctions"] == {"Fn::Equals": [{"Ref": "FunctionTracing"}, "Active"]}
+    disabled = GLOBAL_FUNCTION["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"]
+    assert disabled == {"Fn::If": ["TraceFunctions", "false", "true"]}
+    for name, properties in FUNCTIONS.items():
+        assert "Tracing" not in properties, name
+        assert "POWERTOOLS_TRACE_DISABLED" not in properties.get("Environment", {}).get("Variables", {}), name
+
+
 def test_signed_live_events_are_required_by_both_live_event_functions_and_in_prod() -> None:
     parameter = TEMPLATE["Parameters"]["RequireSignedLiveEvents"]
     assert parameter["Default"] == "false" and set(parameter["AllowedValues"]) == {"true", "false"}

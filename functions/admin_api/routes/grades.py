@@ -19,6 +19,7 @@ from rostersync.grades.live_results import live_assessment_results
 from rostersync.grades.verify import verify_batch
 from rostersync.models import GradeBatch, parse_canvas_id
 from rostersync.services import shared_services
+from rostersync.store.dynamo import plain_client
 from rostersync.web import parsed_body, signed_in_tenant
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
@@ -32,7 +33,11 @@ grade_push_idempotency = IdempotencyConfig(
     expires_after_seconds=86400,
 )
 grade_push_records = DynamoDBPersistenceLayer(
-    table_name=services.settings.table_name, key_attr="pk", sort_key_attr="sk", expiry_attr="expires_at"
+    table_name=services.settings.table_name,
+    key_attr="pk",
+    sort_key_attr="sk",
+    expiry_attr="expires_at",
+    boto3_client=plain_client(),
 )
 
 

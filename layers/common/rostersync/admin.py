@@ -23,8 +23,8 @@ from rostersync.models import (
 from rostersync.selftest import SelfTestReport, run_self_test
 from rostersync.services import Services
 from rostersync.sync.holds import approve_hold, decided_holds, pending_holds, reject_hold
-from rostersync.sync.planner import request_sync
 from rostersync.sync.reports import run_summary
+from rostersync.sync.requesting import request_sync
 from rostersync.tenant_settings import (
     SyncListMode,
     canvas_course_roles,

@@ -9,19 +9,22 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from rostersync.canvas.client import CanvasClient
 from rostersync.canvas.concurrency import AimdLimit
 from rostersync.canvas.errors import CanvasNotConfiguredError, CanvasNotFoundError, CanvasUnavailableError
 from rostersync.canvas.models import CanvasCourse
-from rostersync.canvas.oauth import OAuthClient
 from rostersync.canvas.scopes import GET_ACCOUNT_COURSE
 from rostersync.canvas.tokens import SharedToken, TenantTokenSource
 from rostersync.models import Tenant, TenantStatus
 from rostersync.services import Services
 from rostersync.store.secrets import reveal
+
+if TYPE_CHECKING:
+    from rostersync.canvas.client import CanvasClient
+    from rostersync.canvas.oauth import OAuthClient
 
 
 def insecure_canvas_allowed(services: Services, tenant: Tenant) -> bool:
@@ -36,7 +39,12 @@ def canvas_key_of(tenant: Tenant) -> tuple[str, str]:
     return tenant.canvas_url, tenant.client_id
 
 
+# The HTTP clients (requests) are imported where a client is made: the functions that read the table only
+# (the delivery API, the feed publisher) reach this module and never call Canvas. Those that do import
+# rostersync.canvas.client at their own cold start (sync/, grades/, authorization, tenant_settings).
 def oauth_client_for(services: Services, tenant: Tenant) -> OAuthClient:
+    from rostersync.canvas.oauth import OAuthClient
+
     canvas_url, client_id = canvas_key_of(tenant)
     credentials = services.secrets.read(tenant.tenant_id)
     if (credentials.canvas_origin, credentials.client_id) != (canvas_url, client_id):
@@ -107,6 +115,8 @@ def token_source_for(services: Services, tenant: Tenant) -> TenantTokenSource:
 
 
 def canvas_client_for(services: Services, tenant: Tenant) -> CanvasClient:
+    from rostersync.canvas.client import CanvasClient
+
     return CanvasClient(
         canvas_key_of(tenant)[0],
         token_source_for(services, tenant),

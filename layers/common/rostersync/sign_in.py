@@ -8,7 +8,6 @@ import functools
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-import requests
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
@@ -118,6 +117,8 @@ def _origin(url: str) -> str:
 
 @functools.cache
 def _discovered_origins(issuer: str) -> tuple[str, ...]:
+    import requests  # only the console page asks: the delivery API checks sessions through web.py, no HTTP
+
     answer = requests.get(
         f"{issuer.rstrip('/')}/.well-known/openid-configuration", timeout=DISCOVERY_TIMEOUT_SECONDS
     )
@@ -131,6 +132,8 @@ def identity_provider_origins(issuer: str) -> list[str]:
     """The origins the page calls during sign-in (discovery, token, revocation): the CSP's connect-src.
     Cognito's token endpoint is on its hosted UI's domain, not the issuer's: read from discovery, once per
     container (when the IdP cannot be reached, the issuer's alone; the page then says what failed)."""
+    import requests
+
     origins = {_origin(issuer)} - {""}
     with contextlib.suppress(requests.RequestException, ValueError):
         origins.update(_discovered_origins(issuer))

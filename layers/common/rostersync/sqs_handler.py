@@ -11,19 +11,20 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, TypeVar
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from rostersync.tracing import traced
+
 if TYPE_CHECKING:  # only the functions that use idempotency import it, at their cold start
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
-# The function's own logger and tracer: Powertools shares one instance per service across modules.
+# The function's own logger: Powertools shares one instance per service across modules.
 logger = Logger()
-tracer = Tracer()
 
 RecordT = TypeVar("RecordT", bound=SqsRecordModel)
 SqsHandler = Callable[[dict[str, object], LambdaContext], PartialItemFailureResponse]
@@ -56,7 +57,7 @@ def sqs_batch_scoped_handler(
     processor = BatchProcessor(event_type=EventType.SQS, model=record_model)
 
     @logger.inject_lambda_context
-    @tracer.capture_lambda_handler
+    @traced
     def handler(event: dict[str, object], context: LambdaContext) -> PartialItemFailureResponse:
         if idempotency is not None:
             idempotency.register_lambda_context(context)

@@ -11,10 +11,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rostersync.canvas.errors import AuthorizationError, CanvasUnavailableError, OAuthError
-from rostersync.canvas.oauth import OAuthClient
+
+if TYPE_CHECKING:  # made by rostersync.connection, which imports the HTTP client only to make one
+    from rostersync.canvas.oauth import OAuthClient
 
 REFRESH_LEASE_SECONDS = 30
 WAIT_FOR_OTHER_REFRESHER_SECONDS = 15

@@ -19,7 +19,8 @@ from rostersync.events.models import NormalizedEvent, ObjectType, TenantEvent
 from rostersync.models import CourseSyncMessage, LiveEventRecord, SyncTrigger, Tenant
 from rostersync.services import Services
 from rostersync.sync.course import sync_course
-from rostersync.sync.planner import is_selected, request_sync
+from rostersync.sync.planner import is_selected
+from rostersync.sync.requesting import request_sync
 
 # sis_batch workflow states after which Canvas's data changed in bulk: worth a full sync.
 FINISHED_SIS_IMPORT_STATES = frozenset({"imported", "imported_with_messages", "partially_imported"})

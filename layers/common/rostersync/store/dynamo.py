@@ -6,9 +6,18 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
 KEY_ATTRIBUTES = frozenset({"pk", "sk", "gsi1pk", "gsi1sk"})
+
+
+def plain_client() -> Any:
+    """A low-level DynamoDB client (items in DynamoDB's typed JSON, as Powertools' idempotency layer writes
+    them; the table resource's own client converts Python values) from boto3's default session, where
+    RosterTable's resource is made: DynamoDB's model is loaded once for both at the cold start, where the
+    layer, left to itself, would make a session of its own and load it again."""
+    return boto3.client("dynamodb")
 
 
 def is_conditional_failure(error: ClientError) -> bool:
