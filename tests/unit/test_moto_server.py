@@ -1,14 +1,19 @@
 """The local stack's moto patch: Query reads one partition and answers exactly what moto answered."""
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
+import jsonpath_ng.ext.parser
 import pytest
 from moto import backends, mock_aws
+from moto.core.utils import unix_time
 from moto.dynamodb.models.table import Table
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import ThreadedMotoServer
+from moto.sqs.models import Message, Queue, SQSBackend
 
 from rostersync_local import moto_server
 
@@ -194,3 +199,133 @@ def test_get_authorizers_lists_the_apis_own_authorizers(monkeypatch: pytest.Monk
         (made[0], "ClientJwt", ["ClientJwt"]),
         (made[1], "AdminJwt", ["AdminJwt"]),
     ]
+
+
+def _undo_queue_patches(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (*moto_server._MESSAGE_COUNTS, "send_message", "is_message_valid_based_on_retention_period"):
+        owner = Queue if name.startswith("approximate") else SQSBackend
+        monkeypatch.setattr(owner, name, vars(owner)[name])
+
+
+def test_a_patched_send_reads_no_other_message_and_the_counts_stay_right(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _undo_queue_patches(monkeypatch)
+    moto_server.sends_without_counting_the_queue()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        for number in range(50):
+            sqs.send_message(QueueUrl=url, MessageBody=str(number))
+        sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=300)
+        reads = 0
+        visible = vars(Message)["visible"]
+
+        def counted(message: Message) -> bool:
+            nonlocal reads
+            reads += 1
+            return bool(visible.fget(message))
+
+        monkeypatch.setattr(Message, "visible", property(counted))
+        sqs.send_message(QueueUrl=url, MessageBody="one more")
+        assert reads == 0
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert (counts["ApproximateNumberOfMessages"], counts["ApproximateNumberOfMessagesNotVisible"]) == (
+            "41",
+            "10",
+        )
+
+
+def test_a_patched_receive_still_drops_messages_past_their_retention(monkeypatch: pytest.MonkeyPatch) -> None:
+    _undo_queue_patches(monkeypatch)
+    moto_server.sends_without_counting_the_queue()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="old")
+        clock = unix_time() + 61
+        monkeypatch.setattr(moto_server, "unix_time", lambda: clock)
+        assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []
+        monkeypatch.setattr(moto_server, "unix_time", lambda: clock - 2)
+        sqs.send_message(QueueUrl=url, MessageBody="new")
+        bodies = [message["Body"] for message in sqs.receive_message(QueueUrl=url)["Messages"]]
+        assert bodies == ["new"]
+
+
+def test_each_event_path_is_parsed_once_and_every_event_gets_its_own_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[str] = []
+    parse = jsonpath_ng.ext.parser.parse
+
+    def counting(path: str) -> Any:
+        parsed.append(path)
+        return parse(path)
+
+    monkeypatch.setattr(jsonpath_ng.ext.parser, "parse", counting)
+    monkeypatch.setattr(jsonpath_ng.ext, "parse", counting)
+    moto_server.parse_each_event_path_once()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        events = boto3.client("events", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="r", EventPattern=json.dumps({"source": ["s"]}))
+        events.put_targets(
+            Rule="r",
+            Targets=[{"Id": "q", "Arn": arn, "InputTransformer": {
+                "InputPathsMap": {"n": "$.detail.n"}, "InputTemplate": '{"n": <n>}'}}],
+        )  # fmt: skip
+        for number in (1, 2, 3):
+            events.put_events(
+                Entries=[{"Source": "s", "DetailType": "d", "Detail": json.dumps({"n": number})}]
+            )
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert sorted(json.loads(message["Body"])["n"] for message in received) == [1, 2, 3]
+    assert parsed and len(parsed) == len(set(parsed))
+
+
+def test_patched_stream_records_read_as_moto_serializes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(DynamoDBStreamsHandler, "get_records", DynamoDBStreamsHandler.get_records)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        dynamodb, streams = (
+            boto3.client(
+                name, endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
+                aws_access_key_id="local", aws_secret_access_key="local",
+            )
+            for name in ("dynamodb", "dynamodbstreams")
+        )  # fmt: skip
+        arn = dynamodb.create_table(
+            TableName="s",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )["TableDescription"]["LatestStreamArn"]
+        item = {
+            "pk": {"S": "a"}, "n": {"N": "1.5"}, "b": {"B": b"\x00\xff"},
+            "l": {"L": [{"S": "x"}, {"NULL": True}]}, "m": {"M": {"t": {"BOOL": True}}},
+            "ss": {"SS": ["p", "q"]},
+        }  # fmt: skip
+        dynamodb.put_item(TableName="s", Item=item)
+        dynamodb.put_item(TableName="s", Item={**item, "n": {"N": "2"}})
+        dynamodb.delete_item(TableName="s", Key={"pk": {"S": "a"}})
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+
+        def records() -> list[dict[str, Any]]:
+            iterator = streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            return list(streams.get_records(ShardIterator=iterator, Limit=10)["Records"])
+
+        by_moto = records()
+        moto_server.stream_records_as_json()
+        patched = records()
+    finally:
+        server.stop()
+    assert [record["eventName"] for record in patched] == ["INSERT", "MODIFY", "REMOVE"]
+    assert patched[0]["dynamodb"]["NewImage"]["b"] == {"B": b"\x00\xff"}
+    assert patched == by_moto
