@@ -10,7 +10,6 @@ import pytest
 from moto import backends, mock_aws
 from moto.core.utils import unix_time
 from moto.dynamodb.models.table import Table
-from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import Message, Queue, SQSBackend
@@ -285,8 +284,10 @@ def test_each_event_path_is_parsed_once_and_every_event_gets_its_own_values(
     assert parsed and len(parsed) == len(set(parsed))
 
 
-def test_patched_stream_records_read_as_moto_serializes_them(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(DynamoDBStreamsHandler, "get_records", DynamoDBStreamsHandler.get_records)
+def test_patched_item_reads_answer_what_moto_serializes(monkeypatch: pytest.MonkeyPatch) -> None:
+    for handler, actions in moto_server.ITEM_READS.items():
+        for action in actions:
+            monkeypatch.setattr(handler, action, getattr(handler, action))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     try:
@@ -315,17 +316,34 @@ def test_patched_stream_records_read_as_moto_serializes_them(monkeypatch: pytest
         dynamodb.delete_item(TableName="s", Key={"pk": {"S": "a"}})
         shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
 
-        def records() -> list[dict[str, Any]]:
+        dynamodb.put_item(TableName="s", Item={**item, "pk": {"S": "b"}})
+
+        def reads() -> tuple[Any, ...]:
             iterator = streams.get_shard_iterator(
                 StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
             )["ShardIterator"]
-            return list(streams.get_records(ShardIterator=iterator, Limit=10)["Records"])
+            return (
+                list(streams.get_records(ShardIterator=iterator, Limit=10)["Records"]),
+                dynamodb.get_item(TableName="s", Key={"pk": {"S": "b"}}, ReturnConsumedCapacity="TOTAL"),
+                dynamodb.get_item(TableName="s", Key={"pk": {"S": "none"}}),
+                dynamodb.batch_get_item(
+                    RequestItems={"s": {"Keys": [{"pk": {"S": "b"}}, {"pk": {"S": "c"}}]}}
+                ),
+                dynamodb.query(
+                    TableName="s",
+                    KeyConditionExpression="pk = :b",
+                    ExpressionAttributeValues={":b": {"S": "b"}},
+                ),
+            )
 
-        by_moto = records()
-        moto_server.stream_records_as_json()
-        patched = records()
+        by_moto = reads()
+        moto_server.item_reads_as_json()
+        patched = reads()
     finally:
         server.stop()
-    assert [record["eventName"] for record in patched] == ["INSERT", "MODIFY", "REMOVE"]
-    assert patched[0]["dynamodb"]["NewImage"]["b"] == {"B": b"\x00\xff"}
+    for answer in (*by_moto[1:], *patched[1:]):
+        answer.pop("ResponseMetadata")
+    assert [record["eventName"] for record in patched[0]] == ["INSERT", "MODIFY", "REMOVE", "INSERT"]
+    assert patched[0][0]["dynamodb"]["NewImage"]["b"] == {"B": b"\x00\xff"}
+    assert patched[1]["Item"]["b"] == {"B": b"\x00\xff"}
     assert patched == by_moto
