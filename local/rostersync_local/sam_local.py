@@ -8,7 +8,8 @@ moto on the port convention below, through `host.docker.internal` as sam local's
 host. `env_vars_document` makes that file from the template; `invoke_built_function` runs a function of
 `sam build`'s output the way `sam local invoke` would, but in a python3.13 process of this machine: only
 the function's folder and the built layer on its path, sam local's AWS variables, the template's
-variables with the file's overrides, the container addresses rewritten to the running stack's.
+variables with the file's overrides, the container addresses rewritten to the running stack's (and the
+HTTP API's name to the id moto gave it).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ LOCAL_PARAMETERS = {
     "AllowInsecureCanvasUrls": "true",
     "LiveEventsJwksUrl": f"{CONTAINER_CANVAS_URL}/_sim/jwks.json",
 }
+# Resources whose ids moto chooses as the local stack makes them (logical id -> the output naming the id):
+# the env-vars file can only hold their names (the HTTP API's in moto), the running stack's outputs the ids.
+MOTO_CHOSEN_IDS = {"HttpApi": "HttpApiId"}
 LAMBDA_HOST = Path(__file__).with_name("lambda_host.py")
 # What `sam local` puts in every container when no AWS credentials are configured.
 SAM_LOCAL_DEFAULT_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "defaultkey", "AWS_SECRET_ACCESS_KEY": "defaultsecret"}
@@ -193,10 +197,16 @@ def container_environment(
     rewrites = {CONTAINER_AWS_ENDPOINT: stack["aws_endpoint_url"]}
     if stack.get("canvas_url"):
         rewrites[CONTAINER_CANVAS_URL] = stack["canvas_url"]
+    chosen = {
+        f"{STACK_NAME}-{logical_id}": stack["outputs"][output]
+        for logical_id, output in MOTO_CHOSEN_IDS.items()
+        if output in stack.get("outputs", {})
+    }
     for name, value in variables.items():
         for container_address, address in rewrites.items():
             if value.startswith(container_address):
                 variables[name] = address + value.removeprefix(container_address)
+        variables[name] = chosen.get(variables[name], variables[name])
     function_name = function.logical_id
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",

@@ -194,8 +194,6 @@ class Resolver:
         resource_type = self.resources.get(name, {}).get("Type", "")
         if resource_type == "AWS::SQS::Queue":
             return f"{self.queue_url_base}/{ACCOUNT_ID}/{self.physical_name(name)}"
-        if resource_type == "AWS::ApiGatewayV2::Api":
-            return "local"
         return self.physical_name(name)
 
     def get_att(self, name: str, attribute: str) -> Any:

@@ -38,6 +38,7 @@ from rostersync_local.seed import (
     DECLINED_CALLBACK_STATE,
     DEMO_TENANT_ID,
     GRADE_BATCH_ID,
+    SAMPLE_CLIENT_ID,
     SAMPLE_COURSE_ID,
     START_STATE,
 )
@@ -327,6 +328,24 @@ def check_feed_publisher(stack: SamLocalStack, invocation: sam_local.LocalInvoca
         jsonschema.validate(event, schema)
 
 
+def check_delivery_audience(stack: SamLocalStack, invocation: sam_local.LocalInvocation) -> None:
+    # The seed registers its client without touching the authorizer (as a deploy would have left it): the
+    # repair lets it in, on the HTTP API moto made (the env-vars file names it, the stack knows its id).
+    assert invocation.error is None, _failure(invocation)
+    assert invocation.payload == {"added": [SAMPLE_CLIENT_ID], "removed": []}, invocation.log[-3000:]
+    apigateway = boto3.client(
+        "apigatewayv2", endpoint_url=stack.state["aws_endpoint_url"], region_name="us-east-1",
+        aws_access_key_id="local", aws_secret_access_key="local",
+    )  # fmt: skip
+    (authorizer,) = [
+        item
+        for item in apigateway.get_authorizers(ApiId=stack.state["outputs"]["HttpApiId"])["Items"]
+        if item["Name"] == "ClientJwt"
+    ]
+    audience = [stack.state["outputs"]["ClientJwtAudience"], SAMPLE_CLIENT_ID]
+    assert authorizer["JwtConfiguration"]["Audience"] == audience
+
+
 Check = Callable[[SamLocalStack, sam_local.LocalInvocation], None]
 SAMPLES: list[tuple[str, str, Check]] = [
     ("sync_scheduler.json", "SyncSchedulerFunction", check_scheduler),
@@ -348,6 +367,7 @@ SAMPLES: list[tuple[str, str, Check]] = [
     ("live_events_intake.json", "LiveEventsIntakeFunction", check_intake),
     ("delivery_api_changes.json", "DeliveryApiFunction", check_delivery_changes),
     ("feed_publisher.json", "FeedPublisherFunction", check_feed_publisher),
+    ("delivery_audience.json", "DeliveryAudienceFunction", check_delivery_audience),
 ]
 
 

@@ -75,12 +75,19 @@ def test_the_worker_and_scheduler_imports_build_only_what_their_paths_use() -> N
 def test_functions_that_never_call_canvas_load_no_http_client_nor_tracing_sdk() -> None:
     # Run in Lambda (LAMBDA_TASK_ROOT) with tracing off: Tracer would import the X-Ray SDK even to disable
     # it, and the SDK builds two X-Ray clients at import. The scheduler only queues requests, the delivery
-    # API and the feed publisher read the table: requests is for the functions that speak HTTP.
+    # API and the feed publisher read the table, the audience repair the table and API Gateway: requests
+    # is for the functions that speak HTTP.
     report = cold_start(
         "sync_scheduler",
         "delivery_api",
         "feed_publisher",
-        environment={"LAMBDA_TASK_ROOT": str(ROOT), "POWERTOOLS_TRACE_DISABLED": "true"},
+        "delivery_audience",
+        environment={
+            "LAMBDA_TASK_ROOT": str(ROOT),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "DELIVERY_API_ID": "api1",
+            "CLIENT_JWT_AUDIENCE": "rostersync-api",
+        },
     )
     loaded = set(report["modules"])
     assert "requests" not in loaded

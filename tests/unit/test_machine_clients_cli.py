@@ -1,6 +1,7 @@
 """`rostersync --stack S client add|remove|sync-audience` on a deployed stack, its AWS in moto: the app
 client in the stack's user pool, the registry in its table, and the /v1 authorizer's audience (Cognito's
-client-credentials tokens carry `client_id`, no `aud`, which API Gateway checks against that list)."""
+client-credentials tokens carry `client_id`, no `aud`, which API Gateway checks against that list); and
+the scheduled repair of that audience (DeliveryAudienceFunction's `repair_audience`) on the same stack."""
 
 from __future__ import annotations
 
@@ -15,8 +16,16 @@ import boto3
 import pytest
 from moto.apigatewayv2.responses import ApiGatewayV2Response
 
-from rostersync.machine_clients import MAX_AUDIENCE
+from rostersync.machine_clients import (
+    MAX_AUDIENCE,
+    AudienceRepair,
+    DeliveryAudience,
+    configured_delivery_audience,
+    repair_audience,
+)
 from rostersync.models import ApiClient
+from rostersync.settings import Settings
+from rostersync.store.api_authorizer import ApiAuthorizer
 from rostersync.store.table import RosterTable
 from rostersync.tenants import create_tenant
 from rostersync_cli.main import main
@@ -42,6 +51,16 @@ class DeployedStack:
         items = self.apigateway.get_authorizers(ApiId=self.api_id)["Items"]
         return list(
             next(item for item in items if item["Name"] == authorizer)["JwtConfiguration"]["Audience"]
+        )
+
+    def reset_audience(self, audience: list[str]) -> None:
+        """What a deploy of the template does to the /v1 authorizer (or an operator by hand)."""
+        items = self.apigateway.get_authorizers(ApiId=self.api_id)["Items"]
+        authorizer = next(item for item in items if item["Name"] == "ClientJwt")
+        self.apigateway.update_authorizer(
+            ApiId=self.api_id,
+            AuthorizerId=authorizer["AuthorizerId"],
+            JwtConfiguration={**authorizer["JwtConfiguration"], "Audience": audience},
         )
 
 
@@ -214,3 +233,54 @@ def test_with_an_institutions_idp_client_add_explains_and_registers_an_existing_
     code, out, err = run(capsys, "--stack", deployed.name, "client", "remove", "idp-client-7", "--tenant",
                          deployed.tenant_id)  # fmt: skip
     assert code == 0 and deployed.audience() == [FIXED_AUDIENCE]
+
+
+def _register(deployed: DeployedStack, *client_ids: str) -> None:
+    for client_id in client_ids:
+        deployed.table.put_api_client(
+            ApiClient(client_id=client_id, tenant_id=deployed.tenant_id, name=client_id)
+        )
+
+
+def _repair(deployed: DeployedStack) -> tuple[AudienceRepair, list[str]]:
+    """One run of the scheduled repair; and the authorizer writes it sent (counted on the wire)."""
+    apigateway = boto3.client("apigatewayv2", region_name="us-east-1")
+    writes: list[str] = []
+    apigateway.meta.events.register(
+        "before-call.apigatewayv2.UpdateAuthorizer", lambda params, **_: writes.append(params["url_path"])
+    )
+    audience = DeliveryAudience(ApiAuthorizer(deployed.api_id, client=apigateway), FIXED_AUDIENCE)
+    return repair_audience(bind(Path("unused"), deployed.name).services, audience), writes
+
+
+def test_the_repair_restores_an_audience_a_deploy_reset_in_one_run(deployed: DeployedStack) -> None:
+    _register(deployed, "client-b", "client-a")
+    deployed.reset_audience([FIXED_AUDIENCE])
+    repair, writes = _repair(deployed)
+    assert repair == AudienceRepair(added=["client-a", "client-b"], removed=[]) and len(writes) == 1
+    assert deployed.audience() == [FIXED_AUDIENCE, "client-a", "client-b"]
+    assert deployed.audience("AdminJwt") == ["console-client"]
+
+
+def test_the_repair_writes_nothing_when_the_audience_matches_the_registry(deployed: DeployedStack) -> None:
+    _register(deployed, "client-a")
+    deployed.reset_audience(["client-a", FIXED_AUDIENCE])  # the same ids, in another order
+    repair, writes = _repair(deployed)
+    assert repair == AudienceRepair(added=[], removed=[]) and writes == []
+    assert deployed.audience() == ["client-a", FIXED_AUDIENCE]
+
+
+def test_the_repair_takes_out_an_id_nobody_registered(deployed: DeployedStack) -> None:
+    _register(deployed, "client-a")
+    deployed.reset_audience([FIXED_AUDIENCE, "client-a", "stranger"])
+    repair, writes = _repair(deployed)
+    assert repair == AudienceRepair(added=[], removed=["stranger"]) and len(writes) == 1
+    assert deployed.audience() == [FIXED_AUDIENCE, "client-a"]
+
+
+def test_the_repair_function_refuses_to_start_without_its_api_or_audience() -> None:
+    settings = Settings(
+        table_name="t", course_sync_queue_url="q", sync_request_queue_url="q", tenant_secret_prefix="p"
+    )
+    with pytest.raises(ValueError, match="DELIVERY_API_ID, CLIENT_JWT_AUDIENCE not set"):
+        configured_delivery_audience(settings)

@@ -133,10 +133,47 @@ def test_every_work_queue_has_a_dead_letter_queue() -> None:
         assert int(_parameter_default(policy["maxReceiveCount"])) >= 1
 
 
-def test_schedule_input_is_what_the_scheduler_handler_parses() -> None:
-    ((function, properties),) = _events("ScheduleV2")
-    assert json.loads(properties["Input"]) == {"trigger": "schedule"}
-    assert FUNCTIONS[function]["CodeUri"].rstrip("/").endswith("sync_scheduler")
+def test_schedule_input_is_what_the_scheduled_handlers_parse() -> None:
+    scheduled = {
+        Path(FUNCTIONS[function]["CodeUri"]).name: json.loads(properties["Input"])
+        for function, properties in _events("ScheduleV2")
+    }
+    assert scheduled == {
+        "sync_scheduler": {"trigger": "schedule"},
+        "delivery_audience": {"trigger": "schedule"},
+    }
+
+
+def test_the_audience_repair_runs_every_few_minutes_on_this_api_with_only_what_it_needs() -> None:
+    from rostersync.store.keys import TENANTS_INDEX
+    from rostersync_local.schedules import rate_seconds
+    from rostersync_local.template import load_stack
+
+    function = FUNCTIONS["DeliveryAudienceFunction"]
+    assert function["Environment"]["Variables"] == {
+        "DELIVERY_API_ID": {"Ref": "HttpApi"},
+        "CLIENT_JWT_AUDIENCE": {"Ref": "ClientJwtAudience"},
+    }
+    assert TEMPLATE["Parameters"]["DeliveryAudienceRepairMinutes"]["Default"] == 5
+    # As deployed (and as the local stack's timers read it): every DeliveryAudienceRepairMinutes.
+    model = load_stack(ROOT / "template.yaml", "t", {"DeliveryAudienceRepairMinutes": "7"})
+    (schedule,) = [spec for spec in model.schedules.values() if spec.function == "DeliveryAudienceFunction"]
+    assert rate_seconds(schedule.expression) == 7 * 60 and schedule.enabled
+    # The registry's reads (the index it is listed from, a client's own item) and this API's authorizers.
+    (policy,) = function["Policies"]
+    grants = {statement["Action"]: statement["Resource"] for statement in policy["Statement"]}
+    arn = "arn:${AWS::Partition}"
+    assert grants == {
+        "dynamodb:Query": {
+            "Fn::Sub": f"{arn}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/${{RosterTable}}"
+            f"/index/{TENANTS_INDEX}"
+        },
+        "dynamodb:GetItem": {"Fn::GetAtt": ["RosterTable", "Arn"]},
+        "apigateway:GET": {"Fn::Sub": f"{arn}:apigateway:${{AWS::Region}}::/apis/${{HttpApi}}/authorizers"},
+        "apigateway:PATCH": {
+            "Fn::Sub": f"{arn}:apigateway:${{AWS::Region}}::/apis/${{HttpApi}}/authorizers/*"
+        },
+    }
 
 
 def test_every_function_has_a_sample_event() -> None:

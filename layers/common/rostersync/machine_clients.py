@@ -2,7 +2,8 @@
 client reads, the user pool holds its secret, and the /v1 authorizer's audience lists its id.
 
 The registry is the source of truth: every change rewrites the authorizer's audience to the stack's fixed
-audience plus every registered client id (`sync_audience` re-applies it after a deploy reset it)."""
+audience plus every registered client id (`sync_audience` re-applies it after a deploy reset it, and
+`repair_audience`, on a schedule, does so whenever the two differ)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from rostersync.models import ApiClient
 from rostersync.services import Services
+from rostersync.settings import Settings
 from rostersync.store.api_authorizer import ApiAuthorizer
 from rostersync.store.user_pool import MachineCredentials, UserPool, machine_client_name
 from rostersync.tenants import TenantError, require_tenant
@@ -34,6 +36,29 @@ class DeliveryAudience:
         audience = [self.fixed, *sorted(set(client_ids) - {self.fixed})]
         self.authorizer.set_audience(audience)
         return audience
+
+
+@dataclass(frozen=True)
+class AudienceRepair:
+    """What a repair changed in the authorizer's audience (both empty: it matched, nothing was written)."""
+
+    added: list[str]
+    removed: list[str]
+
+
+def configured_delivery_audience(settings: Settings) -> DeliveryAudience:
+    """The audience a deployed function keeps (DELIVERY_API_ID and CLIENT_JWT_AUDIENCE, from the template)."""
+    missing = [
+        variable
+        for variable, value in (
+            ("DELIVERY_API_ID", settings.delivery_api_id),
+            ("CLIENT_JWT_AUDIENCE", settings.client_jwt_audience),
+        )
+        if not value
+    ]
+    if missing:
+        raise ValueError(f"the function's environment: {', '.join(missing)} not set")
+    return DeliveryAudience(ApiAuthorizer(settings.delivery_api_id), settings.client_jwt_audience)
 
 
 def registered_clients(services: Services) -> list[ApiClient]:
@@ -106,3 +131,23 @@ def remove_machine_client(
 def sync_audience(services: Services, audience: DeliveryAudience) -> list[str]:
     """Rewrite the authorizer's audience from the registry (after a deploy that reset it)."""
     return audience.apply(client.client_id for client in registered_clients(services))
+
+
+def repair_audience(services: Services, audience: DeliveryAudience) -> AudienceRepair:
+    """Rewrite the authorizer's audience from the registry only where they differ (a deploy put the
+    template's audience back): the ids missing are added, the ids nobody registered taken out.
+
+    The registry is listed from an index that may lag a `client add` or `client remove` of a moment ago,
+    so each id the list and the authorizer disagree on is decided by the client's own item, read
+    consistently: a repair running beside the CLI does not undo what it just did."""
+    listed = {client.client_id for client in registered_clients(services)}
+    current = set(audience.authorizer.audience())
+    disputed = (listed ^ current) - {audience.fixed}
+    registered = (listed & current) | {
+        client_id for client_id in disputed if services.table.api_client(client_id) is not None
+    }
+    wanted = registered | {audience.fixed}
+    if wanted == current:
+        return AudienceRepair(added=[], removed=[])
+    audience.apply(registered)
+    return AudienceRepair(added=sorted(wanted - current), removed=sorted(current - wanted))

@@ -57,6 +57,10 @@ class Settings(BaseModel):
     # How long the change feed keeps a change (a cursor older than that is answered 410).
     feed_retention_days: int = Field(default=30, ge=1)
     roster_event_bus_name: str = ""
+    # DeliveryAudienceFunction only: the HTTP API whose /v1 authorizer's audience it keeps in step with
+    # the registry, and the audience the stack always accepts there (the ClientJwtAudience parameter).
+    delivery_api_id: str = ""
+    client_jwt_audience: str = ""
 
 
 def _variable_names() -> dict[str, str]:
