@@ -1,5 +1,5 @@
-"""moto's server for the local stack, patched where moto 5.2.5 spends time that AWS would not, and where
-it lacks a call the CLI makes.
+"""moto's server for the local stack, patched where moto 5.2.5 spends time that AWS would not, where
+it lacks a call the CLI makes, and where it hands out a queue's messages in another order than AWS.
 
 - `Table.query` walks every item of the table to collect one partition's items, so a Query costs
   O(table) where DynamoDB's costs O(partition). Rosters are read per course, so a sync slowed down as the
@@ -38,16 +38,30 @@ it lacks a call the CLI makes.
   client add|remove` find the delivery API's authorizer by name in that list. The patch answers it from
   moto's own authorizers.
 
-Same answers as moto (tests/unit/test_moto_server.py), AWS's cost shape.
+- A standard queue hands out its visible messages in send order and ignores `MessageGroupId`. On AWS,
+  a standard queue whose messages carry a group id is a fair queue: once a group (for us a tenant)
+  holds a disproportionate share of the messages in flight or of the consumers' recent time, the
+  other groups' messages are served first. Without the patch, the local stack's fairness measurement
+  (`python -m rostersync_local.fairness`) would show a small tenant stuck behind a large tenant's
+  backlog, which AWS would not. The patch approximates AWS, with no threshold for what is noisy: a
+  receive from a standard queue serves messages without a group id (each its own tenant, as on AWS)
+  and those of groups with nothing in flight first, then the group with the fewest in flight (what
+  this receive handed out counts), oldest first within a group, otherwise send order. A heap over
+  the groups: O(n log n) per receive (moto's is O(n)). FIFO queues keep moto's order.
+
+Same answers as moto (tests/unit/test_moto_server.py), AWS's cost shape, and a receive order closer to
+AWS's.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import heapq
 import json
 import logging
 import threading
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -292,6 +306,41 @@ def item_reads_as_json() -> None:
             setattr(handler, action, _answered_as_json(getattr(handler, action)))
 
 
+# moto's property: the messages visible and not delayed, in send order
+_visible_in_send_order: Callable[[Queue], list[Message]] = vars(Queue)["messages"].fget
+
+
+def _fair_queue_order(self: Queue) -> list[Message]:
+    """The visible messages in the order a receive takes them: a standard queue's as a fair queue
+    serves them (fewest in flight first), a FIFO queue's as moto keeps them."""
+    visible = _visible_in_send_order(self)
+    if self.fifo_queue:
+        return visible
+    # A copy: other requests' threads add to the set while this one counts.
+    pending = list(self.pending_messages)
+    in_flight = Counter(m.group_id for m in pending if m.group_id is not None and not m.visible)
+    waiting: defaultdict[str, deque[int]] = defaultdict(deque)  # each group's messages by send position
+    next_up: list[tuple[int, int, str | None]] = []  # (in flight, send position, group)
+    for position, message in enumerate(visible):
+        if message.group_id is None:  # a tenant of its own, with nothing in flight
+            next_up.append((0, position, None))
+        else:
+            waiting[message.group_id].append(position)
+    next_up += [(in_flight[group], positions.popleft(), group) for group, positions in waiting.items()]
+    heapq.heapify(next_up)
+    ordered: list[Message] = []
+    while next_up:
+        taken, position, group = heapq.heappop(next_up)
+        ordered.append(visible[position])
+        if group is not None and waiting[group]:
+            heapq.heappush(next_up, (taken + 1, waiting[group].popleft(), group))
+    return ordered
+
+
+def fair_queue_receive_order() -> None:
+    Queue.messages = property(_fair_queue_order)  # type: ignore[method-assign, assignment]
+
+
 def _get_authorizers(self: ApiGatewayV2Response) -> tuple[int, dict[str, str], str]:
     api = self.apigatewayv2_backend.get_api(api_id=self.path.split("/")[-2])
     return 200, {}, json.dumps({"items": [authorizer.to_json() for authorizer in api.authorizers.values()]})
@@ -310,4 +359,5 @@ if __name__ == "__main__":
     sends_without_counting_the_queue()
     parse_each_event_path_once()
     item_reads_as_json()
+    fair_queue_receive_order()
     main()

@@ -347,3 +347,37 @@ def test_patched_item_reads_answer_what_moto_serializes(monkeypatch: pytest.Monk
     assert patched[0][0]["dynamodb"]["NewImage"]["b"] == {"B": b"\x00\xff"}
     assert patched[1]["Item"]["b"] == {"B": b"\x00\xff"}
     assert patched == by_moto
+
+
+@pytest.fixture
+def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from moto.sqs.models import Queue
+
+    monkeypatch.setattr(Queue, "messages", Queue.messages)
+    moto_server.fair_queue_receive_order()
+    with mock_aws():
+        yield boto3.client("sqs", region_name="us-east-1")
+
+
+def receive(sqs: Any, url: str, count: int) -> list[str]:
+    return [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=count)["Messages"]]
+
+
+def test_a_big_groups_backlog_does_not_hold_back_a_quiet_groups_message(sqs: Any) -> None:
+    url = sqs.create_queue(QueueName="courses")["QueueUrl"]
+    for index in range(20):
+        sqs.send_message(QueueUrl=url, MessageBody=f"big {index}", MessageGroupId="big")
+    sqs.send_message(QueueUrl=url, MessageBody="small 0", MessageGroupId="small")
+    assert receive(sqs, url, 1) == ["big 0"]  # neither group has anything in flight: send order
+    # "big" has a message in flight, "small" none: "small" first, then "big" oldest first.
+    assert receive(sqs, url, 10) == ["small 0", *(f"big {index}" for index in range(1, 10))]
+
+
+def test_a_fifo_queue_keeps_strict_order(sqs: Any) -> None:
+    url = sqs.create_queue(
+        QueueName="courses.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+    )["QueueUrl"]
+    sent = [("a", "a 0"), ("a", "a 1"), ("a", "a 2"), ("b", "b 0")]
+    for group, body in sent:
+        sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=group)
+    assert receive(sqs, url, 10) == [body for _, body in sent]  # a fair order would put "b 0" second
