@@ -190,6 +190,10 @@ def cmd_admin_token(arguments: argparse.Namespace) -> None:
     print(f"{state['api_url']}/console#access_token={token}" if arguments.console_url else token)
 
 
+# The template's sync scheduler tick (function and event), what `local fire` fires unless told otherwise.
+FULL_SYNC_SCHEDULE = "SyncSchedulerFunctionFullSync"
+
+
 def cmd_local_fire(arguments: argparse.Namespace) -> None:
     state = read_state(arguments.state_dir)
     if state is None:
@@ -198,7 +202,8 @@ def cmd_local_fire(arguments: argparse.Namespace) -> None:
         raise CliError(
             "this local stack runs no functions (--no-functions): invoke the scheduler with sam local"
         )
-    name = arguments.schedule or state["schedules"][0]
+    schedules = state["schedules"]
+    name = arguments.schedule or (FULL_SYNC_SCHEDULE if FULL_SYNC_SCHEDULE in schedules else schedules[0])
     response = requests.post(f"{state['control_url']}/schedules/{name}/fire", timeout=120)
     _print_json(response.json())
     if response.status_code != 200:
@@ -816,7 +821,7 @@ def _add_local_commands(groups: Any) -> None:
     )
     issue.add_argument("--body", help="with --event: the request's JSON body")
     issue.set_defaults(handler=cmd_admin_token)
-    fire = local.add_parser("fire", help="fire a schedule now")
+    fire = local.add_parser("fire", help="fire a schedule now (by default the full-sync tick)")
     fire.add_argument("schedule", nargs="?")
     fire.set_defaults(handler=cmd_local_fire)
     add_sam_local_commands(local, bind=lambda arguments: _binding(arguments).services)
