@@ -32,7 +32,7 @@ from rostersync.models import (
     Tenant,
 )
 from rostersync.services import Services
-from rostersync.sync.course import sync_course
+from rostersync.sync.course import course_batch, sync_course
 from rostersync.sync.planner import plan_run
 from rostersync.sync.reports import export_roster
 from rostersync.tenants import CanvasSettingsError, TenantError, save_canvas_settings
@@ -317,6 +317,55 @@ def test_workers_sharing_a_tenant_raise_its_canvas_concurrency_without_being_thr
     assert stats["peak_in_flight"] > 3  # the old fixed cap: 3 workers, one request each
     limit = services.table.canvas_limit(tenant.tenant_id)
     assert limit is not None and limit > 3
+
+
+def test_a_batch_reads_its_courses_from_canvas_at_once(services: Services) -> None:
+    # A limit of 8 holds four courses reading their two lists at once; Canvas answers in 150 ms.
+    roomy = services.settings.model_copy(update={"canvas_concurrency_per_tenant": 8})
+    services = Services.from_settings(roomy)
+    with serve(SimulatorConfig(seed=12, courses=8, reference_year=2026, latency_ms=150)) as slow:
+        tenant = connect(services, slow)
+        truth = requests.get(f"{slow.url}/_sim/ground_truth", timeout=10).json()
+        courses = [
+            CanvasCourse.model_validate(c) for c in truth["courses"] if c["workflow_state"] == "available"
+        ][:4]
+        requests.post(f"{slow.url}/_sim/stats/reset", timeout=10)
+        with course_batch(services, [message(tenant, course) for course in courses]) as batch:
+            results = [batch.sync(message(tenant, course), attempt=1) for course in courses]
+        stats = requests.get(f"{slow.url}/_sim/stats", timeout=10).json()
+    assert len(courses) == 4 and {result.outcome for result in results} == {CourseOutcome.SUCCEEDED}
+    assert stats["peak_in_flight"] > 2  # one course alone has its two lists in flight at most
+    assert sum(result.canvas_requests for result in results) == stats["requests_total"]
+
+
+def test_threads_of_one_process_wait_for_a_slot_without_polling_the_table(
+    services: Services, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another worker holds the tenant's only slot (limit 2, two requests a slot) for a second while four
+    # threads of this process want one: one of them looks for it, the others queue in the process.
+    services = Services.from_settings(services.settings.model_copy(update={"canvas_slot_wait_seconds": 10.0}))
+    assert services.table.acquire_canvas_slot(tenant.tenant_id, 0, "another worker", lease_seconds=60)
+    attempts = []
+    acquire = services.table.acquire_canvas_slot
+
+    def counted(*args: object, **kwargs: object) -> bool:
+        attempts.append(args)
+        return acquire(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services.table, "acquire_canvas_slot", counted)
+
+    def take_a_slot(_: int) -> int:
+        with canvas_slot(services, tenant.tenant_id, requests=2) as slot:
+            return slot
+
+    with ThreadPoolExecutor(max_workers=4) as threads:
+        taken = threads.map(take_a_slot, range(4))
+        threading.Event().wait(1.0)
+        attempts_while_held = len(attempts)
+        services.table.release_canvas_slot(tenant.tenant_id, 0, "another worker")
+        assert list(taken) == [0, 0, 0, 0]
+    # one poller, a round each 0.2-0.5 s: at most 6 attempts in the second (four pollers would make 12+)
+    assert 1 <= attempts_while_held <= 7
 
 
 def test_the_export_carries_no_token(services: Services, sim: RunningSimulator, tenant: Tenant) -> None:

@@ -6,8 +6,12 @@ from typing import Any
 
 import boto3
 import jsonpath_ng.ext.parser
+import moto.core.responses
+import moto.core.utils
 import pytest
+from botocore.exceptions import ClientError
 from moto import backends, mock_aws
+from moto.core.responses import BaseResponse
 from moto.core.utils import unix_time
 from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -334,13 +338,30 @@ def test_patched_item_reads_answer_what_moto_serializes(monkeypatch: pytest.Monk
                     KeyConditionExpression="pk = :b",
                     ExpressionAttributeValues={":b": {"S": "b"}},
                 ),
+                dynamodb.query(
+                    TableName="s",
+                    KeyConditionExpression="pk = :b",
+                    ExpressionAttributeValues={":b": {"S": "b"}},
+                    Select="COUNT",
+                    Limit=1,
+                ),
             )
 
         by_moto = reads()
         moto_server.item_reads_as_json()
+        serialized_by_moto: list[str] = []
+        serialize = BaseResponse.serialized
+
+        def counting(response: BaseResponse, result: Any) -> Any:
+            serialized_by_moto.append(response._get_action())
+            return serialize(response, result)
+
+        monkeypatch.setattr(BaseResponse, "serialized", counting)
         patched = reads()
     finally:
         server.stop()
+    # only the stream's iterator, which holds no item, goes through moto's serializer
+    assert serialized_by_moto == ["GetShardIterator"]
     for answer in (*by_moto[1:], *patched[1:]):
         answer.pop("ResponseMetadata")
     assert [record["eventName"] for record in patched[0]] == ["INSERT", "MODIFY", "REMOVE", "INSERT"]
@@ -381,3 +402,28 @@ def test_a_fifo_queue_keeps_strict_order(sqs: Any) -> None:
     for group, body in sent:
         sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=group)
     assert receive(sqs, url, 10) == [body for _, body in sent]  # a fair order would put "b 0" second
+
+
+def test_each_response_class_is_listed_once_and_actions_still_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    listed: list[object] = []
+    list_methods = moto.core.utils.method_names_from_class
+
+    def counting(clazz: object) -> list[str]:
+        listed.append(clazz)
+        return list_methods(clazz)
+
+    monkeypatch.setattr(moto.core.utils, "method_names_from_class", counting)
+    # restored after the test, as the patch replaces it
+    module = vars(moto.core.responses)
+    monkeypatch.setitem(module, "method_names_from_class", module["method_names_from_class"])
+    moto_server.list_each_response_class_once()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        for number in range(3):
+            sqs.send_message(QueueUrl=url, MessageBody=str(number))
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        with pytest.raises(ClientError, match="NonExistentQueue"):
+            sqs.get_queue_url(QueueName="missing")
+    assert sorted(message["Body"] for message in received) == ["0", "1", "2"]
+    assert len(listed) == len(set(listed)) == 1  # SQS's response class, once for five requests

@@ -156,6 +156,9 @@ class SharedCanvasLimit:
         self._lock = threading.Lock()
         self._aimd = AimdLimit(start=services.settings.canvas_concurrency_per_tenant)
         self._read_at: float | None = None
+        # Held by the one thread of the process looking for a free slot of the tenant: the process's other
+        # threads queue here, where waiting costs no DynamoDB writes.
+        self.slot_search = threading.Lock()
 
     def current(self) -> int:
         with self._lock:
@@ -212,27 +215,30 @@ def canvas_slot(
     holder = uuid.uuid4().hex
     limit = shared_canvas_limit(services, tenant_id)
     deadline = clock() + settings.canvas_slot_wait_seconds
-    while True:
-        slots = list(range(max(1, limit.current() // max(1, requests))))
-        random.shuffle(slots)  # spread the conditional writes over the slots
-        taken = next(
-            (
-                slot
-                for slot in slots
-                if services.table.acquire_canvas_slot(
-                    tenant_id, slot, holder, settings.canvas_slot_lease_seconds
-                )
-            ),
-            None,
-        )
-        if taken is not None:
-            break
-        if clock() > deadline:
-            raise CanvasUnavailableError(
-                f"all {len(slots)} Canvas slots of tenant {tenant_id} stayed busy for "
-                f"{settings.canvas_slot_wait_seconds:.0f} s"
+    waited = f"stayed busy for {settings.canvas_slot_wait_seconds:.0f} s"
+    if not limit.slot_search.acquire(timeout=settings.canvas_slot_wait_seconds):
+        raise CanvasUnavailableError(f"the Canvas slots of tenant {tenant_id} {waited}")
+    try:
+        while True:
+            slots = list(range(max(1, limit.current() // max(1, requests))))
+            random.shuffle(slots)  # spread the conditional writes over the slots
+            taken = next(
+                (
+                    slot
+                    for slot in slots
+                    if services.table.acquire_canvas_slot(
+                        tenant_id, slot, holder, settings.canvas_slot_lease_seconds
+                    )
+                ),
+                None,
             )
-        sleep(0.2 + random.random() * 0.3)  # noqa: S311 - jitter, not cryptography
+            if taken is not None:
+                break
+            if clock() > deadline:
+                raise CanvasUnavailableError(f"all {len(slots)} Canvas slots of tenant {tenant_id} {waited}")
+            sleep(0.2 + random.random() * 0.3)  # noqa: S311 - jitter, not cryptography
+    finally:
+        limit.slot_search.release()
     try:
         yield taken
     finally:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -109,6 +110,28 @@ def fetch_course_roster(
     return build_course_roster(message.course, *read, tenant.settings)
 
 
+@dataclass(frozen=True)
+class CourseRead:
+    """A course's roster as read from Canvas, or the Canvas error that stopped the read."""
+
+    client: CanvasClient
+    roster_or_error: CourseRoster | CanvasError
+
+
+def read_course(services: Services, tenant: Tenant, message: CourseSyncMessage) -> CourseRead:
+    """Read the course from Canvas under one of the tenant's Canvas slots. A Canvas error is returned
+    with the client that met it (its request counts go in the course's result); others are raised."""
+    client = canvas_client_for(services, tenant)
+    lists = course_lists(tenant)
+    try:
+        # One slot stands for the course's lists read at once (fewer when the tenant's limit is lower).
+        with canvas_slot(services, tenant.tenant_id, requests=lists):
+            parallel = min(lists, shared_canvas_limit(services, tenant.tenant_id).current())
+            return CourseRead(client, fetch_course_roster(client, tenant, message, parallel=parallel))
+    except CanvasError as error:
+        return CourseRead(client, error)
+
+
 class CourseBatch:
     """The courses one worker invocation syncs. Their tenants, own rows and holds are read together up
     front, and their results and sync errors written together at the end, where each run's completion is
@@ -124,6 +147,15 @@ class CourseBatch:
         self._unused = {(m.tenant_id, m.course.id) for m in messages}
         self._results: list[CourseResult] = []
         self._errors: list[SyncError] = []
+        # The batch's courses are read from Canvas at once (each under its tenant's slot) while they are
+        # written one after another: a course's Canvas read overlaps the others' DynamoDB writes.
+        self._readers = ThreadPoolExecutor(max(1, len(messages)), thread_name_prefix="canvas-read")
+        self._reads: dict[tuple[str, int], Future[CourseRead]] = {}
+        for message in messages:
+            key = (message.tenant_id, message.course.id)
+            tenant = self._view.tenants.get(message.tenant_id)
+            if key not in self._reads and tenant is not None and tenant.status is TenantStatus.ACTIVE:
+                self._reads[key] = self._readers.submit(read_course, services, tenant, message)
 
     def sync(self, message: CourseSyncMessage, attempt: int) -> CourseResult:
         """Sync one course of a run and keep its result. Raises RetryLaterError when another attempt
@@ -141,14 +173,10 @@ class CourseBatch:
             return self._keep(
                 result.model_copy(update={"error_code": code, "error_message": "tenant not syncable"})
             )
-        client = canvas_client_for(self._services, tenant)
-        lists = course_lists(tenant)
-        try:
-            # One slot stands for the course's lists read at once (fewer when the tenant's limit is lower).
-            with canvas_slot(self._services, tenant.tenant_id, requests=lists):
-                parallel = min(lists, shared_canvas_limit(self._services, tenant.tenant_id).current())
-                roster = fetch_course_roster(client, tenant, message, parallel=parallel)
-        except CanvasError as error:
+        read = self._read(tenant, message)
+        client, roster = read.client, read.roster_or_error
+        if isinstance(roster, CanvasError):
+            error = roster
             # Revoked grants, missing scopes and refusals are final; outages get the queue's retries.
             final = not error.retryable or attempt >= self._services.settings.course_sync_max_receive_count
             if not error.retryable:  # the tenant's status may have changed: read it again for the next course
@@ -173,11 +201,18 @@ class CourseBatch:
     def finish(self) -> None:
         """Write the batch's sync errors, then its results (clearing the final ones' pending markers),
         then close each run whose last pending course this batch cleared."""
+        # Reads no course took (its tenant stopped being syncable meanwhile) end before the batch does.
+        self._readers.shutdown(wait=True, cancel_futures=True)
         self._services.table.put_sync_errors(self._errors)
         self._services.table.record_course_results(self._results)
         for tenant_id, run_id in dict.fromkeys((r.tenant_id, r.run_id) for r in self._results if r.is_final):
             _complete_run_when_done(self._services, tenant_id, run_id)
         self._results, self._errors = [], []
+
+    def _read(self, tenant: Tenant, message: CourseSyncMessage) -> CourseRead:
+        """The course's Canvas read started with the batch, or one made now (for a course met again)."""
+        started = self._reads.pop((message.tenant_id, message.course.id), None)
+        return started.result() if started is not None else read_course(self._services, tenant, message)
 
     def _starting_point(
         self, message: CourseSyncMessage
