@@ -159,6 +159,8 @@ class SharedCanvasLimit:
         # Held by the one thread of the process looking for a free slot of the tenant: the process's other
         # threads queue here, where waiting costs no DynamoDB writes.
         self.slot_search = threading.Lock()
+        self._held_here: set[int] = set()
+        self._slot_given_back = threading.Event()
 
     def current(self) -> int:
         with self._lock:
@@ -169,6 +171,28 @@ class SharedCanvasLimit:
                 if stored is not None:
                     self._aimd.adopt(stored)
             return self._aimd.limit
+
+    def slots_to_try(self, count: int) -> list[int]:
+        """Of the tenant's first `count` slots, those no thread of this process holds, in random order
+        (to spread the conditional writes over the slots). Starts a wait for the next one given back."""
+        with self._lock:
+            self._slot_given_back.clear()
+            slots = [slot for slot in range(count) if slot not in self._held_here]
+        random.shuffle(slots)
+        return slots
+
+    def took(self, slot: int) -> None:
+        with self._lock:
+            self._held_here.add(slot)
+
+    def gave_back(self, slot: int) -> None:
+        with self._lock:
+            self._held_here.discard(slot)
+            self._slot_given_back.set()
+
+    def wait_for_a_slot(self, seconds: float) -> None:
+        """Wait `seconds`, or less when a thread of this process gives a slot back meanwhile."""
+        self._slot_given_back.wait(seconds)
 
     def observe(self, remaining: float) -> None:
         self._change(lambda: self._aimd.observe(remaining))
@@ -206,7 +230,6 @@ def canvas_slot(
     *,
     requests: int = 1,
     clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[int]:
     """Hold one of the tenant's Canvas concurrency slots while talking to its Canvas, a slot standing for
     `requests` requests in flight: there are as many slots as the tenant's in-flight limit holds such
@@ -220,12 +243,11 @@ def canvas_slot(
         raise CanvasUnavailableError(f"the Canvas slots of tenant {tenant_id} {waited}")
     try:
         while True:
-            slots = list(range(max(1, limit.current() // max(1, requests))))
-            random.shuffle(slots)  # spread the conditional writes over the slots
+            count = max(1, limit.current() // max(1, requests))
             taken = next(
                 (
                     slot
-                    for slot in slots
+                    for slot in limit.slots_to_try(count)
                     if services.table.acquire_canvas_slot(
                         tenant_id, slot, holder, settings.canvas_slot_lease_seconds
                     )
@@ -233,13 +255,17 @@ def canvas_slot(
                 None,
             )
             if taken is not None:
+                limit.took(taken)
                 break
             if clock() > deadline:
-                raise CanvasUnavailableError(f"all {len(slots)} Canvas slots of tenant {tenant_id} {waited}")
-            sleep(0.2 + random.random() * 0.3)  # noqa: S311 - jitter, not cryptography
+                raise CanvasUnavailableError(f"all {count} Canvas slots of tenant {tenant_id} {waited}")
+            limit.wait_for_a_slot(0.2 + random.random() * 0.3)  # noqa: S311 - jitter, not cryptography
     finally:
         limit.slot_search.release()
     try:
         yield taken
     finally:
-        services.table.release_canvas_slot(tenant_id, taken, holder)
+        try:
+            services.table.release_canvas_slot(tenant_id, taken, holder)
+        finally:
+            limit.gave_back(taken)
