@@ -35,6 +35,8 @@ ENVIRONMENT = {
     "LIVE_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/live-events",
     "GRADES_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/grades",
     "TENANT_SECRET_PREFIX": "rostersync/coldstart/tenants",
+    "DELIVERY_API_ID": "coldstart",
+    "CLIENT_JWT_AUDIENCE": "coldstart",
     "POWERTOOLS_SERVICE_NAME": "rostersync",
     "POWERTOOLS_METRICS_NAMESPACE": "rostersync",
 }
