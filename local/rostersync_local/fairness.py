@@ -15,9 +15,10 @@ of many tenants sharing the course queue. What it models, after the stack in tem
   100 courses, and then put one message per course on the course queue.
 - ``workers`` Lambda executions poll the queue; each receives up to ``batch_size`` messages and syncs
   them one after the other (the worker reads a batch's courses from Canvas at once and writes them one
-  after another; the model, simpler, overstates a batch's time). A course needs one of its tenant's ``tenant_cap`` Canvas slots: a worker
-  whose course finds every slot busy waits for one (holding its execution, as ``canvas_slot`` does) up
-  to ``slot_wait_seconds``; after that the message fails and comes back after ``retry_seconds``.
+  after another; the model, simpler, overstates a batch's time). A course needs one of its tenant's
+  ``tenant_cap`` Canvas slots: a worker whose course finds every slot busy waits for one (holding its
+  execution, as ``canvas_slot`` does) up to ``slot_wait_seconds``; after that the message fails and
+  comes back after ``retry_seconds``.
 - A course takes ``course_seconds`` (lognormal around it, ``course_seconds_sigma``), whatever the
   tenant: each tenant has its own Canvas and its own throttle, so tenants do not slow each other
   down in Canvas; they compete only for the workers.
