@@ -21,7 +21,7 @@ from rostersync.delivery.reading import (
     course_roster,
 )
 from rostersync.models import ChangeType
-from rostersync.store.keys import feed_entry_sk, feed_pk, tenant_pk
+from rostersync.store.keys import FEED_SK, feed_entry_sk, feed_pk, tenant_pk
 from rostersync.store.rosters import CourseWriteConflictError, StoredItem
 from rostersync.store.table import RosterTable
 from rostersync.sync.roster import build_course_roster, course_item, diff_roster, roster_items
@@ -230,3 +230,23 @@ def test_the_event_schemas_under_events_are_the_models_contract() -> None:
     assert {path.stem for path in folder.glob("*.json")} == {kind.value for kind in ChangeType}
     for kind in ChangeType:
         assert json.loads((folder / f"{kind.value}.json").read_text()) == event_schema(kind), kind.value
+
+
+def test_a_commit_with_a_stale_counter_retries_with_the_value_it_was_refused_with(table: RosterTable) -> None:
+    # Two workers: the other commits between this one's commits, so this one's counter goes stale.
+    other = RosterTable("roster", table._resource)
+    sync(table, 101, roster(101, enrollment(1, 11)))
+    sync(other, 102, roster(102, enrollment(2, 12)))
+    counter_reads: list[dict[str, Any]] = []
+
+    def count_counter_reads(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == {"pk": tenant_pk(TENANT), "sk": FEED_SK}:
+            counter_reads.append(params)
+
+    table._table.meta.client.meta.events.register(
+        "provide-client-params.dynamodb.GetItem", count_counter_reads
+    )
+    sync(table, 103, roster(103, enrollment(3, 13)))
+    assert counter_reads == []  # the refused transaction said where the counter stands
+    assert table.feed_head(TENANT) == 3
+    assert [course for kind, course in kinds(table) if kind == "course.synced"] == [101, 102, 103]

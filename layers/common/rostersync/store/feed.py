@@ -85,6 +85,15 @@ def _cancellation_codes(error: ClientError) -> list[str]:
     return [str(reason.get("Code", "None")) for reason in reasons]
 
 
+def _counter_refused_with(error: ClientError) -> int | None:
+    """The feed counter's value a commit's transaction was refused with (its second item), if given."""
+    reasons = error.response.get("CancellationReasons") or []
+    if len(reasons) < 2 or reasons[1].get("Code") != "ConditionalCheckFailed":
+        return None
+    seq = (reasons[1].get("Item") or {}).get("seq", {}).get("N")
+    return int(seq) if seq is not None else None
+
+
 class FeedRecords(TableRecords):
     _feed_retention_seconds: int = DEFAULT_FEED_RETENTION_DAYS * 86400
     # The last value of each tenant's feed counter this table saw (a hint; the commit's condition checks it).
@@ -109,19 +118,25 @@ class FeedRecords(TableRecords):
         feed entry; retried while other commits of the tenant win the counter.
 
         The counter's value comes from what this table last saw of it (the batch's first read, its own
-        last commit) when it has one, so a batch's commits cost no read each; a stale value only costs
-        the failed transaction and a fresh read."""
+        last commit, the value a lost commit was refused with) when it has one, so a batch's commits cost
+        no read each; a stale value only costs the failed transaction, which answers with the counter's
+        current value."""
         counter_key = {"pk": tenant_pk(tenant_id), "sk": FEED_SK}
         table_name = self._table.name
+        current_is_fresh = False  # read or refused just now: losing with it means contention
         for attempt in range(FEED_COMMIT_ATTEMPTS):
             known = self._feed_heads.pop(tenant_id, None)
-            current = self.feed_head(tenant_id) if known is None else known
+            if known is None:
+                current, current_is_fresh = self.feed_head(tenant_id), True
+            else:
+                current = known
             now = time.time()
             counter_update: dict[str, Any] = {
                 "TableName": table_name,
                 "Key": counter_key,
                 "UpdateExpression": "SET seq = :next",
                 "ConditionExpression": "attribute_not_exists(seq)" if current == 0 else "seq = :seen",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 "ExpressionAttributeValues": {
                     ":next": current + 1,
                     **({":seen": current} if current else {}),
@@ -152,8 +167,12 @@ class FeedRecords(TableRecords):
                 codes = _cancellation_codes(error)
                 if codes and codes[0] == "ConditionalCheckFailed":
                     raise FeedCommitConflictError(str(error)) from error
-            if known is None:  # a value just read lost to another commit: back off before the next
+                refused_with = _counter_refused_with(error)
+            if current_is_fresh:  # a current value lost to another commit: back off before the next
                 time.sleep(random.uniform(0, min(0.05 * (attempt + 1), 0.5)))  # noqa: S311 - jitter only
+            if refused_with is not None:  # the counter's value now: the next attempt needs no read
+                self._feed_heads[tenant_id] = refused_with
+            current_is_fresh = refused_with is not None
         raise FeedContentionError(f"the feed counter of tenant {tenant_id} stayed contended")
 
     def remember_feed_head(self, tenant_id: str, sequence: int) -> None:
