@@ -23,9 +23,10 @@ default both, one after the other), and measures on the same data, against the s
 Then a model (a simulation, no Canvas) of 100 tenants of mixed sizes through the planner and the
 course queue, with and without fair queueing (see rostersync_local.fairness).
 
-On this stack DynamoDB is moto's server, one Python process whose every Query walks the whole table
-(``Table.query`` iterates ``all_items()``), so rostersync's per-course time (it reads a course's stored
-items to diff them) grows with the table; the baseline only puts. Real DynamoDB does not behave so.
+On this stack every AWS service is moto's server, one Python process (patched where moto costs what AWS
+would not: rostersync_local.moto_server). rostersync's sync is bounded by that process's throughput (its
+course workers mostly wait on DynamoDB answers), the baseline by one request at a time; in AWS neither
+DynamoDB nor SQS is one process, so the ratios here describe this stack, not a deployed one.
 
 Writes a JSON report and a PNG plot under .rostersync/bench/ (a partial report after each stage); the
 last line printed is the JSON path.

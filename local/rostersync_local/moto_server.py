@@ -17,6 +17,10 @@ it lacks a call the CLI makes, and where it hands out a queue's messages in anot
   whatever other requests wrote meanwhile (the copy itself fails with "dictionary changed size" while
   they write). The patch checks every condition first and writes only when all hold, under a lock that
   serializes transactions, so nothing has to be rolled back.
+- A conditional PutItem, UpdateItem or DeleteItem checks its condition and then writes, with nothing to
+  stop another request's thread from writing the item in between: two workers claiming one assignment
+  at once could both succeed, where DynamoDB lets one. The patch runs each item write, and each
+  transaction, under one lock.
 
 - A standard queue's SendMessage reads one attribute (ContentBasedDeduplication, FIFO only) through
   moto's whole attribute map, which counts the queue's messages three times (visible, delayed, in
@@ -167,7 +171,9 @@ def remember_backends_by_host() -> None:
     DomainDispatcherApplication.get_backend_for_host = _remembered_backend_for_host  # type: ignore[method-assign]
 
 
-_transactions = threading.Lock()
+# Held by every item write and transaction: DynamoDB checks a write's condition and writes atomically.
+_item_writes = threading.RLock()
+ITEM_WRITES = ("put_item", "update_item", "delete_item")
 TRANSACTION_LIMIT = 100
 
 
@@ -183,7 +189,7 @@ def check_then_write(backend: DynamoDBBackend, transact_items: list[dict[str, An
     """TransactWriteItems as DynamoDB does it: every condition holds and every write happens, or none."""
     if len(transact_items) > TRANSACTION_LIMIT:
         raise TooManyTransactionsException()
-    with _transactions:
+    with _item_writes:
         checked: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         errors: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
         targets: set[tuple[str, str]] = set()
@@ -233,6 +239,22 @@ def check_then_write(backend: DynamoDBBackend, transact_items: list[dict[str, An
 
 def transactions_without_table_copies() -> None:
     DynamoDBBackend.transact_write_items = check_then_write  # type: ignore[method-assign, assignment]
+
+
+def one_write_at_a_time(write: Callable[..., Any]) -> Callable[..., Any]:
+    """`write` (a backend's put, update or delete of one item) under the lock every item write holds."""
+
+    @functools.wraps(write)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _item_writes:
+            return write(*args, **kwargs)
+
+    return locked
+
+
+def atomic_conditional_writes() -> None:
+    for name in ITEM_WRITES:
+        setattr(DynamoDBBackend, name, one_write_at_a_time(getattr(DynamoDBBackend, name)))
 
 
 _sending = threading.local()
@@ -364,6 +386,7 @@ if __name__ == "__main__":
     index_queries_by_partition()
     remember_backends_by_host()
     transactions_without_table_copies()
+    atomic_conditional_writes()
     list_authorizers()
     sends_without_counting_the_queue()
     parse_each_event_path_once()

@@ -177,7 +177,11 @@ def services() -> Iterator[Services]:
     requests.post(f"{endpoint}/moto-api/reset", timeout=10)  # in-process moto servers share one state
     with pytest.MonkeyPatch.context() as patch:
         # As the local stack's moto runs it: course commits are transactions, from several workers at once.
+        # A write's condition is checked and the write made at once, as DynamoDB does.
         patch.setattr(DynamoDBBackend, "transact_write_items", moto_server.check_then_write)
+        for name in moto_server.ITEM_WRITES:
+            locked = moto_server.one_write_at_a_time(getattr(DynamoDBBackend, name))
+            patch.setattr(DynamoDBBackend, name, locked)
         for name, value in {**LOCAL_AWS_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}.items():
             patch.setenv(name, value)
         model = load_stack(ROOT / "template.yaml", "conn-test", {"AllowInsecureCanvasUrls": "true"}, endpoint)

@@ -1,7 +1,11 @@
 """The local stack's moto patch: Query reads one partition and answers exactly what moto answered."""
 
+import contextlib
 import json
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -175,6 +179,69 @@ def test_a_patched_transaction_writes_all_or_nothing_without_copying_the_table(
     written = {item["sk"] for item in table.query(**in_partition("P1"))["Items"]}
     assert {"E1", "E3"} <= written and "E2" not in written
     assert copies == []
+
+
+class PausedAfterItsCheck:
+    """A condition that, once evaluated, waits (up to half a second) for a second thread to evaluate its own:
+    two writes whose checks are not shut out from each other both pass them before either writes."""
+
+    def __init__(self, condition: Any, both_checked: threading.Barrier) -> None:
+        self.condition, self.both_checked = condition, both_checked
+
+    def expr(self, item: Any) -> bool:
+        holds = bool(self.condition.expr(item))
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self.both_checked.wait(timeout=0.5)
+        return holds
+
+
+@pytest.mark.parametrize("operation", ["put_item", "update_item"])
+def test_two_conditional_writes_to_one_item_at_once_let_one_succeed(
+    table: Any, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    from moto.dynamodb import comparisons, models
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in moto_server.ITEM_WRITES:
+        monkeypatch.setattr(DynamoDBBackend, name, getattr(DynamoDBBackend, name))
+    moto_server.atomic_conditional_writes()
+    both_checked = threading.Barrier(2)
+    # put_item evaluates its condition through get_filter_expression, update_item through a parser.
+    filter_expression = comparisons.get_filter_expression
+    condition_parser = comparisons.create_condition_expression_parser
+    monkeypatch.setattr(
+        models.table, "get_filter_expression",
+        lambda *args, **kwargs: PausedAfterItsCheck(filter_expression(*args, **kwargs), both_checked),
+    )  # fmt: skip
+    monkeypatch.setattr(
+        models, "create_condition_expression_parser",
+        lambda *args, **kwargs: SimpleNamespace(
+            parse=lambda: PausedAfterItsCheck(condition_parser(*args, **kwargs).parse(), both_checked)
+        ),
+    )  # fmt: skip
+    key = {"pk": "CLAIM", "sk": "one"}
+
+    def claim(owner: str) -> bool:
+        try:
+            if operation == "put_item":
+                table.put_item(Item={**key, "owner": owner}, ConditionExpression="attribute_not_exists(pk)")
+            else:
+                table.update_item(
+                    Key=key, UpdateExpression="SET claimed_by = :owner",
+                    ConditionExpression="attribute_not_exists(claimed_by)",
+                    ExpressionAttributeValues={":owner": owner},
+                )  # fmt: skip
+        except ClientError as error:
+            assert error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        claimed = list(pool.map(claim, ["a", "b"]))
+    assert sorted(claimed) == [False, True]
+    winner = "a" if claimed[0] else "b"
+    stored = table.get_item(Key=key)["Item"]
+    assert stored.get("owner", stored.get("claimed_by")) == winner
 
 
 IDENTITY_SOURCE = "$request.header.Authorization"
