@@ -7,8 +7,9 @@ from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.utils import formatdate
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from werkzeug.serving import make_server
@@ -22,9 +23,11 @@ from rostersync.canvas.errors import (
     CanvasUnavailableError,
     CanvasWriteUncertainError,
     InsufficientScopeError,
+    OAuthError,
     UndeclaredEndpointError,
     UnsafeCanvasUrlError,
 )
+from rostersync.canvas.oauth import OAuthClient
 from rostersync.canvas.scopes import (
     GRADE_SUBMISSION,
     LIST_ACCOUNT_COURSES,
@@ -32,6 +35,8 @@ from rostersync.canvas.scopes import (
     LIST_LIVE_ASSESSMENT_RESULTS,
     Endpoint,
 )
+from rostersync.canvas.tokens import SharedToken, TenantTokenSource
+from tests.unit.test_token_source import NOW, MemoryStore, TokenEndpoint, token
 
 
 @dataclass
@@ -243,18 +248,55 @@ def test_expired_token_is_renewed_once_and_the_call_retried(canvas: ScriptedCanv
     ]
 
 
-def test_a_token_rejected_after_renewal_needs_reauthorization(canvas: ScriptedCanvas) -> None:
-    for _ in range(2):
+def reply_invalid_token(canvas: ScriptedCanvas, times: int) -> None:
+    for _ in range(times):
         canvas.reply(
             COURSES,
             {"errors": [{"message": "Invalid access token."}]},
             status=401,
             headers={"WWW-Authenticate": 'Bearer realm="canvas-lms"'},
         )
+
+
+def test_a_token_rejected_after_renewals_needs_reauthorization(canvas: ScriptedCanvas) -> None:
+    reply_invalid_token(canvas, 3)
     tokens = Tokens()
     with pytest.raises(AuthorizationError):
         client_for(canvas, tokens).get_all(LIST_ACCOUNT_COURSES, account_id=1)
-    assert tokens.renewals == 1
+    assert tokens.renewals == 2
+
+
+@dataclass
+class CachedStore(MemoryStore):
+    """The store as a worker sees it: a read that need not be fresh answers from its process's cache."""
+
+    cached: SharedToken | None = None
+
+    def read(self, *, fresh: bool) -> SharedToken:
+        if fresh or self.cached is None:
+            self.cached = super().read(fresh=True)
+        return self.cached
+
+
+def test_a_grant_revoked_after_another_workers_refresh_marks_the_tenant(canvas: ScriptedCanvas) -> None:
+    # This worker's cached token was refreshed by another worker; then the grant was revoked, which
+    # kills both tokens and the refresh token: Canvas rejects each, and refuses the refresh.
+    mine, theirs = (
+        token(timedelta(hours=1), timedelta(minutes=50), access=name) for name in ("mine", "theirs")
+    )
+    store = CachedStore(theirs, cached=mine)
+    endpoint = TokenEndpoint(refusal=OAuthError("invalid_grant", "revoked", status=400))
+    reply_invalid_token(canvas, 2)
+    tokens = TenantTokenSource(
+        store, oauth=cast(OAuthClient, endpoint), refresh_margin_seconds=300, clock=NOW.timestamp
+    )
+    with pytest.raises(AuthorizationError, match="invalid_grant"):
+        CanvasClient(canvas.url, tokens, allow_insecure=True, timeout_seconds=5).get_all(
+            LIST_ACCOUNT_COURSES, account_id=1
+        )
+    assert [request.headers["Authorization"] for request in canvas.seen] == ["Bearer mine", "Bearer theirs"]
+    assert endpoint.calls == ["refresh"]
+    assert store.refused == "token refresh refused: invalid_grant"  # the tenant now says: authorize again
 
 
 def test_missing_scope_names_the_scope_and_is_not_retried(canvas: ScriptedCanvas) -> None:

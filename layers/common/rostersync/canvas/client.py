@@ -39,6 +39,9 @@ from rostersync.canvas.urls import check_origin_is_reachable_safely
 
 USER_AGENT = f"rostersync/{__version__} (+https://github.com/rostersync/rostersync)"
 PER_PAGE = 100
+# A renewal may only hand back the token another worker refreshed, which a revoked grant has killed too:
+# the second renewal refreshes, and a refused refresh marks the tenant for authorizing again.
+TOKEN_RENEWALS = 2
 Params = list[tuple[str, str]]
 
 
@@ -223,7 +226,7 @@ class CanvasClient:
         path = urlsplit(url).path
         if declared_endpoint(method, path) is not endpoint:
             raise UndeclaredEndpointError(f"{method} {path} is not {endpoint.scope}")
-        renewed = False
+        renewals = 0
         failures = throttles = 0
         while True:
             token = self._tokens.access_token()
@@ -251,12 +254,10 @@ class CanvasClient:
                     raise InsufficientScopeError(endpoint.scope)
                 if "WWW-Authenticate" not in response.headers:
                     raise CanvasPermissionError(f"{endpoint.route}: {message}", status=status)
-                if renewed:
-                    raise AuthorizationError(
-                        "Canvas rejected a freshly refreshed access token", status=status
-                    )
+                if renewals == TOKEN_RENEWALS:
+                    raise AuthorizationError("Canvas rejected the renewed access token", status=status)
                 self._tokens.renew(token)
-                renewed = True
+                renewals += 1
                 continue
             if _is_throttled(response):
                 throttles += 1
