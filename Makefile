@@ -53,8 +53,11 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium
 
+# Two test processes (most tests wait on local stacks, so one process leaves a core idle); each file's
+# tests stay in one process, which starts that file's stacks once. PYTEST_WORKERS=0 runs them in one.
+PYTEST_WORKERS ?= 2
 test: lint $(CHROMIUM) $(SAM)
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not slow" -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The fault suite's slow half (the fast half runs in make test).
 faults: $(STAMP)
