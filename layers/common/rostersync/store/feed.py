@@ -80,14 +80,18 @@ def feed_entry_of(item: dict[str, Any]) -> FeedEntry:
     )
 
 
+def _cancellation_reasons(error: ClientError) -> list[dict[str, Any]]:
+    """A refused transaction's reason per item, in the transaction's order."""
+    return list(error.response.get("CancellationReasons") or [])
+
+
 def _cancellation_codes(error: ClientError) -> list[str]:
-    reasons = error.response.get("CancellationReasons") or []
-    return [str(reason.get("Code", "None")) for reason in reasons]
+    return [str(reason.get("Code", "None")) for reason in _cancellation_reasons(error)]
 
 
 def _counter_refused_with(error: ClientError) -> int | None:
     """The feed counter's value a commit's transaction was refused with (its second item), if given."""
-    reasons = error.response.get("CancellationReasons") or []
+    reasons = _cancellation_reasons(error)
     if len(reasons) < 2 or reasons[1].get("Code") != "ConditionalCheckFailed":
         return None
     seq = (reasons[1].get("Item") or {}).get("seq", {}).get("N")
