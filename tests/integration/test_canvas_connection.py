@@ -295,11 +295,13 @@ def test_a_crashed_workers_slot_is_reclaimed_when_its_lease_ends(services: Servi
 def test_workers_sharing_a_tenant_raise_its_canvas_concurrency_without_being_throttled(
     services: Services,
 ) -> None:
-    # Canvas's documented throttle (server-time costs, its default bucket), 100 ms latency, and ten
+    # Canvas's documented throttle (server-time costs, its default bucket), 250 ms latency, and ten
     # workers syncing one tenant's courses at once (waiting for a slot as long as a worker does): the
-    # in-flight limit starts at the fixture's 2
+    # in-flight limit starts at the fixture's 2. The latency is long enough for requests to overlap even
+    # when this process's threads get little CPU (with 100 ms, another test process beside it once kept
+    # the peak at 3 while the limit grew past it).
     services = Services.from_settings(services.settings.model_copy(update={"canvas_slot_wait_seconds": 60.0}))
-    config = SimulatorConfig(seed=11, courses=24, reference_year=2026, throttle=True, latency_ms=100)
+    config = SimulatorConfig(seed=11, courses=24, reference_year=2026, throttle=True, latency_ms=250)
     with serve(config) as busy:
         tenant = connect(services, busy)
         truth = requests.get(f"{busy.url}/_sim/ground_truth", timeout=10).json()
